@@ -12,5 +12,33 @@ from ._crn import (
     save_crn as save_crn,
 )
 
+from ._compile import (
+    DenseKinetics as DenseKinetics,
+    LayeredKinetics as LayeredKinetics,
+    MassActionNetwork as MassActionNetwork,
+    SparseKinetics as SparseKinetics,
+    compile_crn as compile_crn,
+    layered_structure as layered_structure,
+)
+from ._nn2crn import (
+    NoncompetitiveCheck as NoncompetitiveCheck,
+    ReactionCounts as ReactionCounts,
+    bind_inputs as bind_inputs,
+    count_reactions as count_reactions,
+    is_noncompetitive as is_noncompetitive,
+    network_params as network_params,
+    nn_to_crn as nn_to_crn,
+    reduce_crn as reduce_crn,
+)
+from ._simulate import (
+    ConvergenceTimes as ConvergenceTimes,
+    SimulationResult as SimulationResult,
+    Status as Status,
+    convergence_times as convergence_times,
+    simulate as simulate,
+    simulate_batch as simulate_batch,
+)
+from ._solver import Rodas5P as Rodas5P
+
 
 __version__ = "0.1.0"

@@ -1,0 +1,69 @@
+"""Shared test helpers (strategies and small networks)."""
+
+import numpy as np
+from hypothesis import strategies as st
+
+from jaxcrn import CRN, Reaction, Signal
+
+
+NAMES = ["A", "B", "C", "X_1", "Yp", "Yn", "_tmp", "Zz9"]
+
+
+@st.composite
+def small_crn_specs(draw):
+    """Random CRN specifications (plain tuples; build them with `build_crn`).
+
+    The strategy returns plain data because jaxcrn's classes are runtime
+    type-checked (jaxtyping + beartype sample containers with `random`, which
+    Hypothesis forbids inside strategies)."""
+    n_species = draw(st.integers(1, len(NAMES)))
+    names = draw(st.permutations(NAMES))[:n_species]
+
+    def complex_():
+        k = draw(st.integers(0, min(3, n_species)))
+        chosen = draw(st.permutations(names))[:k]
+        return tuple((s, draw(st.integers(1, 3))) for s in chosen)
+
+    rate = st.floats(1e-3, 1e3, allow_nan=False, allow_infinity=False)
+    reactions = tuple(
+        (complex_(), complex_(), draw(rate)) for _ in range(draw(st.integers(0, 5)))
+    )
+    init_names = draw(st.permutations(names))[: draw(st.integers(0, n_species))]
+    value = st.floats(0.0, 1e3, allow_nan=False, allow_infinity=False)
+    init = tuple((s, draw(value)) for s in init_names)
+    known = {s for r, p, _ in reactions for s, _ in r + p} | {s for s, _ in init}
+    known = sorted(known)
+    inputs, outputs = [], []
+    if len(known) >= 2 and draw(st.booleans()):
+        inputs.append(("x0", known[0], known[1]))
+    if known and draw(st.booleans()):
+        outputs.append(("y0", known[-1], None))
+    return reactions, init, tuple(inputs), tuple(outputs)
+
+
+def build_crn(spec) -> CRN:
+    reactions, init, inputs, outputs = spec
+    return CRN(
+        tuple(Reaction(r, p, k) for r, p, k in reactions),
+        init,
+        tuple(Signal(*s) for s in inputs),
+        tuple(Signal(*s) for s in outputs),
+    )
+
+
+def random_params(sizes, rng, *, ternary=False, bias_scale=0.5):
+    """Random (W, b) pairs with W in {-1, +1} (or {-1, 0, +1})."""
+    vals = [-1.0, 0.0, 1.0] if ternary else [-1.0, 1.0]
+    return [
+        (rng.choice(vals, size=(a, b)), rng.normal(size=b) * bias_scale)
+        for a, b in zip(sizes[:-1], sizes[1:], strict=False)
+    ]
+
+
+def forward(params, x):
+    x = np.asarray(x, dtype=np.float64)
+    for i, (w, b) in enumerate(params):
+        x = x @ w + b
+        if i < len(params) - 1:
+            x = np.maximum(x, 0.0)
+    return x

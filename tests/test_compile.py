@@ -1,0 +1,165 @@
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from jaxcrn import compile_crn, layered_structure, nn_to_crn, parse_crn, reduce_crn
+
+from .helpers import random_params
+
+
+FORMS = ("dense", "sparse", "layered")
+
+
+@eqx.filter_jit
+def _rhs(net, y):
+    return net(0.0, y, None)
+
+
+@eqx.filter_jit
+def _shifted_residual(net, y, b, lam):
+    x = net.kinetics.solve(net.kinetics.factor(y, net.rates, lam), b)
+    jac = jax.jacfwd(lambda z: net(0.0, z, None))(y)
+    return (lam * jnp.eye(net.n_species) - jac) @ x - b
+
+FEEDFORWARD = """
+X1p -> A1p + A2n
+X1n -> A1n + A2p
+X2 -> A1p + 2 A2p
+A1p -> M1 + H1p
+M1 + A1n -> H1n
+A2p -> M2 + H2p
+M2 + A2n -> H2n
+H1p -> Yp
+H1n -> Yn
+H2p -> Yn + Yp
+H2n -> Yp
+C + H1p -> C + Q
+2 X2 -> Z  [k=0.5]
+0 -> C  [k=0.3]
+init A1p = 0.5
+input x1 = X1p - X1n
+input x2 = X2
+output y = Yp - Yn
+"""
+
+
+@pytest.fixture(scope="module")
+def feedforward():
+    return parse_crn(FEEDFORWARD)
+
+
+def test_forms_agree_on_rhs_and_flux(feedforward):
+    nets = {f: compile_crn(feedforward, form=f) for f in FORMS}
+    y = jnp.asarray(np.random.default_rng(0).uniform(0, 2, len(feedforward.species)))
+    ref = nets["dense"](0.0, y, None)
+    for f in FORMS:
+        np.testing.assert_allclose(nets[f](0.0, y, None), ref, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(nets[f].flux(y), nets["dense"].flux(y), rtol=1e-12)
+
+
+def test_rhs_matches_hand_written_mass_action():
+    crn = parse_crn("A + B -> C [k=2]\n2 C -> A [k=0.5]\n0 -> B [k=3]")
+    y = jnp.array([0.3, 0.7, 1.1])
+    a, b, c = 0.3, 0.7, 1.1
+    r1, r2, r3 = 2 * a * b, 0.5 * c * c, 3.0
+    expected = [-r1 + r2, -r1 + r3, r1 - 2 * r2]
+    for f in ("dense", "sparse"):
+        np.testing.assert_allclose(compile_crn(crn, form=f)(0.0, y, None), expected)
+
+
+def test_stoichiometry_is_exact():
+    crn = parse_crn("A + 2 B -> 3 C\nC -> 0")
+    reac, prod = compile_crn(crn, form="dense").stoichiometry()
+    np.testing.assert_array_equal(reac, [[1, 2, 0], [0, 0, 1]])
+    np.testing.assert_array_equal(prod, [[0, 0, 3], [0, 0, 0]])
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_shifted_solve_is_exact(feedforward, form):
+    net = compile_crn(feedforward, form=form)
+    rng = np.random.default_rng(1)
+    y = jnp.asarray(rng.uniform(0, 2, net.n_species))
+    b = jnp.asarray(rng.normal(size=net.n_species))
+    resid = _shifted_residual(net, y, b, jnp.asarray(3.7))
+    assert float(jnp.abs(resid).max()) < 1e-12
+
+
+def test_layered_solve_on_compiled_networks():
+    rng = np.random.default_rng(2)
+    full = nn_to_crn(random_params((3, 5, 4, 2), rng, ternary=True))
+    for crn in (full, reduce_crn(full)):
+        net = compile_crn(crn, form="layered")
+        y = jnp.asarray(rng.uniform(0, 3, net.n_species))
+        b = jnp.asarray(rng.normal(size=net.n_species))
+        resid = _shifted_residual(net, y, b, jnp.asarray(0.25))
+        assert float(jnp.abs(resid).max()) < 1e-10
+
+
+def test_layered_structure_levels():
+    s = layered_structure(parse_crn("A -> B\nB + C -> D\nD -> E"))
+    assert s.ok and s.level.tolist() == [0, 1, 1, 2, 3]  # B + C: one block
+    bad = layered_structure(parse_crn("A -> B\nB -> C\nC -> A"))
+    assert not bad.ok and "cycle of 3 species" in bad.reason
+    with pytest.raises(ValueError, match="feed-forward"):
+        compile_crn(parse_crn("A -> B\nB -> C\nC -> A"), form="layered")
+
+
+def test_auto_form():
+    assert compile_crn(parse_crn("A -> B")).form == "layered"
+    assert compile_crn(parse_crn("A -> B\nB -> C\nC -> A")).form == "dense"
+
+
+def test_initial_state_dual_rail_encoding(feedforward):
+    net = compile_crn(feedforward)
+    y0 = net.initial_state(jnp.array([-1.5, 2.0]))
+    i = {s: k for k, s in enumerate(net.species)}
+    assert float(y0[i["X1p"]]) == 0.0 and float(y0[i["X1n"]]) == 1.5
+    assert float(y0[i["X2"]]) == 2.0 and float(y0[i["A1p"]]) == 0.5
+    y1 = net.initial_state(jnp.array([0.25, 1.0]), offset=1.0)
+    assert float(y1[i["X1p"]]) == 1.25 and float(y1[i["X1n"]]) == 1.0
+    # a single-species input cannot be negative
+    assert bool(jnp.isnan(net.initial_state(jnp.array([1.0, -1.0]))).any())
+
+
+def test_read_outputs(feedforward):
+    net = compile_crn(feedforward)
+    y = jnp.arange(net.n_species, dtype=jnp.float64)
+    assert float(net.read_outputs(y)[0]) == net.index("Yp") - net.index("Yn")
+    assert net.read_outputs(jnp.stack([y, 2 * y])).shape == (2, 1)
+
+
+def test_bad_input_messages(feedforward):
+    net = compile_crn(feedforward)
+    with pytest.raises(ValueError, match="x has shape \\(3,\\) but the network has 2"):
+        net.initial_state(jnp.ones(3))
+    with pytest.raises(ValueError, match="rates has 3 entries"):
+        net.with_rates(jnp.ones(3))
+    with pytest.raises(KeyError, match="No species named 'Q9'"):
+        net.index("Q9")
+    with pytest.raises(ValueError, match="form='fast' is not one of"):
+        compile_crn(feedforward, form="fast")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="CRN"):
+        compile_crn("A -> B")  # type: ignore[arg-type]
+
+
+@settings(max_examples=10)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_random_networks_forms_agree(seed):
+    rng = np.random.default_rng(seed)
+    sizes = tuple(rng.integers(1, 5, size=rng.integers(2, 4)))
+    crn = nn_to_crn(random_params(sizes, rng, ternary=True))
+    if rng.random() < 0.5:
+        crn = reduce_crn(crn)
+    y = jnp.asarray(rng.uniform(0, 2, len(crn.species)))
+    ref = _rhs(compile_crn(crn, form="dense"), y)
+    for f in ("sparse", "layered"):
+        np.testing.assert_allclose(
+            _rhs(compile_crn(crn, form=f), y), ref, rtol=1e-12, atol=1e-12
+        )
+
+
+def test_float32_compile():
+    net = compile_crn(parse_crn("A -> B\ninit A = 1"), dtype=jnp.float32)
+    assert net.y_init.dtype == jnp.float32 and net.rates.dtype == jnp.float32
