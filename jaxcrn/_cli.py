@@ -1,12 +1,16 @@
 """The `jaxcrn` command line: `jaxcrn COMMAND ...`; `jaxcrn --help` lists commands."""
 
 import argparse
+import csv
+import json
+import math
+import os
 import sys
 from collections.abc import Sequence
 
 
 class CLIError(Exception):
-    """A user-facing error: printed as one line on stderr, exit status 2."""
+    """A user-facing error: printed as one line per message on stderr, exit 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,3 +44,417 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+# ---------------------------------------------------------------------------------
+# Shared helpers.
+
+
+def _setup_jax(args) -> None:
+    import jax
+
+    if getattr(args, "float32", False):
+        jax.config.update("jax_enable_x64", False)
+    else:
+        jax.config.update("jax_enable_x64", True)
+
+
+def _check_output_path(path: str | None, force: bool) -> None:
+    if path is None:
+        return
+    if os.path.exists(path) and not force:
+        raise CLIError(f"{path} already exists; pass --force to overwrite it.")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise CLIError(f"cannot write {path}: directory {parent} does not exist.")
+
+
+def _load_crn_or_fail(path: str):
+    from ._crn import CRNSyntaxError, load_crn
+
+    try:
+        return load_crn(path)
+    except FileNotFoundError:
+        raise CLIError(f"{path}: no such file.") from None
+    except IsADirectoryError:
+        raise CLIError(f"{path} is a directory, not a .crn file.") from None
+    except UnicodeDecodeError:
+        raise CLIError(f"{path} is not a text file.") from None
+    except CRNSyntaxError as e:
+        raise CLIError("\n".join(e.lines())) from None
+
+
+def _fmt(x, digits: int = 6) -> str:
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "nan"
+        if math.isinf(x):
+            return "never" if x > 0 else "-inf"
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence], digits: int = 6) -> str:
+    """Align columns: numbers right, text left."""
+    cells = [[_fmt(v, digits) for v in row] for row in rows]
+    widths = [
+        max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)
+    ]
+    numeric = [
+        all(isinstance(row[i], int | float) and not isinstance(row[i], bool)
+            for row in rows) if rows else False
+        for i in range(len(header))
+    ]
+
+    def line(vals):
+        return "  ".join(
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(vals, widths, numeric, strict=True)
+        ).rstrip()
+
+    out = [line(header), line(["-" * w for w in widths])]
+    out.extend(line(r) for r in cells)
+    return "\n".join(out)
+
+
+def _json_num(x):
+    x = float(x)
+    return None if not math.isfinite(x) else x
+
+
+def _solver(name: str):
+    import diffrax
+
+    from ._solver import Rodas5P
+
+    return {
+        "rodas5p": Rodas5P(),
+        "tsit5": diffrax.Tsit5(),
+        "dopri5": diffrax.Dopri5(),
+        "kvaerno5": diffrax.Kvaerno5(),
+    }[name]
+
+
+def _add_solver_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--t1", type=float, default=50.0, help="end time (default 50)")
+    p.add_argument(
+        "--solver",
+        choices=["rodas5p", "tsit5", "dopri5", "kvaerno5"],
+        default="rodas5p",
+        help="ODE solver (default rodas5p: stiff, uses the network structure)",
+    )
+    p.add_argument("--rtol", type=float, default=1e-6)
+    p.add_argument("--atol", type=float, default=1e-9)
+    p.add_argument("--max-steps", type=int, default=16384)
+    p.add_argument(
+        "--steady",
+        action="store_true",
+        help="stop each sample as soon as max|dy/dt| <= --steady-tol",
+    )
+    p.add_argument("--steady-tol", type=float, default=1e-6)
+    p.add_argument("--chunk-size", type=int, default=256, help="samples per batch")
+    p.add_argument("--float32", action="store_true", help="simulate in float32")
+
+
+def _check_solver_options(args) -> None:
+    if not (args.t1 > 0 and math.isfinite(args.t1)):
+        raise CLIError(f"--t1 must be a positive number, got {args.t1}.")
+    for name in ("rtol", "atol", "steady_tol"):
+        v = getattr(args, name)
+        if not (v > 0 and math.isfinite(v)):
+            raise CLIError(f"--{name.replace('_', '-')} must be positive, got {v}.")
+    if args.max_steps < 1 or args.chunk_size < 1:
+        raise CLIError("--max-steps and --chunk-size must be >= 1.")
+
+
+def read_inputs_csv(path: str, input_names: Sequence[str]):
+    """Read a CSV of input vectors (one per row); an optional header names the
+    inputs (in any order). Returns an (n, inputs) float array."""
+    import numpy as np
+
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    except FileNotFoundError:
+        raise CLIError(f"{path}: no such file.") from None
+    except UnicodeDecodeError:
+        raise CLIError(f"{path} is not a text file.") from None
+    if not rows:
+        raise CLIError(f"{path}: no input rows.")
+    order = list(range(len(input_names)))
+    first = [c.strip() for c in rows[0]]
+
+    def is_number(s: str) -> bool:
+        try:
+            float(s)
+            return True
+        except ValueError:
+            return False
+
+    start = 0
+    if not all(is_number(c) for c in first):
+        start = 1
+        names = first
+        unknown = [c for c in names if c not in input_names]
+        if unknown or sorted(names) != sorted(input_names):
+            raise CLIError(
+                f"{path}, line 1: header {','.join(names)} does not match the "
+                f"network's inputs {','.join(input_names)}."
+            )
+        order = [names.index(n) for n in input_names]
+    data = []
+    for lineno, row in enumerate(rows[start:], start=start + 1):
+        if len(row) != len(input_names):
+            raise CLIError(
+                f"{path}, line {lineno}: {len(row)} values, but the network has "
+                f"{len(input_names)} inputs ({','.join(input_names[:6])}"
+                f"{',...' if len(input_names) > 6 else ''})."
+            )
+        try:
+            vals = [float(c) for c in row]
+        except ValueError:
+            bad = next(c for c in row if not is_number(c.strip()))
+            raise CLIError(f"{path}, line {lineno}: {bad!r} is not a number.") from None
+        if not all(math.isfinite(v) for v in vals):
+            raise CLIError(f"{path}, line {lineno}: values must be finite.")
+        data.append([vals[i] for i in order])
+    return np.asarray(data, dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------------
+# jaxcrn simulate
+
+
+def _add_simulate(sub) -> None:
+    p = sub.add_parser(
+        "simulate",
+        help="simulate a .crn file and print final concentrations or outputs",
+        description=(
+            "Simulate a CRN under mass-action kinetics. Without --inputs, prints the "
+            "final concentration of every species; with --inputs, one row per input "
+            "vector with the outputs, their argmax, and convergence."
+        ),
+    )
+    p.add_argument("crn", help="the .crn file")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SPECIES=VALUE",
+        help="override an initial concentration (repeatable)",
+    )
+    p.add_argument("--inputs", metavar="CSV", help="input vectors, one per row")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--eps",
+        type=float,
+        default=1e-3,
+        help="with --inputs, t_converged is the time from which every output stays "
+        "within EPS of its final value (default 1e-3; resolution t1/200)",
+    )
+    p.add_argument("--plot", metavar="PNG", help="plot the trajectories")
+    p.add_argument("--force", action="store_true", help="overwrite --plot output")
+    _add_solver_options(p)
+    p.set_defaults(func=_cmd_simulate)
+
+
+def _parse_sets(items, crn) -> dict[str, float]:
+    out: dict[str, float] = {}
+    species = set(crn.species)
+    for item in items:
+        if "=" not in item:
+            raise CLIError(f"--set {item!r}: expected SPECIES=VALUE.")
+        name, value = (s.strip() for s in item.split("=", 1))
+        if name not in species:
+            raise CLIError(f"--set {item!r}: the network has no species {name!r}.")
+        try:
+            v = float(value)
+        except ValueError:
+            raise CLIError(f"--set {item!r}: {value!r} is not a number.") from None
+        if not (math.isfinite(v) and v >= 0):
+            raise CLIError(
+                f"--set {item!r}: concentrations must be finite and >= 0."
+            )
+        out[name] = v
+    return out
+
+
+def _cmd_simulate(args) -> int:
+    _check_solver_options(args)
+    if not (args.eps > 0 and math.isfinite(args.eps)):
+        raise CLIError(f"--eps must be positive, got {args.eps}.")
+    crn = _load_crn_or_fail(args.crn)
+    sets = _parse_sets(args.set, crn)
+    if args.inputs and not crn.inputs:
+        raise CLIError(f"{args.crn} declares no inputs, but --inputs was given.")
+    _check_output_path(args.plot, args.force)
+    _setup_jax(args)
+    import jax.numpy as jnp
+    import numpy as np
+
+    from ._compile import compile_crn
+    from ._simulate import Status, simulate, simulate_batch
+
+    net = compile_crn(crn)
+    if sets:
+        idx = jnp.asarray([net.index(s) for s in sets])
+        net = _with_init(net, idx, jnp.asarray(list(sets.values()), net.y_init.dtype))
+    kw = dict(
+        solver=_solver(args.solver),
+        rtol=args.rtol,
+        atol=args.atol,
+        max_steps=args.max_steps,
+        stop_when_steady=args.steady,
+        steady_tol=args.steady_tol,
+    )
+    if args.inputs:
+        x = read_inputs_csv(args.inputs, net.input_names)
+        try:
+            res = simulate_batch(
+                net,
+                x,
+                args.t1,
+                chunk_size=args.chunk_size,
+                progress=not args.json,
+                saveat=201,
+                **kw,
+            )
+        except ValueError as e:
+            raise CLIError(f"{args.inputs}: {e}") from None
+        outs = np.asarray(res.outputs_final)
+        t_conv = _output_settling_times(res, args.eps)
+        rows_json = []
+        rows = []
+        for i in range(x.shape[0]):
+            ok = int(res.status[i]) == Status.OK
+            am = int(np.argmax(outs[i])) if ok and outs.shape[1] else None
+            rows_json.append(
+                {
+                    "input": [float(v) for v in x[i]],
+                    "outputs": [_json_num(v) for v in outs[i]],
+                    "argmax": am,
+                    "converged": bool(res.converged[i]),
+                    "t_converged": _json_num(t_conv[i]),
+                    "status": Status(int(res.status[i])).name.lower(),
+                }
+            )
+            rows.append(
+                [i]
+                + [float(v) for v in x[i]]
+                + [float(v) for v in outs[i]]
+                + [am if am is not None else "-", bool(res.converged[i]),
+                   float(t_conv[i])]
+            )
+        if args.json:
+            print(json.dumps({"t1": args.t1, "rows": rows_json}))
+        else:
+            header = (
+                ["row"]
+                + list(net.input_names)
+                + list(net.output_names)
+                + ["argmax", "converged", "t_converged"]
+            )
+            print(format_table(header, rows))
+            print(f"\n{res.summary()}; t1 = {args.t1:g}")
+        if args.plot:
+            _plot_outputs(args.plot, res, net, max_rows=8)
+        return 0 if bool(np.all(res.status == Status.OK)) else 1
+    y0 = net.y_init
+    res = simulate(net, y0, jnp.asarray(args.t1, y0.dtype), saveat=201, **kw)
+    final = np.asarray(res.y_final)
+    status = Status(int(res.status))
+    if args.json:
+        obj = {
+            "t1": args.t1,
+            "final": {s: _json_num(v) for s, v in zip(net.species, final, strict=True)},
+            "converged": bool(res.converged),
+            "t_converged": _json_num(res.t_converged),
+            "status": status.name.lower(),
+        }
+        if net.n_outputs:
+            obj["outputs"] = {
+                n: _json_num(v)
+                for n, v in zip(net.output_names, res.outputs_final, strict=True)
+            }
+        print(json.dumps(obj))
+    else:
+        y0n = np.asarray(y0)
+        rows = [
+            [s, float(a), float(b)]
+            for s, a, b in zip(net.species, y0n, final, strict=True)
+        ]
+        print(format_table(["species", "initial", "final"], rows))
+        for n, v in zip(net.output_names, np.asarray(res.outputs_final), strict=True):
+            print(f"output {n} = {_fmt(float(v))}")
+        conv = (
+            f"converged at t = {_fmt(float(res.t_converged), 4)}"
+            if bool(res.converged)
+            else f"not converged ({status.message() if status else 'still changing'})"
+        )
+        print(f"\nt1 = {args.t1:g}: {conv}; {int(res.num_steps)} solver steps")
+    if args.plot:
+        _plot_species(args.plot, res, net)
+    return 0 if status == Status.OK else 1
+
+
+def _output_settling_times(res, eps: float):
+    """Per row: the time from which every output stays within eps of its final
+    value (inf for failed rows)."""
+    import jax
+    import numpy as np
+
+    from ._simulate import convergence_times
+
+    if np.asarray(res.outputs).shape[-1] == 0:
+        return np.where(np.asarray(res.converged), np.asarray(res.t_final), np.inf)
+    ct = jax.vmap(lambda t, o, f: convergence_times(t, o, f, eps=eps))(
+        res.ts, res.outputs, res.outputs_final
+    )
+    t = np.asarray(ct.all_abs_time)
+    return np.where(np.asarray(res.status) == 0, t, np.inf)
+
+
+def _with_init(net, idx, values):
+    import equinox as eqx
+
+    return eqx.tree_at(lambda n: n.y_init, net, net.y_init.at[idx].set(values))
+
+
+def _require_matplotlib():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise CLIError(
+            "--plot needs matplotlib: pip install 'jaxcrn[plot]'."
+        ) from None
+    return plt
+
+
+def _plot_species(path, res, net) -> None:
+    from ._plot import plot_trajectories
+
+    plt = _require_matplotlib()
+    fig = plot_trajectories(res, net)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+def _plot_outputs(path, res, net, max_rows: int) -> None:
+    from ._plot import plot_batch_outputs
+
+    plt = _require_matplotlib()
+    fig = plot_batch_outputs(res, net, max_rows=max_rows)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+_COMMANDS.append(_add_simulate)

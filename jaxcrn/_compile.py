@@ -803,8 +803,11 @@ def _sparse_kinetics(tables: _Tables) -> SparseKinetics:
     )
 
 
-# Non-feed-forward networks up to this many species use the dense layout under
-# form="auto" (measured: benchmarks/simulate.py); larger ones the sparse layout.
+# Under form="auto": feed-forward networks with at most this many wavefronts use the
+# layered layout (its solve is unrolled per wavefront, so long chains compile slowly);
+# other networks up to DENSE_MAX_SPECIES species use the dense layout, larger ones
+# the sparse layout (measured: benchmarks/simulate.py).
+LAYERED_MAX_WAVEFRONTS = 32
 DENSE_MAX_SPECIES = 200
 
 
@@ -815,8 +818,8 @@ def compile_crn(crn: CRN, *, form: str = "auto", dtype=None) -> MassActionNetwor
         crn: the symbolic network.
         form: the array layout: `"dense"`, `"sparse"`, `"layered"` (feed-forward
             networks only), or `"auto"`: layered when the network is feed-forward
-            (every CRN compiled from a network is), else dense up to 200 species and
-            sparse above.
+            with at most 32 wavefronts (every CRN compiled from a neural network
+            is), else dense up to 200 species and sparse above.
         dtype: floating dtype of rates and concentrations (default: JAX's default
             float, i.e. float64 when `jax_enable_x64` is on). float32 halves memory
             and is faster on GPUs; use float64 for tolerances below ~1e-6.
@@ -840,7 +843,7 @@ def compile_crn(crn: CRN, *, form: str = "auto", dtype=None) -> MassActionNetwor
     structure = None
     if form == "auto":
         structure = layered_structure(crn)
-        if structure.ok:
+        if structure.ok and structure.n_wavefronts <= LAYERED_MAX_WAVEFRONTS:
             form = "layered"
         elif tables.n_species <= DENSE_MAX_SPECIES:
             form = "dense"

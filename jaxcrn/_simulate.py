@@ -389,10 +389,10 @@ def convergence_times(
     err = jnp.abs(outputs - final[None, :])
     abs_time = _settling_time(ts, err, eps)
     scale = jnp.where(final != 0, rtol * jnp.abs(final), eps)
-    rel_time = _settling_time(ts, err / scale, 1.0)
+    rel_time = _settling_time(ts, err / scale[None, :], 1.0)
     travel = jnp.abs(final - outputs[0])
     frac_scale = jnp.where(travel > 0, (1 - frac) * travel, eps)
-    frac_time = _settling_time(ts, err / frac_scale, 1.0)
+    frac_time = _settling_time(ts, err / frac_scale[None, :], 1.0)
     am = jnp.argmax(outputs, axis=1)
     am_final = jnp.argmax(final)
     wrong = am != am_final

@@ -1,0 +1,206 @@
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+from hypothesis.extra.numpy import arrays
+from jaxcrn import (
+    Status,
+    compile_crn,
+    convergence_times,
+    nn_to_crn,
+    parse_crn,
+    reduce_crn,
+    simulate,
+    simulate_batch,
+)
+
+from .helpers import forward, random_params
+
+
+TOL = dict(rtol=1e-9, atol=1e-11)
+
+
+@pytest.fixture(scope="module")
+def decay():  # A -> B, k = 0.7
+    return compile_crn(parse_crn("A -> B [k=0.7]\ninit A = 2"))
+
+
+@pytest.fixture(scope="module")
+def dimerisation():  # A + B <-> C, k+ = 1, k- = 0.5
+    return compile_crn(parse_crn("A + B <=> C [kf=1, kr=0.5]"))
+
+
+@eqx.filter_jit
+def final_state(network, y0, t1):
+    return simulate(network, y0, t1, **TOL).y_final
+
+
+def test_decay_closed_form(decay):
+    ts = jnp.linspace(0.0, 3.0, 7)
+    res = simulate(decay, decay.y_init, jnp.asarray(3.0), saveat=ts, **TOL)
+    expected = 2.0 * np.exp(-0.7 * np.asarray(ts))
+    np.testing.assert_allclose(res.ys[:, 0], expected, rtol=1e-7)
+    np.testing.assert_allclose(res.ys[:, 1], 2.0 - expected, rtol=1e-7, atol=1e-12)
+    assert res.status == Status.OK and int(res.num_steps) > 0
+
+
+@pytest.mark.parametrize("solver", [None, diffrax.Tsit5(), diffrax.Kvaerno5()])
+def test_equilibrium(dimerisation, solver):
+    y0 = jnp.array([1.0, 2.0, 0.0])
+    res = simulate(dimerisation, y0, jnp.asarray(60.0), solver=solver, **TOL)
+    y = res.y_final
+    np.testing.assert_allclose(y[0] * y[1] / y[2], 0.5, rtol=1e-5)
+    assert bool(res.converged)
+
+
+@given(y0=arrays(np.float64, 3, elements=st.floats(0.0, 10.0)))
+def test_conservation_laws(dimerisation, y0):
+    y = final_state(dimerisation, jnp.asarray(y0), jnp.asarray(5.0))
+    np.testing.assert_allclose(y[0] + y[2], y0[0] + y0[2], rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(y[1] + y[2], y0[1] + y0[2], rtol=1e-8, atol=1e-10)
+    assert bool(jnp.all(y >= -1e-10))
+
+
+def test_vmap_matches_loop(dimerisation):
+    y0s = jnp.asarray(np.random.default_rng(0).uniform(0, 3, (5, 3)))
+    t1 = jnp.asarray(4.0)
+    batched = jax.vmap(final_state, in_axes=(None, 0, None))(dimerisation, y0s, t1)
+    looped = jnp.stack([final_state(dimerisation, y, t1) for y in y0s])
+    np.testing.assert_allclose(batched, looped, rtol=1e-10, atol=1e-12)
+
+
+def _c_final(rates, y0, network):
+    return simulate(network.with_rates(rates), y0, jnp.asarray(2.0), **TOL).y_final[2]
+
+
+def test_grad_matches_central_differences(dimerisation):
+    rates = jnp.array([1.0, 0.5])
+    y0 = jnp.array([1.0, 2.0, 0.3])
+    f = eqx.filter_jit(_c_final)
+    g_rates, g_y0 = jax.grad(f, argnums=(0, 1))(rates, y0, dimerisation)
+    eps = 1e-6
+    for i in range(2):
+        e = jnp.zeros(2).at[i].set(eps)
+        fd = (f(rates + e, y0, dimerisation) - f(rates - e, y0, dimerisation)) / 2 / eps
+        np.testing.assert_allclose(g_rates[i], fd, rtol=1e-4)
+    for i in range(3):
+        e = jnp.zeros(3).at[i].set(eps)
+        fd = (f(rates, y0 + e, dimerisation) - f(rates, y0 - e, dimerisation)) / 2 / eps
+        np.testing.assert_allclose(g_y0[i], fd, rtol=1e-4, atol=1e-9)
+
+
+def test_no_recompilation(dimerisation):
+    @eqx.filter_jit
+    @eqx.debug.assert_max_traces(max_traces=1)
+    def run(network, y0, t1):
+        return simulate(network, y0, t1, **TOL).y_final
+
+    for k, t1 in enumerate([1.0, 2.0, 3.0]):
+        net = dimerisation.with_rates(jnp.array([1.0 + k, 0.5]))
+        run(net, jnp.array([1.0, 2.0, float(k)]), jnp.asarray(t1))
+
+
+def test_max_steps_is_flagged_not_raised(dimerisation):
+    y0s = jnp.array([[1.0, 2.0, 0.0], [0.0, 0.0, 0.0]])
+    res = jax.vmap(
+        lambda y: simulate(dimerisation, y, jnp.asarray(50.0), max_steps=12, **TOL)
+    )(y0s)
+    assert res.status.tolist() == [Status.MAX_STEPS, Status.OK]
+    assert res.converged.tolist() == [False, True]
+    assert bool(jnp.isnan(res.y_final[0]).all())
+    assert bool(jnp.isnan(res.outputs_final[0]).all()) or res.outputs_final.shape[1] == 0
+
+
+def test_negative_single_rail_input_is_flagged():
+    net = compile_crn(parse_crn("X -> Y\ninput x = X\noutput y = Y"))
+    y0 = net.initial_state(jnp.array([-1.0]))
+    res = simulate(net, y0, jnp.asarray(1.0), **TOL)
+    assert int(res.status) == Status.NONFINITE and not bool(res.converged)
+    with pytest.raises(ValueError, match="single species"):
+        simulate_batch(net, np.array([[1.0], [-1.0]]), 1.0, progress=False)
+
+
+def test_negative_concentration_is_an_error(dimerisation):
+    with pytest.raises(Exception, match="negative concentration"):
+        simulate(dimerisation, jnp.array([1.0, -2.0, 0.0]), jnp.asarray(1.0))
+
+
+def test_shape_mismatch_is_an_error(dimerisation):
+    with pytest.raises(ValueError, match="y0 has shape \\(2,\\) but the network has 3"):
+        simulate(dimerisation, jnp.array([1.0, 2.0]), jnp.asarray(1.0))
+
+
+def test_early_stop_ends_at_steady_state(decay):
+    res = simulate(
+        decay, decay.y_init, jnp.asarray(1000.0), stop_when_steady=True,
+        steady_tol=1e-6, saveat=jnp.array([0.0, 1.0, 999.0]), **TOL,
+    )
+    # |dA/dt| = 0.7 * 2 exp(-0.7 t) <= 1e-6  <=>  t >= log(1.4e6) / 0.7 = 20.2
+    t_expected = np.log(1.4e6) / 0.7
+    assert bool(res.converged)
+    assert t_expected <= float(res.t_final) < t_expected + 2.0
+    assert float(res.t_converged) == float(res.t_final)
+    # times after the stop hold the steady state
+    np.testing.assert_allclose(res.ys[2], res.y_final)
+
+
+def test_t_converged_on_grid(decay):
+    ts = jnp.linspace(0.0, 40.0, 401)
+    res = simulate(decay, decay.y_init, jnp.asarray(40.0), saveat=ts,
+                   steady_tol=1e-6, **TOL)
+    t_expected = np.log(1.4e6) / 0.7
+    assert t_expected <= float(res.t_converged) <= t_expected + 0.1 + 1e-9
+
+
+def test_convergence_times_closed_form():
+    ts = jnp.linspace(0.0, 10.0, 2001)
+    out = jnp.stack([1 - jnp.exp(-ts), -2 * (1 - jnp.exp(-2 * ts))], axis=1)
+    final = jnp.array([1.0, -2.0])
+    ct = convergence_times(ts, out, final, eps=1e-2, rtol=1e-3, frac=0.9)
+    np.testing.assert_allclose(ct.abs_time, [np.log(100), np.log(200) / 2], atol=1e-4)
+    np.testing.assert_allclose(ct.rel_time, [np.log(1000), np.log(1000) / 2], atol=1e-4)
+    np.testing.assert_allclose(ct.frac_time, [np.log(10), np.log(10) / 2], atol=1e-4)
+    # argmax: output 0 is larger from t=0+ on (output 1 is negative)
+    assert float(ct.argmax_time) == 0.0
+    crossing = jnp.stack([ts, 5.0 * jnp.ones_like(ts)], axis=1)  # 0 > 1 after t = 5
+    ct2 = convergence_times(ts, crossing, jnp.array([10.0, 5.0]))
+    assert float(ct2.argmax_time) == 5.0  # tie at t=5 goes to output 0
+
+
+def test_compiled_network_equals_forward_pass():
+    rng = np.random.default_rng(0)
+    params = random_params((3, 4, 2), rng)
+    x = rng.normal(size=(6, 3))
+    # the ReLU's annihilation M + A- -> H- converges at a rate |pre-activation|:
+    # keep inputs whose hidden pre-activations are not tiny, so t1=300 suffices
+    z = x @ params[0][0] + params[0][1]
+    x = x[np.abs(z).min(axis=1) > 0.05]
+    assert len(x) >= 3
+    full = nn_to_crn(params)
+    for crn in (full, reduce_crn(full)):
+        net = compile_crn(crn)
+        res = simulate_batch(net, x, 300.0, progress=False, saveat=None)
+        assert bool(np.all(res.status == Status.OK))
+        np.testing.assert_allclose(res.outputs_final, forward(params, x), atol=1e-5)
+
+
+def test_simulate_batch_chunks_match_single_chunk():
+    net = compile_crn(parse_crn("X -> Y + Z\nZ + W -> 0\ninit W = 1\n"
+                                "input x = X\noutput y = Y - Z"))
+    x = np.linspace(0.0, 3.0, 7)[:, None]
+    a = simulate_batch(net, x, 10.0, chunk_size=3, progress=False, **TOL)
+    b = simulate_batch(net, x, 10.0, chunk_size=7, progress=False, **TOL)
+    assert a.outputs.shape == (7, 201, 1)
+    np.testing.assert_allclose(a.outputs_final, b.outputs_final, rtol=1e-10)
+    np.testing.assert_allclose(a.outputs, b.outputs, rtol=1e-9, atol=1e-12)
+
+
+def test_simulate_batch_input_validation():
+    net = compile_crn(parse_crn("X1p -> Y\nX1n -> 0\ninput x = X1p - X1n\noutput y = Y"))
+    with pytest.raises(ValueError, match=r"inputs\[1, 0\] = nan is not finite"):
+        simulate_batch(net, np.array([[1.0], [np.nan]]), 1.0, progress=False)
+    with pytest.raises(ValueError, match="expected shape \\(n, 1\\)"):
+        simulate_batch(net, np.ones((2, 3)), 1.0, progress=False)
