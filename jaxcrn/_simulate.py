@@ -450,36 +450,68 @@ def _simulate_chunk(network, xs, offset, t1, kwargs):
     return jax.vmap(lambda y: simulate(network, y, t1, **kwargs))(y0)
 
 
+@eqx.filter_jit
+def _initial_states(network, xs, offset):
+    return jax.vmap(lambda x: network.initial_state(x, offset=offset))(xs)
+
+
 def simulate_batch(
     network: MassActionNetwork,
     inputs: Float[ArrayLike, "batch inputs"],
     t1: float | Real[ArrayLike, ""],
     *,
-    chunk_size: int = 256,
-    offset: float = 0.0,
-    progress: bool = True,
+    solver: diffrax.AbstractSolver | None = None,
+    rtol: float = 1e-6,
+    atol: float = 1e-9,
+    max_steps: int = 16_384,
     saveat: int | Float[ArrayLike, " times"] | None = 201,
-    save_species: bool = False,
-    **kwargs,
+    stop_when_steady: bool = False,
+    steady_tol: float = 1e-6,
+    offset: float = 0.0,
+    lanes: int = 64,
+    chunk_size: int = 1024,
+    keep_states: bool = False,
+    method: str = "lanes",
+    progress: bool = True,
 ) -> SimulationResult:
-    """Simulate a batch of input vectors through the network, in chunks.
+    """Simulate a batch of input vectors through the network.
 
-    Each chunk is one `jax.vmap` of `simulate` (compiled once: every chunk has the
-    same shape; the last is padded). Results are gathered on the host as NumPy
-    arrays with a leading batch axis. Inputs are validated first: a non-finite
-    value, or a negative value for a single-species input, raises `ValueError` naming
-    the row and column.
+    The default `method="lanes"` runs the batch engine: `lanes` samples are
+    integrated side by side, each with its own adaptive step size, and a lane that
+    finishes (t1, or steady state with `stop_when_steady`) takes the next sample, so
+    no sample waits for the slowest one. `method="vmap"` runs `jax.vmap(simulate)`
+    on chunks instead (lock-step; supports any solver option of `simulate`). Both
+    give the same answers to the solver tolerance.
+
+    Inputs are validated first: a non-finite value, or a negative value for a
+    single-species input, raises `ValueError` naming the row and column. A sample
+    whose solve fails is flagged in `status`/`converged` (its outputs are NaN) and
+    never stops the others.
 
     Arguments:
         network: the compiled network.
         inputs: shape `(batch, inputs)`.
-        t1: end time.
-        chunk_size: samples per vmapped solve (memory grows linearly with it).
+        t1: end time (an upper bound with `stop_when_steady`).
+        solver: a diffrax adaptive solver; default `Rodas5P()`.
+        rtol, atol: step-size tolerances.
+        max_steps: steps (accepted + rejected) per sample before giving up.
+        saveat: outputs are saved at these times: an int `n` (n evenly spaced times
+            from 0 to t1, the default 201), an array, or None (final values only).
+        stop_when_steady: end each sample once `max |dy/dt| <= steady_tol`; the
+            saved outputs after that time hold the final values.
+        steady_tol: the steady-state threshold (also decides `converged`).
         offset: dual-rail offset added to both rails of every input.
+        lanes: samples integrated side by side (the vector width of the engine).
+        chunk_size: samples per engine call (bounds memory; progress is reported
+            per chunk).
+        keep_states: also return the final state of every sample (`y_final`).
+        method: `"lanes"` (default) or `"vmap"`.
         progress: draw a progress line on a terminal.
-        saveat, save_species: as for `simulate`; by default 201 evenly spaced output
-            values per sample are kept (for `convergence_times`), not whole states.
-        **kwargs: passed on to `simulate` (solver, rtol, atol, max_steps, ...).
+
+    Returns:
+        A `SimulationResult` of NumPy arrays with a leading batch axis; `ys` is
+        None, `ts` has shape `(batch, times)`. `t_converged` is the time of the
+        accepted step from which `max |dy/dt| <= steady_tol` held for good.
 
     Example:
         >>> import numpy as np
@@ -489,26 +521,78 @@ def simulate_batch(
         >>> np.round(res.outputs_final[:, 0], 6).tolist()
         [1.0, 2.0]
     """
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}.")
+    from ._engine import integrate_lanes
+
+    if method not in ("lanes", "vmap"):
+        raise ValueError(f"method={method!r} is not 'lanes' or 'vmap'.")
+    if chunk_size < 1 or lanes < 1:
+        raise ValueError(
+            f"chunk_size and lanes must be >= 1, got {chunk_size} and {lanes}."
+        )
     x = _check_inputs(network, inputs)
     n = x.shape[0]
     if n == 0:
         raise ValueError("inputs is empty: nothing to simulate.")
     dtype = network.y_init.dtype
-    chunk = min(chunk_size, n)
     t1 = jnp.asarray(t1, dtype)
+    if not bool(t1 > 0):
+        raise ValueError(f"t1 must be positive, got {float(t1)}.")
     off = jnp.asarray(offset, dtype)
-    kwargs = dict(kwargs, saveat=saveat, save_species=save_species)
+    solver = Rodas5P() if solver is None else solver
+    ts = _resolve_ts(saveat, t1, dtype)
+    chunk = min(chunk_size, n)
     parts = []
     with Progress(math.ceil(n / chunk), "simulating", enabled=progress) as bar:
         for start in range(0, n, chunk):
             xs = x[start : start + chunk]
             m = xs.shape[0]
-            if m < chunk:
+            if m < chunk:  # same shape for every chunk: compile once
                 xs = np.concatenate([xs, np.repeat(xs[-1:], chunk - m, axis=0)])
-            res = _simulate_chunk(network, jnp.asarray(xs, dtype), off, t1, kwargs)
-            res = jax.tree_util.tree_map(lambda a: np.asarray(a)[:m], res)
+            xs = jnp.asarray(xs, dtype)
+            if method == "vmap":
+                kwargs = dict(
+                    solver=solver, rtol=rtol, atol=atol, max_steps=max_steps,
+                    saveat=saveat, stop_when_steady=stop_when_steady,
+                    steady_tol=steady_tol, save_species=False,
+                )
+                res = _simulate_chunk(network, xs, off, t1, kwargs)
+                res = jax.tree_util.tree_map(lambda a: np.asarray(a)[:m], res)
+                if not keep_states:
+                    res = eqx.tree_at(lambda r: r.y_final, res, res.y_final[:, :0])
+            else:
+                y0s = _initial_states(network, xs, off)
+                eng = integrate_lanes(
+                    network, y0s, t1, ts, solver=solver, rtol=rtol, atol=atol,
+                    max_steps=max_steps, lanes=lanes, steady_tol=steady_tol,
+                    stop_when_steady=stop_when_steady, keep_states=keep_states,
+                )
+                eng = jax.tree_util.tree_map(lambda a: np.asarray(a)[:m], eng)
+                t_out = (
+                    np.asarray(eng.t_final)[:, None] if ts is None
+                    else np.broadcast_to(np.asarray(ts), (m, ts.shape[0]))
+                )
+                outputs = (
+                    eng.outputs_final[:, None, :] if eng.outputs is None
+                    else eng.outputs
+                )
+                ok = eng.status == Status.OK
+                res = SimulationResult(
+                    ts=t_out,
+                    ys=None,
+                    outputs=outputs,
+                    y_final=(
+                        eng.y_final if eng.y_final is not None
+                        else np.zeros((m, 0), np.asarray(y0s).dtype)
+                    ),
+                    outputs_final=eng.outputs_final,
+                    t_final=eng.t_final,
+                    status=eng.status,
+                    converged=ok & eng.steady,
+                    t_converged=np.where(ok & eng.steady, eng.t_steady, np.inf),
+                    num_steps=eng.num_steps,
+                    num_rejected=eng.num_rejected,
+                )
             parts.append(res)
-            bar.update(1)
-    return jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *parts)
+            bar.update(1, extra=res.summary() if len(parts) == 1 else "")
+    out = jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *parts)
+    return out

@@ -215,7 +215,7 @@ class Rodas5P(diffrax.AbstractAdaptiveSolver):
         if not isinstance(y0, jax.Array) or y0.ndim != 1:
             raise TypeError("Rodas5P needs the state to be a 1-D array.")
         dtype = y0.dtype
-        h = (t1 - t0).astype(dtype)
+        h = jnp.asarray(t1 - t0, dtype)
         lam = 1.0 / (_GAMMA * h)
         solve = _linear_solver(terms, t0, y0, args, lam)
 
