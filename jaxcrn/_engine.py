@@ -231,7 +231,7 @@ def integrate_lanes(
             # after an early stop the remaining grid holds the final (steady) outputs;
             # after a failure, NaN
             fill = jnp.where(ok[:, None], outs, jnp.nan)
-            kk = jnp.arange(n_times)
+            kk = jnp.arange(n_times, dtype=jnp.int32)
             rest = finished[:, None] & (kk[None, :] >= save_k[:, None])
             rows = jnp.where(rest, c["sample"][:, None], n)
             vals = jnp.broadcast_to(fill[:, None, :], (lanes, n_times, n_out))
@@ -249,7 +249,7 @@ def integrate_lanes(
         rank = jnp.cumsum(finished.astype(jnp.int32)) - 1
         new_idx = (c["next_sample"] + rank).astype(jnp.int32)
         load = finished & (new_idx < n)
-        next_sample = (c["next_sample"] + jnp.sum(finished)).astype(jnp.int32)
+        next_sample = c["next_sample"] + jnp.sum(finished, dtype=jnp.int32)
         sample = jnp.where(finished, jnp.where(load, new_idx, -1), c["sample"])
         y_load, h_load, st_load = fresh(new_idx, load)
 

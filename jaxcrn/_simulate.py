@@ -45,6 +45,9 @@ class Status(enum.IntEnum):
         }[self]
 
 
+_Arr = Array | np.ndarray  # device arrays, or NumPy arrays from simulate_batch
+
+
 class SimulationResult(eqx.Module):
     """The result of `simulate` (one sample) or `simulate_batch` (leading batch axis).
 
@@ -68,17 +71,17 @@ class SimulationResult(eqx.Module):
         num_rejected: rejected solver steps.
     """
 
-    ts: Float[Array, "*batch times"]
-    ys: Float[Array, "*batch times species"] | None
-    outputs: Float[Array, "*batch times outputs"]
-    y_final: Float[Array, "*batch species"]
-    outputs_final: Float[Array, "*batch outputs"]
-    t_final: Float[Array, "*batch"]
-    status: Int[Array, "*batch"]
-    converged: Bool[Array, "*batch"]
-    t_converged: Float[Array, "*batch"]
-    num_steps: Int[Array, "*batch"]
-    num_rejected: Int[Array, "*batch"]
+    ts: Float[_Arr, "*batch times"]
+    ys: Float[_Arr, "*batch times species"] | None
+    outputs: Float[_Arr, "*batch times outputs"]
+    y_final: Float[_Arr, "*batch species"]
+    outputs_final: Float[_Arr, "*batch outputs"]
+    t_final: Float[_Arr, "*batch"]
+    status: Int[_Arr, "*batch"]
+    converged: Bool[_Arr, "*batch"]
+    t_converged: Float[_Arr, "*batch"]
+    num_steps: Int[_Arr, "*batch"]
+    num_rejected: Int[_Arr, "*batch"]
 
     @property
     def ok(self) -> Bool[Array, "*batch"]:
