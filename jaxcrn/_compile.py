@@ -17,6 +17,7 @@ right-hand side; they differ in speed and in how the implicit solvers' linear sy
 """
 
 import dataclasses
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -236,35 +237,70 @@ class _Wavefront(eqx.Module):
 
 
 class LayeredKinetics(AbstractKinetics):
-    """Feed-forward layout: wavefronts of 1x1/2x2 blocks and dense feed blocks."""
+    """Feed-forward layout: wavefronts of 1x1/2x2 blocks and dense feed blocks.
+
+    When every species of the first wavefront is a pure first-order decay (never
+    produced, consumed only by reactions `X -> ...` with rate constants summing to
+    the same value for every such species, as the input layer of every compiled
+    network), `forcing` and the `skip_first=True` variants let a solver replace that
+    wavefront by its exact solution `X(t) = X(0) exp(-k t)`: its outflow into later
+    species becomes the forcing `c exp(-k t)`, removing the largest matrix product
+    from every right-hand side and linear solve.
+    """
 
     reactant_index: Int[Array, "reactions order"]
-    # species-internal part of the net stoichiometry (within a reaction's own block)
+    # species-internal part of the net stoichiometry (within a reaction's own block);
+    # the first `n_own_first` entries belong to first-wavefront reactions
     own_reaction: Int[Array, " n_own"]
     own_species: Int[Array, " n_own"]
     own_coeff: Float[Array, " n_own"]
     wavefronts: tuple[_Wavefront, ...]
-    sources: _Block | None  # reactions with no reactants (0 -> X)
+    zero_order: _Block | None  # reactions with no reactants (0 -> X)
+    decay_species: Int[Array, " n_decay"] | None  # first wavefront, if pure decays
+    decay_reactions: Int[Array, " n_decay_rxn"] | None
+    decay_reactant: Int[Array, " n_decay_rxn"] | None  # position in decay_species
     n_species: int = eqx.field(static=True)
     n_reactions: int = eqx.field(static=True)
+    n_own_first: int = eqx.field(static=True)
+
+    @property
+    def first_is_decay(self) -> bool:
+        return self.decay_species is not None
 
     def flux(self, y, rates):
         return rates * jnp.prod(_with_one(y)[self.reactant_index], axis=1)
 
-    def rhs(self, y, rates):
+    def rhs(self, y, rates, *, skip_first: bool = False):
         f = self.flux(y, rates)
+        start = self.n_own_first if skip_first else 0
         dy = jax.ops.segment_sum(
-            f[self.own_reaction] * self.own_coeff.astype(y.dtype),
-            self.own_species,
+            f[self.own_reaction[start:]] * self.own_coeff[start:].astype(y.dtype),
+            self.own_species[start:],
             self.n_species,
         )
-        for wf in self.wavefronts:
+        for wf in self.wavefronts[1:] if skip_first else self.wavefronts:
             blk = wf.out
             dy = dy.at[blk.targets].add(blk.apply(f[blk.reactions]))
-        if self.sources is not None:
-            blk = self.sources
+        if self.zero_order is not None:
+            blk = self.zero_order
             dy = dy.at[blk.targets].add(blk.apply(f[blk.reactions]))
         return dy
+
+    def decay_rates(self, rates) -> Float[Array, " n_decay"]:
+        """Total first-order decay rate of each first-wavefront species."""
+        assert self.decay_reactions is not None and self.decay_species is not None
+        assert self.decay_reactant is not None
+        return jax.ops.segment_sum(
+            rates[self.decay_reactions],
+            self.decay_reactant,
+            self.decay_species.shape[0],
+        )
+
+    def forcing(self, y0, rates) -> Float[Array, " species"]:
+        """Outflow of the first wavefront into later species at state `y0`."""
+        blk = self.wavefronts[0].out
+        f = self.flux(y0, rates)
+        return jnp.zeros_like(y0).at[blk.targets].add(blk.apply(f[blk.reactions]))
 
     def _leave_one_out(self, y, rates):
         """(reactions, K): rates * prod_{i != j} y[idx_i], i.e. d flux / d y[idx_j]."""
@@ -279,14 +315,17 @@ class LayeredKinetics(AbstractKinetics):
             cols.append(p)
         return jnp.stack(cols, axis=1)
 
-    def factor(self, y, rates, lam):
+    def factor(self, y, rates, lam, *, skip_first: bool = False):
         loo = self._leave_one_out(y, rates)
         inv_blocks = []
-        for wf in self.wavefronts:
+        for i, wf in enumerate(self.wavefronts):
             nb = wf.members.shape[0]
-            vals = loo[wf.term_reaction, wf.term_slot] * wf.term_coeff.astype(y.dtype)
             jac = jnp.zeros((nb, 2, 2), y.dtype)
-            jac = jac.at[wf.term_block, wf.term_row, wf.term_col].add(vals)
+            if not (skip_first and i == 0):
+                vals = loo[wf.term_reaction, wf.term_slot] * wf.term_coeff.astype(
+                    y.dtype
+                )
+                jac = jac.at[wf.term_block, wf.term_row, wf.term_col].add(vals)
             a = lam - jac[:, 0, 0]
             b = -jac[:, 0, 1]
             c = -jac[:, 1, 0]
@@ -295,11 +334,11 @@ class LayeredKinetics(AbstractKinetics):
             inv_blocks.append(jnp.stack([d, -b, -c, a], axis=1) / det[:, None])
         return loo, tuple(inv_blocks)
 
-    def solve(self, factors, b):
+    def solve(self, factors, b, *, skip_first: bool = False):
         loo, inv_blocks = factors
         acc = b
         x = jnp.zeros(self.n_species + 1, b.dtype)  # last slot: dummy/one padding
-        for wf, inv in zip(self.wavefronts, inv_blocks, strict=True):
+        for i, (wf, inv) in enumerate(zip(self.wavefronts, inv_blocks, strict=True)):
             if wf.mixed_reaction is not None:
                 assert wf.mixed_species is not None and wf.mixed_coeff is not None
                 # x is still zero on this and later wavefronts here
@@ -312,6 +351,8 @@ class LayeredKinetics(AbstractKinetics):
             x = x.at[wf.members[:, 0]].set(x0)
             x = x.at[wf.members[:, 1]].set(x1)
             x = x.at[-1].set(0.0)
+            if skip_first and i == 0:
+                continue
             blk = wf.out
             q = jnp.sum(loo[blk.reactions] * x[self.reactant_index[blk.reactions]], 1)
             acc = acc.at[blk.targets].add(blk.apply(q))
@@ -497,13 +538,16 @@ def _layered_kinetics(
     for v in range(n):
         comp_members.setdefault(int(comp[v]), []).append(v)
     own_r, own_s, own_c = [], [], []
+    own_first: list[tuple[int, int, int]] = []
     per_wf_entries: list[list[tuple[int, int, int]]] = [[] for _ in range(n_wf)]
     source_entries: list[tuple[int, int, int]] = []
     for r, s, c in zip(
         tables.net_r.tolist(), tables.net_s.tolist(), tables.net_c.tolist(), strict=True
     ):
         lr = r_level[r]
-        if lr >= 0 and level[s] == lr:
+        if lr == 0 and level[s] == 0:
+            own_first.append((r, s, c))
+        elif lr >= 0 and level[s] == lr:
             own_r.append(r)
             own_s.append(s)
             own_c.append(c)
@@ -512,6 +556,10 @@ def _layered_kinetics(
             per_wf_entries[lr].append((r, s, c))
         else:
             source_entries.append((r, s, c))
+    n_own_first = len(own_first)
+    own_r = [e[0] for e in own_first] + own_r
+    own_s = [e[1] for e in own_first] + own_s
+    own_c = [e[2] for e in own_first] + own_c
     wavefronts = []
     for w in range(n_wf):
         comps = sorted({int(comp[v]) for v in np.flatnonzero(level == w)})
@@ -575,15 +623,38 @@ def _layered_kinetics(
                 out=out,
             )
         )
-    sources = None
+    zero_order = None
     src_rxns = np.flatnonzero(r_level < 0)
     if len(src_rxns):
         local = {int(r): i for i, r in enumerate(src_rxns.tolist())}
-        sources = _make_block(
+        zero_order = _make_block(
             src_rxns,
             [(local[r], s, c) for r, s, c in source_entries],
             dtype,
             density_threshold,
+        )
+    # Is the first wavefront a set of pure first-order decays?
+    decay = None
+    first = np.flatnonzero(level == 0)
+    rxn0 = np.flatnonzero(r_level == 0)
+    produced = set(tables.prod_s[tables.prod_c > 0].tolist())
+    if (
+        n_wf > 1
+        and len(src_rxns) == 0
+        and len(rxn0)
+        and not (set(first.tolist()) & produced)
+        and all(len(tables.reactant_lists[r]) == 1 for r in rxn0)
+        and not any(
+            level[v] == 0
+            for r in np.flatnonzero(r_level > 0).tolist()
+            for v in tables.reactant_lists[r]
+        )
+    ):
+        pos = {int(v): i for i, v in enumerate(first.tolist())}
+        decay = (
+            jnp.asarray(first, jnp.int32),
+            jnp.asarray(rxn0, jnp.int32),
+            jnp.asarray([pos[tables.reactant_lists[r][0]] for r in rxn0], jnp.int32),
         )
     return LayeredKinetics(
         reactant_index=jnp.asarray(reactant_index),
@@ -591,9 +662,13 @@ def _layered_kinetics(
         own_species=jnp.asarray(np.asarray(own_s, np.int64), jnp.int32),
         own_coeff=jnp.asarray(np.asarray(own_c, np.float64), dtype),
         wavefronts=tuple(wavefronts),
-        sources=sources,
+        zero_order=zero_order,
+        decay_species=None if decay is None else decay[0],
+        decay_reactions=None if decay is None else decay[1],
+        decay_reactant=None if decay is None else decay[2],
         n_species=n,
         n_reactions=tables.n_reactions,
+        n_own_first=n_own_first,
     )
 
 
@@ -641,9 +716,34 @@ class MassActionNetwork(eqx.Module):
             )
 
     # -- vector field -------------------------------------------------------------
+    autonomous: ClassVar[bool] = True
+
     def __call__(self, t, y: Float[Array, " species"], args) -> Float[Array, " species"]:
         del t, args
         return self.kinetics.rhs(y, self.rates.astype(y.dtype))
+
+    def linear_solver(self, t, y: Float[Array, " species"], lam):
+        """`solve(b)` for `(lam*I - J(y)) x = b`; used by `Rodas5P`."""
+        del t
+        factors = self.kinetics.factor(y, self.rates.astype(y.dtype), lam)
+        return lambda b: self.kinetics.solve(factors, b)
+
+    def supports_forcing(self) -> bool:
+        """Whether the input layer can be solved exactly (see `ForcedNetwork`):
+        layered, first wavefront of pure decays, one common decay rate."""
+        kin = self.kinetics
+        if not (isinstance(kin, LayeredKinetics) and kin.first_is_decay):
+            return False
+        k = np.asarray(kin.decay_rates(self.rates))
+        has_rxn = np.asarray(
+            jax.ops.segment_sum(
+                jnp.ones_like(self.rates[kin.decay_reactions]),
+                kin.decay_reactant,
+                k.shape[0],
+            )
+        ) > 0
+        k = k[has_rxn]
+        return k.size > 0 and bool(np.allclose(k, k[0], rtol=1e-12, atol=0))
 
     def flux(self, y: Float[Array, " species"]) -> Float[Array, " reactions"]:
         """Reaction fluxes `k_r * prod y^reactants` at state `y`."""
@@ -774,6 +874,55 @@ class MassActionNetwork(eqx.Module):
             f"stoichiometry() needs the dense layout; this network is {self.form}. "
             "Compile with compile_crn(crn, form='dense')."
         )
+
+
+class ForcedNetwork(eqx.Module):
+    """A layered network whose input wavefront is solved exactly.
+
+    The first-wavefront species (pure decays with common rate `k`) stay frozen at
+    their initial values `X(0)` in the state; their outflow enters the other species
+    as the forcing `c exp(-k t)`, `c` the outflow at t=0. `state_at(t, y)` restores
+    `X(t) = X(0) exp(-k t)`. Mathematically identical to the network's own vector
+    field; the largest feed block drops out of every right-hand side and solve.
+    """
+
+    network: MassActionNetwork
+    c: Float[Array, " species"]
+    decay: Float[Array, ""]
+    autonomous: ClassVar[bool] = False
+
+    @classmethod
+    def build(cls, network: MassActionNetwork, y0) -> "ForcedNetwork":
+        kin = network.kinetics
+        assert isinstance(kin, LayeredKinetics) and kin.first_is_decay
+        rates = network.rates.astype(y0.dtype)
+        k = jnp.max(kin.decay_rates(rates))
+        return cls(network, kin.forcing(y0, rates), k)
+
+    def __call__(self, t, y, args):
+        del args
+        kin = self.network.kinetics
+        assert isinstance(kin, LayeredKinetics)
+        rates = self.network.rates.astype(y.dtype)
+        return kin.rhs(y, rates, skip_first=True) + self.c * jnp.exp(-self.decay * t)
+
+    def time_derivative(self, t, y):
+        del y
+        return -self.decay * self.c * jnp.exp(-self.decay * t)
+
+    def linear_solver(self, t, y, lam):
+        del t
+        kin = self.network.kinetics
+        assert isinstance(kin, LayeredKinetics)
+        rates = self.network.rates.astype(y.dtype)
+        factors = kin.factor(y, rates, lam, skip_first=True)
+        return lambda b: kin.solve(factors, b, skip_first=True)
+
+    def state_at(self, t, y):
+        kin = self.network.kinetics
+        assert isinstance(kin, LayeredKinetics) and kin.decay_species is not None
+        idx = kin.decay_species
+        return y.at[idx].set(y[idx] * jnp.exp(-self.decay * t))
 
 
 def _dense_kinetics(tables: _Tables, dtype) -> DenseKinetics:

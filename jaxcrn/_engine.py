@@ -21,17 +21,18 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._compile import MassActionNetwork
+from ._compile import ForcedNetwork, MassActionNetwork
 
 
 def _rms(x):
     return jnp.sqrt(jnp.mean(jnp.square(x), axis=-1))
 
 
-def _initial_step(network, y0s, t1, order, rtol, atol):
+def _initial_step(field_of, y0s, cs, t1, order, rtol, atol):
     """Hairer's initial step heuristic (as diffrax), per sample."""
 
-    def one(y0):
+    def one(y0, c):
+        network = field_of(c)
         f0 = network(0.0, y0, None)
         scale = atol + rtol * jnp.abs(y0)
         d0 = _rms(y0 / scale)
@@ -46,7 +47,7 @@ def _initial_step(network, y0s, t1, order, rtol, atol):
         )
         return jnp.clip(jnp.minimum(100 * h0, h1), 1e-12, t1)
 
-    return jax.vmap(one)(y0s)
+    return jax.vmap(one)(y0s, cs)
 
 
 class EngineResult(eqx.Module):
@@ -76,35 +77,61 @@ def integrate_lanes(
     steady_tol: float,
     stop_when_steady: bool,
     keep_states: bool,
+    forced: bool = False,
 ) -> EngineResult:
-    """Integrate every row of `y0s` from 0 to `t1` (see the module docstring)."""
+    """Integrate every row of `y0s` from 0 to `t1` (see the module docstring).
+
+    With `forced=True` (see `ForcedNetwork`) each lane integrates the network with
+    its input wavefront solved exactly."""
     n, s = y0s.shape
     dtype = y0s.dtype
     lanes = max(1, min(lanes, n))
     n_out = network.n_outputs
-    term = diffrax.ODETerm(network)
-    order = solver.order(term) or 4
-    error_order = solver.error_order(term) or order
+    if forced:
+        cs = jax.vmap(lambda y: ForcedNetwork.build(network, y).c)(y0s)
+        decay = ForcedNetwork.build(network, y0s[0]).decay
+
+        def field_of(c):
+            return ForcedNetwork(network, c, decay)
+
+        def state_at(vf, t, y):
+            return vf.state_at(t, y)
+    else:
+        cs = jnp.zeros((n, 0), dtype)
+
+        def field_of(c):
+            return network
+
+        def state_at(vf, t, y):
+            return y
+
+    term0 = diffrax.ODETerm(field_of(cs[0]))
+    order = solver.order(term0) or 4
+    error_order = solver.error_order(term0) or order
     exponent = 1.0 / error_order
-    h_init = _initial_step(network, y0s, t1, order, rtol, atol)
+    h_init = _initial_step(field_of, y0s, cs, t1, order, rtol, atol)
     zero = jnp.zeros((), dtype)
     n_times = 0 if save_ts is None else save_ts.shape[0]
 
-    def outputs_of(y):
-        return network.read_outputs(y)
+    def outputs_of(c, t, y):
+        return network.read_outputs(state_at(field_of(c), t, y))
 
     def fresh(idx, valid):
         """State for lanes loading samples `idx` (masked by `valid`)."""
         safe = jnp.where(valid, idx, 0)
         y = y0s[safe]
-        state = jax.vmap(lambda y: solver.init(term, zero, t1, y, None))(y)
-        return y, h_init[safe], state
+        c = cs[safe]
+        state = jax.vmap(
+            lambda y, c: solver.init(diffrax.ODETerm(field_of(c)), zero, t1, y, None)
+        )(y, c)
+        return y, h_init[safe], state, c
 
     # -- initial lanes ------------------------------------------------------------
     lane_idx = jnp.arange(lanes)
     lane_sample = jnp.where(lane_idx < n, lane_idx, -1)
-    y, h, solver_state = fresh(lane_sample, lane_sample >= 0)
+    y, h, solver_state, c_lane = fresh(lane_sample, lane_sample >= 0)
     carry = dict(
+        c=c_lane,
         next_sample=jnp.asarray(lanes, jnp.int32),
         sample=lane_sample.astype(jnp.int32),
         t=jnp.zeros(lanes, dtype),
@@ -128,7 +155,8 @@ def integrate_lanes(
         rejected_final=jnp.zeros(n, jnp.int32),
     )
 
-    def step_one(t0, t1_, y0, state, jump):
+    def step_one(t0, t1_, y0, state, jump, c):
+        term = diffrax.ODETerm(field_of(c))
         y1, err, dense, state1, _ = solver.step(term, t0, t1_, y0, None, state, jump)
         return y1, err, dense, state1
 
@@ -137,7 +165,7 @@ def integrate_lanes(
         t0 = c["t"]
         t_next = jnp.minimum(t0 + c["h"], t1)
         y1, err, dense, state1 = jax.vmap(step_one)(
-            t0, t_next, c["y"], c["solver_state"], c["jump"]
+            t0, t_next, c["y"], c["solver_state"], c["jump"], c["c"]
         )
         scale = atol + rtol * jnp.maximum(jnp.abs(c["y"]), jnp.abs(y1))
         enorm = _rms(err / scale)
@@ -164,9 +192,9 @@ def integrate_lanes(
         rejected = c["rejected"] + (active & ~accept).astype(jnp.int32)
 
         # steady-state tracking at accepted steps
-        rate = jax.vmap(lambda y: jnp.max(jnp.abs(network(0.0, y, None)), initial=0.0))(
-            y_new
-        )
+        rate = jax.vmap(
+            lambda cc, t, y: jnp.max(jnp.abs(field_of(cc)(t, y, None)), initial=0.0)
+        )(c["c"], t_new, y_new)
         is_steady = rate <= steady_tol
         t_steady = jnp.where(
             accept,
@@ -196,7 +224,7 @@ def integrate_lanes(
                 yk = jax.vmap(interp)(t0, t_next, dense, tk)
                 # grid points at t=0 (before any step) take the initial state
                 yk = jnp.where((tk <= 0.0)[:, None], c["y"], yk)
-                vals = jax.vmap(outputs_of)(yk)
+                vals = jax.vmap(outputs_of)(c["c"], tk, yk)
                 row = jnp.where(pending, c["sample"], n)
                 g = g.at[row, jnp.clip(k, 0, n_times - 1)].set(vals, mode="drop")
                 return g, k + pending.astype(jnp.int32)
@@ -219,13 +247,16 @@ def integrate_lanes(
         status = jnp.where(nonfinite_state, 2, status)
         ok = status == 0
         row = jnp.where(finished, c["sample"], n)
-        outs = jax.vmap(outputs_of)(y_new)
+        outs = jax.vmap(outputs_of)(c["c"], t_new, y_new)
         outs = jnp.where(ok[:, None], outs, jnp.nan)
         out_final = c["out_final"].at[row].set(outs, mode="drop")
         y_final = c["y_final"]
         if keep_states:
+            y_true = jax.vmap(lambda cc, t, y: state_at(field_of(cc), t, y))(
+                c["c"], t_new, y_new
+            )
             y_final = y_final.at[row].set(
-                jnp.where(ok[:, None], y_new, jnp.nan), mode="drop"
+                jnp.where(ok[:, None], y_true, jnp.nan), mode="drop"
             )
         if n_times:
             # after an early stop the remaining grid holds the final (steady) outputs;
@@ -251,12 +282,13 @@ def integrate_lanes(
         load = finished & (new_idx < n)
         next_sample = c["next_sample"] + jnp.sum(finished, dtype=jnp.int32)
         sample = jnp.where(finished, jnp.where(load, new_idx, -1), c["sample"])
-        y_load, h_load, st_load = fresh(new_idx, load)
+        y_load, h_load, st_load, c_load = fresh(new_idx, load)
 
         def sel(a, b):
             return jnp.where(load.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
 
         return dict(
+            c=sel(c_load, c["c"]),
             next_sample=next_sample,
             sample=sample.astype(jnp.int32),
             t=jnp.where(load, 0.0, t_new),

@@ -475,6 +475,7 @@ def simulate_batch(
     chunk_size: int = 1024,
     keep_states: bool = False,
     method: str = "lanes",
+    exact_inputs: bool | None = None,
     progress: bool = True,
 ) -> SimulationResult:
     """Simulate a batch of input vectors through the network.
@@ -509,6 +510,9 @@ def simulate_batch(
             per chunk).
         keep_states: also return the final state of every sample (`y_final`).
         method: `"lanes"` (default) or `"vmap"`.
+        exact_inputs: with the lanes engine, solve the input layer exactly (its
+            species decay as `X(0) exp(-k t)`; see `ForcedNetwork`). Default: when
+            the network supports it (layered, inputs decaying at one common rate).
         progress: draw a progress line on a terminal.
 
     Returns:
@@ -543,6 +547,15 @@ def simulate_batch(
     off = jnp.asarray(offset, dtype)
     solver = Rodas5P() if solver is None else solver
     ts = _resolve_ts(saveat, t1, dtype)
+    supported = method == "lanes" and network.supports_forcing()
+    if exact_inputs is None:
+        exact_inputs = supported
+    elif exact_inputs and not supported:
+        raise ValueError(
+            "exact_inputs=True needs the lanes engine and a layered network whose "
+            "first wavefront decays at one common rate (compile_crn(..., "
+            "form='layered'); equal rate constants on the input reactions)."
+        )
     chunk = min(chunk_size, n)
     parts = []
     with Progress(math.ceil(n / chunk), "simulating", enabled=progress) as bar:
@@ -568,6 +581,7 @@ def simulate_batch(
                     network, y0s, t1, ts, solver=solver, rtol=rtol, atol=atol,
                     max_steps=max_steps, lanes=lanes, steady_tol=steady_tol,
                     stop_when_steady=stop_when_steady, keep_states=keep_states,
+                    forced=bool(exact_inputs),
                 )
                 eng = jax.tree_util.tree_map(lambda a: np.asarray(a)[:m], eng)
                 t_out = (

@@ -155,22 +155,28 @@ class RosenbrockInterpolation(diffrax.AbstractLocalInterpolation):
 
 
 def _linear_solver(terms, t0, y0, args, lam):
-    """Return `solve(b)` for `(lam*I - J) x = b`, J the Jacobian at (t0, y0)."""
+    """Return `solve(b)` for `(lam*I - J) x = b`, J the Jacobian at (t0, y0).
+
+    A vector field with a `linear_solver(t, y, lam)` method (as `MassActionNetwork`)
+    provides its own; otherwise the Jacobian is materialised and LU-factorised."""
     vf = getattr(terms, "vector_field", None)
-    kinetics = getattr(vf, "kinetics", None)
-    if kinetics is not None and hasattr(vf, "rates"):
-        factors = kinetics.factor(y0, vf.rates.astype(y0.dtype), lam)
-        return lambda b: kinetics.solve(factors, b)
+    if hasattr(vf, "linear_solver"):
+        return vf.linear_solver(t0, y0, lam)
     jac = jax.jacfwd(lambda y: terms.vf(t0, y, args))(y0)
     lu = jsl.lu_factor(lam * jnp.eye(y0.shape[0], dtype=y0.dtype) - jac)
     return lambda b: jsl.lu_solve(lu, b)
 
 
-def _is_autonomous(terms) -> bool:
+def _time_derivative(terms, t0, y0, args):
+    """df/dt at (t0, y0): None for autonomous vector fields (`autonomous = True`),
+    the field's own `time_derivative` if it has one, else forward-mode autodiff."""
     vf = getattr(terms, "vector_field", None)
-    return getattr(vf, "autonomous", False) is True or (
-        hasattr(vf, "kinetics") and hasattr(vf, "rates")
-    )
+    if getattr(vf, "autonomous", False) is True:
+        return None
+    if hasattr(vf, "time_derivative"):
+        return vf.time_derivative(t0, y0)
+    _, dT = jax.jvp(lambda t: terms.vf(t, y0, args), (t0,), (jnp.ones_like(t0),))
+    return dT
 
 
 class Rodas5P(diffrax.AbstractAdaptiveSolver):
@@ -222,10 +228,8 @@ class Rodas5P(diffrax.AbstractAdaptiveSolver):
         def f(t, y):
             return terms.vf(t, y, args).astype(dtype)
 
-        if _is_autonomous(terms):
-            dT = None
-        else:
-            _, dT = jax.jvp(lambda t: f(t, y0), (t0,), (jnp.ones_like(t0),))
+        dT = _time_derivative(terms, t0, y0, args)
+        if dT is not None:
             dT = dT.astype(dtype)
 
         ks: list[Array] = []
