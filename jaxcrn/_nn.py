@@ -366,7 +366,7 @@ def _check_params(params: Sequence) -> Params:
 
 def forward(
     model_or_params: BinaryMLP | Sequence | str | os.PathLike,
-    x: Float[ArrayLike, "batch features"],
+    x: Float[ArrayLike, "*batch features"],
 ) -> np.ndarray:
     """The exact quantised forward pass in float64 numpy: what the CRN must compute.
 
@@ -410,11 +410,14 @@ def forward(
 
 
 def accuracy(
-    model: BinaryMLP | Sequence,
+    model: BinaryMLP | Sequence | str | os.PathLike,
     x: Float[ArrayLike, "batch features"],
     y: Int[ArrayLike, " batch"],
 ) -> float:
     """Fraction of samples whose largest output (exact float64 `forward`) is `y`.
+
+    `model` is anything `forward` accepts: a `BinaryMLP`, a parameter list or the
+    path of a saved model.
 
     Example:
         >>> import jax.random as jr
@@ -463,9 +466,11 @@ def _step(model: BinaryMLP, opt_state, x, y, lr, key):
     (loss, correct), grads = eqx.filter_value_and_grad(_loss_and_correct, has_aux=True)(
         model, x, y, key
     )
-    directions, opt_state = _ADAM.update(
-        grads, opt_state, eqx.filter(model, eqx.is_array)
-    )
+    # optax computes `b1 ** count` (float ** int32), which strict promotion rejects.
+    with jax.numpy_dtype_promotion("standard"):
+        directions, opt_state = _ADAM.update(
+            grads, opt_state, eqx.filter(model, eqx.is_array)
+        )
     layers = []
     for layer, d in zip(model.layers, directions.layers):
         scale = _glorot_scale(layer.fan_in, layer.fan_out)
@@ -846,7 +851,7 @@ def _train_run(model, arrays, config, key, progress, callback):
     best = (0, 0.0)
     for first in range(0, config.epochs, chunk):
         epochs = np.arange(first, first + chunk)
-        lrs = [config.lr_at(min(e, config.epochs - 1)) for e in epochs]
+        lrs = [config.lr_at(min(int(e), config.epochs - 1)) for e in epochs]
         state, (loss, correct, vcorrect) = _train_chunk(
             state,
             xt_,

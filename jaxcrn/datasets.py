@@ -387,7 +387,8 @@ def _find_mnist(path: str | os.PathLike | None) -> dict[str, str]:
     if path is None:
         raise FileNotFoundError(
             "no MNIST folder given: pass `path` (CLI: --data) or set JAXCRN_DATA to "
-            "a folder holding " + ", ".join(f"{f}.gz" for f in _MNIST_FILES.values())
+            "a folder holding "
+            + ", ".join(f"{f}.gz" for f in _MNIST_FILES.values())
             + f" (or to a folder containing {_MNIST_DIR}/ with them). jaxcrn never "
             "downloads; the files are at http://yann.lecun.com/exdb/mnist/."
         )
@@ -419,7 +420,10 @@ def _read_idx(filename: str, magic: int) -> np.ndarray:
         raise ValueError(f"{filename}: IDX magic number {got}, expected {magic}.")
     n = int.from_bytes(data[4:8], "big")
     if magic == 2051:
-        rows, cols = int.from_bytes(data[8:12], "big"), int.from_bytes(data[12:16], "big")
+        rows, cols = (
+            int.from_bytes(data[8:12], "big"),
+            int.from_bytes(data[12:16], "big"),
+        )
         shape, offset = (n, rows, cols), 16
     else:
         shape, offset = (n,), 8
