@@ -555,15 +555,16 @@ def _count_correct(model, x, y):
 
 @eqx.filter_jit
 def _train_chunk(state, xt, yt, xv, yv, lrs, epochs, active, key, batch_size: int):
-    """Run `len(lrs)` epochs (those with `active` False are skipped), tracking the
-    parameters of the best validation accuracy (ties: the later epoch)."""
-    model, opt_state, best_model, best_correct, best_epoch = state
+    """Run `len(lrs)` epochs (those with `active` False are skipped), keeping the
+    parameters of the best epoch: highest validation accuracy, ties broken by
+    training accuracy, then by the later epoch."""
+    model, opt_state, best_model, best_v, best_t, best_epoch = state
     params, static = eqx.partition(model, eqx.is_array)
     best_params = eqx.filter(best_model, eqx.is_array)
 
     def run(c, lr, epoch):
-        params, opt_state, best_params, best_correct, best_epoch = c
-        m, opt_state, loss, correct = _epoch(
+        params, opt_state, best_params, best_v, best_t, best_epoch = c
+        m, opt_state, loss, _ = _epoch(
             eqx.combine(params, static),
             opt_state,
             xt,
@@ -574,31 +575,34 @@ def _train_chunk(state, xt, yt, xv, yv, lrs, epochs, active, key, batch_size: in
         )
         params = eqx.filter(m, eqx.is_array)
         vcorrect = _count_correct(m, xv, yv)
-        better = vcorrect >= best_correct
+        tcorrect = _count_correct(m, xt, yt)
+        better = (vcorrect > best_v) | ((vcorrect == best_v) & (tcorrect >= best_t))
         best_params = jax.tree.map(
             lambda a, b: jnp.where(better, a, b), params, best_params
         )
-        best_correct = jnp.where(better, vcorrect, best_correct)
+        best_v = jnp.where(better, vcorrect, best_v)
+        best_t = jnp.where(better, tcorrect, best_t)
         best_epoch = jnp.where(better, epoch + 1, best_epoch)
-        c = (params, opt_state, best_params, best_correct, best_epoch)
-        return c, (loss, correct, vcorrect)
+        c = (params, opt_state, best_params, best_v, best_t, best_epoch)
+        return c, (loss, tcorrect, vcorrect)
 
     def skip(c, lr, epoch):
-        zero = jnp.zeros((), best_correct.dtype)
+        zero = jnp.zeros((), best_v.dtype)
         return c, (jnp.full((), jnp.nan, lrs.dtype), zero, zero)
 
     def body(c, inp):
         lr, epoch, act = inp
         return jax.lax.cond(act, run, skip, c, lr, epoch)
 
-    carry = (params, opt_state, best_params, best_correct, best_epoch)
+    carry = (params, opt_state, best_params, best_v, best_t, best_epoch)
     carry, per_epoch = jax.lax.scan(body, carry, (lrs, epochs, active))
-    params, opt_state, best_params, best_correct, best_epoch = carry
+    params, opt_state, best_params, best_v, best_t, best_epoch = carry
     state = (
         eqx.combine(params, static),
         opt_state,
         eqx.combine(best_params, static),
-        best_correct,
+        best_v,
+        best_t,
         best_epoch,
     )
     return state, per_epoch
@@ -617,7 +621,8 @@ class TrainConfig:
         dropout_in, dropout_hidden: dropout rates; `None` keeps the model's.
         seed: seeds the shuffling and dropout.
         keep_best: return the parameters of the epoch with the best validation
-            accuracy (ties go to the later epoch), else those of the last epoch.
+            accuracy (ties: the best training accuracy, then the later epoch),
+            else those of the last epoch.
         restarts: train this many times, first from the given model, then from
             fresh U(-1, 1) latent weights (zero biases), and return the run with
             the best validation accuracy (ties: the earlier run). Cheap insurance
@@ -723,8 +728,10 @@ def train(
     """Train a `BinaryMLP` with BinaryConnect: squared hinge loss, Adam, clipping.
 
     Each epoch shuffles the training set (seeded by `config.seed`), scans the
-    BinaryConnect step (`make_step`) over its mini-batches, then measures validation
-    accuracy; the parameters of the best epoch are kept. Several epochs run in one
+    BinaryConnect step (`make_step`) over its mini-batches, then measures training
+    and validation accuracy; the parameters of the best epoch (highest validation
+    accuracy, ties broken by training accuracy, which matters for small validation
+    sets, then by the later epoch) are kept. Several epochs run in one
     jitted call. On a terminal a progress line shows
     epoch, loss, training and validation accuracy (none when `quiet` or when stdout
     is not a TTY).
@@ -740,10 +747,11 @@ def train(
 
     Returns:
         `(model, history)`. `history` has per-epoch lists `loss` (mean mini-batch
-        loss), `train_acc` (accuracy of the training-mode predictions during the
-        epoch), `valid_acc` and `lr` (of the returned run), plus `best_epoch`
-        (1-based), `best_valid_acc`, `restart` (which run was returned),
-        `restart_scores` (each run's validation accuracy) and `seconds`.
+        loss), `train_acc` and `valid_acc` (after the epoch, evaluation mode) and
+        `lr`, all of the returned run, plus `best_epoch` (1-based),
+        `best_valid_acc`, `best_train_acc`, `restart` (which run was returned),
+        `restart_scores` (each run's validation and training accuracy) and
+        `seconds`.
 
     Example:
         >>> import jax.random as jr
@@ -814,10 +822,12 @@ def train(
     finally:
         progress.close()
     score = [
-        h["best_valid_acc"] if config.keep_best else h["valid_acc"][-1]
+        (h["best_valid_acc"], h["best_train_acc"])
+        if config.keep_best
+        else (h["valid_acc"][-1], h["train_acc"][-1])
         for _, _, h in results
     ]
-    r = int(np.argmax(score))  # ties: the earlier run
+    r = max(range(len(score)), key=lambda i: (score[i], -i))  # ties: earlier run
     last, best_model, history = results[r]
     history["restart"] = r
     history["restart_scores"] = score
@@ -841,12 +851,12 @@ def _train_run(model, arrays, config, key, progress, callback):
     xt_, yt_, xv_, yv_ = arrays
     dtype = model.layers[0].weight.dtype
     n_batches = xt_.shape[0] // config.batch_size
-    n_used, n_valid = n_batches * config.batch_size, max(yv_.shape[0], 1)
+    n_train, n_valid = max(yt_.shape[0], 1), max(yv_.shape[0], 1)
     # Several epochs per jitted call (about 512 steps), padded to a fixed length so
     # that the last chunk does not recompile.
     chunk = int(min(config.epochs, max(1, 512 // n_batches)))
     counter = jnp.zeros((), yt_.dtype)
-    state = (model, init_opt_state(model), model, counter - 1, counter)
+    state = (model, init_opt_state(model), model, counter - 1, counter - 1, counter)
     history: dict[str, Any] = {"loss": [], "train_acc": [], "valid_acc": [], "lr": []}
     best = (0, 0.0)
     for first in range(0, config.epochs, chunk):
@@ -866,10 +876,10 @@ def _train_run(model, arrays, config, key, progress, callback):
         )
         n = min(chunk, config.epochs - first)
         history["loss"] += np.asarray(loss[:n], np.float64).tolist()
-        history["train_acc"] += (np.asarray(correct[:n]) / n_used).tolist()
+        history["train_acc"] += (np.asarray(correct[:n]) / n_train).tolist()
         history["valid_acc"] += (np.asarray(vcorrect[:n]) / n_valid).tolist()
         history["lr"] += lrs[:n]
-        best = (int(state[4]), int(state[3]) / n_valid)
+        best = (int(state[5]), int(state[3]) / n_valid)
         progress.update(
             first + n,
             history["loss"][-1],
@@ -881,6 +891,7 @@ def _train_run(model, arrays, config, key, progress, callback):
         if callback is not None:
             callback(first + n, history)
     history["best_epoch"], history["best_valid_acc"] = best
+    history["best_train_acc"] = int(state[4]) / n_train
     return state[0], state[2], history
 
 
@@ -897,11 +908,11 @@ _PRESETS: dict[tuple[str, str], tuple[tuple[int, ...], TrainConfig]] = {
     ),
     ("virus", "binary"): (
         (32,),
-        TrainConfig(epochs=500, batch_size=16, lr_start=0.01, lr_end=3e-5),
+        TrainConfig(epochs=1000, batch_size=16, lr_start=1e-3, lr_end=1e-5, restarts=4),
     ),
     ("virus", "ternary"): (
         (32,),
-        TrainConfig(epochs=500, batch_size=16, lr_start=0.01, lr_end=3e-5),
+        TrainConfig(epochs=1000, batch_size=16, lr_start=1e-3, lr_end=1e-5, restarts=4),
     ),
     ("mnist14", "binary"): (
         (512, 512),
