@@ -78,6 +78,11 @@ def _add_train(sub) -> None:
     p.add_argument("--dropout-in", type=float)
     p.add_argument("--dropout-hidden", type=float)
     p.add_argument("--restarts", type=int, help="train N times, keep the best")
+    p.add_argument(
+        "--loss-scale",
+        type=float,
+        help="divide the outputs by this inside the hinge loss (1 = paper)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--data",
@@ -127,6 +132,7 @@ def _cmd_train(args) -> int:
         "dropout_in": args.dropout_in,
         "dropout_hidden": args.dropout_hidden,
         "restarts": args.restarts,
+        "loss_scale": args.loss_scale,
     }
     try:
         config = dataclasses.replace(

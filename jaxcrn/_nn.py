@@ -14,6 +14,7 @@ exact float64 computation that the compiled CRN must reproduce.
 """
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -104,7 +105,11 @@ def quantize(
         [-1.0, 0.0, 0.0, 1.0]
     """
     _check_quantization(quantization, threshold)
-    w = jnp.asarray(w)
+    return _quantize(jnp.asarray(w), quantization, float(threshold))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _quantize(w: Array, quantization: str, threshold: float) -> Array:
     one = jnp.ones((), w.dtype)
     if quantization == "binary":
         return jnp.where(w >= 0, one, -one)
@@ -455,16 +460,16 @@ def squared_hinge_loss(
 _ADAM = optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8)
 
 
-def _loss_and_correct(model: BinaryMLP, x, y, key):
+def _loss_and_correct(model: BinaryMLP, x, y, key, loss_scale: float):
     keys = jr.split(key, x.shape[0])
     outputs = jax.vmap(lambda xi, ki: model(xi, key=ki))(x, keys)
     correct = jnp.sum(jnp.argmax(outputs, axis=-1) == y)
-    return squared_hinge_loss(outputs, y), correct
+    return squared_hinge_loss(outputs / loss_scale, y), correct
 
 
-def _step(model: BinaryMLP, opt_state, x, y, lr, key):
+def _step(model: BinaryMLP, opt_state, x, y, lr, key, loss_scale: float = 1.0):
     (loss, correct), grads = eqx.filter_value_and_grad(_loss_and_correct, has_aux=True)(
-        model, x, y, key
+        model, x, y, key, loss_scale
     )
     # optax computes `b1 ** count` (float ** int32), which strict promotion rejects.
     with jax.numpy_dtype_promotion("standard"):
@@ -490,6 +495,8 @@ def make_step(
     y: Int[Array, " batch"],
     lr: Float[ArrayLike, ""],
     key: PRNGKeyArray,
+    *,
+    loss_scale: float = 1.0,
 ) -> tuple[BinaryMLP, Any, Float[Array, ""]]:
     """One BinaryConnect step on a mini-batch: returns `(model, opt_state, loss)`.
 
@@ -498,6 +505,7 @@ def make_step(
     `scale * (W_adam - W)` with `scale = 1 / sqrt(1.5 / (fan_in + fan_out))` and are
     clipped to [-1, 1]; biases take the plain Adam step. `opt_state` comes from
     `init_opt_state(model)`. Pass `lr` as an array so that it does not recompile.
+    `loss_scale` divides the outputs inside the loss (see `TrainConfig`).
 
     Example:
         >>> import jax.numpy as jnp, jax.random as jr
@@ -512,7 +520,7 @@ def make_step(
         True
     """
     lr = jnp.asarray(lr, model.layers[0].weight.dtype)
-    model, opt_state, loss, _ = _step(model, opt_state, x, y, lr, key)
+    model, opt_state, loss, _ = _step(model, opt_state, x, y, lr, key, loss_scale)
     return model, opt_state, loss
 
 
@@ -527,7 +535,7 @@ def init_opt_state(model: BinaryMLP) -> Any:
     return _ADAM.init(eqx.filter(model, eqx.is_array))
 
 
-def _epoch(model, opt_state, x, y, lr, key, batch_size: int):
+def _epoch(model, opt_state, x, y, lr, key, batch_size: int, loss_scale: float):
     """One shuffled pass of `_step` over `x // batch_size` mini-batches."""
     n_batches = x.shape[0] // batch_size
     kperm, kdrop = jr.split(key)
@@ -539,7 +547,7 @@ def _epoch(model, opt_state, x, y, lr, key, batch_size: int):
         params, opt_state = carry
         idx, k = inp
         m, opt_state, loss, correct = _step(
-            eqx.combine(params, static), opt_state, x[idx], y[idx], lr, k
+            eqx.combine(params, static), opt_state, x[idx], y[idx], lr, k, loss_scale
         )
         return (eqx.filter(m, eqx.is_array), opt_state), (loss, correct)
 
@@ -554,7 +562,9 @@ def _count_correct(model, x, y):
 
 
 @eqx.filter_jit
-def _train_chunk(state, xt, yt, xv, yv, lrs, epochs, active, key, batch_size: int):
+def _train_chunk(
+    state, xt, yt, xv, yv, lrs, epochs, active, key, batch_size: int, loss_scale: float
+):
     """Run `len(lrs)` epochs (those with `active` False are skipped), keeping the
     parameters of the best epoch: highest validation accuracy, ties broken by
     training accuracy, then by the later epoch."""
@@ -572,6 +582,7 @@ def _train_chunk(state, xt, yt, xv, yv, lrs, epochs, active, key, batch_size: in
             lr,
             jr.fold_in(key, epoch),
             batch_size,
+            loss_scale,
         )
         params = eqx.filter(m, eqx.is_array)
         vcorrect = _count_correct(m, xv, yv)
@@ -627,6 +638,11 @@ class TrainConfig:
             fresh U(-1, 1) latent weights (zero biases), and return the run with
             the best validation accuracy (ties: the earlier run). Cheap insurance
             against the poor local optima of small binary networks.
+        loss_scale: train on `squared_hinge_loss(outputs / loss_scale, labels)`.
+            1 (default) is the paper's loss. Without batch norm, binary networks
+            produce outputs of order `sqrt(width)` per layer, so a margin of 1 is
+            tiny; a larger scale asks for a proportionally larger margin. The
+            network (and its argmax) is unchanged; only training differs.
 
     Example:
         >>> from jaxcrn import TrainConfig
@@ -643,10 +659,19 @@ class TrainConfig:
     seed: int = 0
     keep_best: bool = True
     restarts: int = 1
+    loss_scale: float = 1.0
 
     def __post_init__(self):
         if not (isinstance(self.epochs, int) and self.epochs >= 1):
             raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}.")
+        if not (
+            isinstance(self.loss_scale, int | float)
+            and self.loss_scale > 0
+            and math.isfinite(self.loss_scale)
+        ):
+            raise ValueError(
+                f"loss_scale must be a positive number, got {self.loss_scale!r}."
+            )
         if not (isinstance(self.restarts, int) and self.restarts >= 1):
             raise ValueError(
                 f"restarts must be an integer >= 1, got {self.restarts!r}."
@@ -808,11 +833,8 @@ def train(
     progress = _Progress(config.epochs, not quiet)
     try:
         for r in range(config.restarts):
-            key = jr.PRNGKey(config.seed)
-            start_model = model
-            if r:
-                key, init_key = jr.split(jr.fold_in(key, r))
-                start_model = _reinit(model, init_key)
+            key, init_key = jr.split(jr.fold_in(jr.PRNGKey(config.seed), r))
+            start_model = _reinit(model, init_key) if r else model
             progress.prefix = (
                 f"run {r + 1}/{config.restarts} " if config.restarts > 1 else ""
             )
@@ -873,6 +895,7 @@ def _train_run(model, arrays, config, key, progress, callback):
             jnp.asarray(epochs < config.epochs),
             key,
             config.batch_size,
+            float(config.loss_scale),
         )
         n = min(chunk, config.epochs - first)
         history["loss"] += np.asarray(loss[:n], np.float64).tolist()

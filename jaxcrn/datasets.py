@@ -245,7 +245,7 @@ def derive_virus_table(path: str | os.PathLike | None = None) -> dict:
     Example:
         >>> from jaxcrn.datasets import derive_virus_table
         >>> t = derive_virus_table("../shared/datasets")  # doctest: +SKIP
-        >>> t["x"].shape
+        >>> t["x"].shape  # doctest: +SKIP
         (698, 10)
     """
     folder = _virus_raw_dir(path)
@@ -472,7 +472,7 @@ def mnist14(
     Example:
         >>> from jaxcrn import datasets
         >>> data = datasets.mnist14("../shared/datasets")  # doctest: +SKIP
-        >>> data.train.x.shape, data.test.x.shape
+        >>> data.train.x.shape, data.test.x.shape  # doctest: +SKIP
         ((50000, 196), (10000, 196))
     """
     if test_centering not in ("test", "train"):
