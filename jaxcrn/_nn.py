@@ -939,11 +939,15 @@ _PRESETS: dict[tuple[str, str], tuple[tuple[int, ...], TrainConfig]] = {
     ),
     ("mnist14", "binary"): (
         (512, 512),
-        TrainConfig(epochs=100, batch_size=100, lr_start=1e-3, lr_end=1e-5),
+        TrainConfig(
+            epochs=250, batch_size=100, lr_start=3e-5, lr_end=3e-6, loss_scale=64.0
+        ),
     ),
     ("mnist14", "ternary"): (
         (512, 512),
-        TrainConfig(epochs=100, batch_size=100, lr_start=1e-3, lr_end=1e-5),
+        TrainConfig(
+            epochs=250, batch_size=100, lr_start=3e-5, lr_end=3e-6, loss_scale=64.0
+        ),
     ),
 }
 

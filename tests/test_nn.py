@@ -248,6 +248,10 @@ def test_train_rejects_mismatched_data(iris):
         train(model, iris, TrainConfig(epochs=1), quiet=True)
     with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
         TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="loss_scale must be a positive number"):
+        TrainConfig(loss_scale=0.0)
+    with pytest.raises(ValueError, match="dropout_in must be in"):
+        TrainConfig(dropout_in=1.0)
 
 
 def test_progress_line_only_on_a_terminal():
