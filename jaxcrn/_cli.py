@@ -152,6 +152,11 @@ def _cmd_train(args) -> int:
             if args.data is not None:
                 raise ValueError("iris ships with jaxcrn; it takes no --data.")
             data = datasets.iris()
+        if config.batch_size > len(data.train):
+            raise ValueError(
+                f"--batch {config.batch_size} exceeds the {len(data.train)} "
+                "training samples."
+            )
         sizes = (data.n_features, *hidden, data.n_classes)
         model = _nn.init_model(
             sizes,

@@ -449,6 +449,8 @@ def test_cli_train_iris(tmp_path, capsys):
         (["--epochs", "0"], "epochs"),
         (["--hidden", "0"], "hidden"),
         (["--data", "/nonexistent"], "takes no --data"),
+        (["--batch", "151"], "exceeds the 150 training samples"),
+        (["--lr-start", "-1"], "lr_start must be a positive number"),
     ],
 )
 def test_cli_train_bad_input(capsys, extra, match):
