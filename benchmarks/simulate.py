@@ -68,8 +68,9 @@ def random_crn(n_species: int = 50, n_reactions: int = 100, seed: int = 0):
 @eqx.filter_jit
 def run_batch(network, y0s, t1, solver, rtol, atol):
     def one(y0):
-        r = jaxcrn.simulate(network, y0, t1, solver=solver, rtol=rtol, atol=atol,
-                            max_steps=100_000)
+        r = jaxcrn.simulate(
+            network, y0, t1, solver=solver, rtol=rtol, atol=atol, max_steps=100_000
+        )
         return r.y_final, r.num_steps, r.status
 
     return jax.vmap(one)(y0s)
@@ -100,8 +101,12 @@ def main() -> None:
             exact = scale * chain_exact(n, t1)[None, :]
         else:
             ref, _, _ = run_batch(
-                ref_net, jnp.asarray(y0_all), jnp.asarray(t1), diffrax.Dopri8(),
-                1e-12, 1e-14,
+                ref_net,
+                jnp.asarray(y0_all),
+                jnp.asarray(t1),
+                diffrax.Dopri8(),
+                1e-12,
+                1e-14,
             )
             exact = np.asarray(ref)
         forms = ["dense", "sparse"] + (
@@ -109,13 +114,16 @@ def main() -> None:
         )
         for form in forms:
             net = jaxcrn.compile_crn(crn, form=form)
-            for sname, solver in [("tsit5", diffrax.Tsit5()),
-                                  ("rodas5p", jaxcrn.Rodas5P())]:
+            for sname, solver in [
+                ("tsit5", diffrax.Tsit5()),
+                ("rodas5p", jaxcrn.Rodas5P()),
+            ]:
                 for b in batches:
                     y0s = jnp.asarray(y0_all[:b])
                     t = time.perf_counter()
-                    y, steps, status = run_batch(net, y0s, jnp.asarray(t1), solver,
-                                                 rtol, atol)
+                    y, steps, status = run_batch(
+                        net, y0s, jnp.asarray(t1), solver, rtol, atol
+                    )
                     jax.block_until_ready(y)
                     first = time.perf_counter() - t
                     err = float(np.max(np.abs(np.asarray(y) - exact[:b])))
@@ -127,8 +135,7 @@ def main() -> None:
                     runs = []
                     for _ in range(args.repeats):
                         t = time.perf_counter()
-                        y, *_ = run_batch(net, y0s, jnp.asarray(t1), solver, rtol,
-                                          atol)
+                        y, *_ = run_batch(net, y0s, jnp.asarray(t1), solver, rtol, atol)
                         jax.block_until_ready(y)
                         runs.append(time.perf_counter() - t)
                     run = min(runs)

@@ -1,6 +1,15 @@
 """jaxcrn: compile binary-weight ReLU networks to rate-independent chemical reaction
 networks, and simulate them fast with JAX and diffrax."""
 
+from . import datasets as datasets
+from ._compile import (
+    DenseKinetics as DenseKinetics,
+    LayeredKinetics as LayeredKinetics,
+    MassActionNetwork as MassActionNetwork,
+    SparseKinetics as SparseKinetics,
+    compile_crn as compile_crn,
+    layered_structure as layered_structure,
+)
 from ._crn import (
     CRN as CRN,
     CRNSyntaxError as CRNSyntaxError,
@@ -11,14 +20,26 @@ from ._crn import (
     parse_crn as parse_crn,
     save_crn as save_crn,
 )
-
-from ._compile import (
-    DenseKinetics as DenseKinetics,
-    LayeredKinetics as LayeredKinetics,
-    MassActionNetwork as MassActionNetwork,
-    SparseKinetics as SparseKinetics,
-    compile_crn as compile_crn,
-    layered_structure as layered_structure,
+from ._nn import (
+    BinaryDense as BinaryDense,
+    BinaryMLP as BinaryMLP,
+    TrainConfig as TrainConfig,
+    accuracy as accuracy,
+    forward as forward,
+    init_model as init_model,
+    init_opt_state as init_opt_state,
+    load_checkpoint as load_checkpoint,
+    load_metadata as load_metadata,
+    load_model as load_model,
+    load_params as load_params,
+    make_step as make_step,
+    preset as preset,
+    quantize as quantize,
+    quantized_params as quantized_params,
+    save_checkpoint as save_checkpoint,
+    save_model as save_model,
+    squared_hinge_loss as squared_hinge_loss,
+    train as train,
 )
 from ._nn2crn import (
     NoncompetitiveCheck as NoncompetitiveCheck,

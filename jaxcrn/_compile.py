@@ -718,7 +718,9 @@ class MassActionNetwork(eqx.Module):
     # -- vector field -------------------------------------------------------------
     autonomous: ClassVar[bool] = True
 
-    def __call__(self, t, y: Float[Array, " species"], args) -> Float[Array, " species"]:
+    def __call__(
+        self, t, y: Float[Array, " species"], args
+    ) -> Float[Array, " species"]:
         del t, args
         return self.kinetics.rhs(y, self.rates.astype(y.dtype))
 
@@ -735,13 +737,16 @@ class MassActionNetwork(eqx.Module):
         if not (isinstance(kin, LayeredKinetics) and kin.first_is_decay):
             return False
         k = np.asarray(kin.decay_rates(self.rates))
-        has_rxn = np.asarray(
-            jax.ops.segment_sum(
-                jnp.ones_like(self.rates[kin.decay_reactions]),
-                kin.decay_reactant,
-                k.shape[0],
+        has_rxn = (
+            np.asarray(
+                jax.ops.segment_sum(
+                    jnp.ones_like(self.rates[kin.decay_reactions]),
+                    kin.decay_reactant,
+                    k.shape[0],
+                )
             )
-        ) > 0
+            > 0
+        )
         k = k[has_rxn]
         return k.size > 0 and bool(np.allclose(k, k[0], rtol=1e-12, atol=0))
 
@@ -831,7 +836,9 @@ class MassActionNetwork(eqx.Module):
         neg = np.asarray(self.input_neg)
         dual = neg >= 0
         pos_val = jnp.where(
-            jnp.asarray(dual), jnp.maximum(x, 0.0) + offset, jnp.where(x < 0, jnp.nan, x)
+            jnp.asarray(dual),
+            jnp.maximum(x, 0.0) + offset,
+            jnp.where(x < 0, jnp.nan, x),
         )
         y0 = y0.at[pos].add(pos_val)
         if dual.any():
@@ -839,7 +846,9 @@ class MassActionNetwork(eqx.Module):
             y0 = y0.at[jnp.asarray(neg[idx])].add(jnp.maximum(-x[idx], 0.0) + offset)
         return y0
 
-    def read_outputs(self, y: Float[Array, "*batch species"]) -> Float[Array, "*batch outputs"]:
+    def read_outputs(
+        self, y: Float[Array, "*batch species"]
+    ) -> Float[Array, "*batch outputs"]:
         """Output values `[pos] - [neg]` from state(s) `y`."""
         pos = y[..., jnp.asarray(self.output_pos, jnp.int32)]
         neg_idx = np.asarray(self.output_neg)

@@ -449,9 +449,7 @@ def _parse_options(text: str, allowed: tuple[str, ...]) -> dict[str, float]:
         raise _LineError("empty [...]; expected e.g. [k=0.5]")
     for item in text.split(","):
         if "=" not in item:
-            raise _LineError(
-                f"expected key=value inside [...], got {item.strip()!r}"
-            )
+            raise _LineError(f"expected key=value inside [...], got {item.strip()!r}")
         key, value = (s.strip() for s in item.split("=", 1))
         if key not in allowed:
             raise _LineError(
@@ -462,9 +460,7 @@ def _parse_options(text: str, allowed: tuple[str, ...]) -> dict[str, float]:
             raise _LineError(f"option {key!r} is given twice")
         v = _parse_number(value, key)
         if not math.isfinite(v) or v <= 0:
-            raise _LineError(
-                f"rate {key}={value} must be a positive finite number"
-            )
+            raise _LineError(f"rate {key}={value} must be a positive finite number")
         out[key] = v
     return out
 
@@ -478,9 +474,7 @@ def _parse_reaction(line: str) -> list[Reaction]:
     n_rev = body.count("<=>")
     n_fwd = body.replace("<=>", "").count("->")
     if n_rev + n_fwd != 1:
-        raise _LineError(
-            "expected exactly one arrow ('->' or '<=>') per reaction"
-        )
+        raise _LineError("expected exactly one arrow ('->' or '<=>') per reaction")
     if "<-" in body.replace("<=>", "") or "=>" in body.replace("<=>", ""):
         raise _LineError("unknown arrow; use '->' or '<=>'")
     if n_rev:
@@ -540,10 +534,10 @@ def parse_crn(text: str, *, path: str | None = None) -> CRN:
         ... ''')
         >>> [r.rate for r in crn.reactions]
         [1.0, 2.0]
-        >>> parse_crn("A + -> B")
+        >>> parse_crn("A + -> B")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        jaxcrn._crn.CRNSyntaxError: line 1: "A + -> B": expected a species name after '+'
+        jaxcrn._crn.CRNSyntaxError: line 1: "A + -> B": expected a species name ...
     """
     reactions: list[Reaction] = []
     init: list[tuple[str, float]] = []

@@ -173,8 +173,9 @@ def integrate_lanes(
         enorm = jnp.where(finite, enorm, jnp.inf)
         accept = active & (enorm <= 1.0)
         factor = 0.9 * jnp.where(enorm > 0, enorm, 1e-10) ** (-exponent)
-        factor = jnp.where(accept, jnp.clip(factor, 0.2, 10.0),
-                           jnp.clip(factor, 0.2, 0.9))
+        factor = jnp.where(
+            accept, jnp.clip(factor, 0.2, 10.0), jnp.clip(factor, 0.2, 0.9)
+        )
         factor = jnp.where(finite, factor, 0.2)
         # after a step shortened to hit t1, base the next step on the proposal
         h_used = t_next - t0
@@ -182,9 +183,7 @@ def integrate_lanes(
         y_new = jnp.where(accept[:, None], y1, c["y"])
         t_new = jnp.where(accept, t_next, t0)
         state_new = jax.tree_util.tree_map(
-            lambda a, b: jnp.where(
-                accept.reshape((-1,) + (1,) * (a.ndim - 1)), a, b
-            ),
+            lambda a, b: jnp.where(accept.reshape((-1,) + (1,) * (a.ndim - 1)), a, b),
             state1,
             c["solver_state"],
         )
@@ -198,8 +197,11 @@ def integrate_lanes(
         is_steady = rate <= steady_tol
         t_steady = jnp.where(
             accept,
-            jnp.where(is_steady, jnp.where(jnp.isinf(c["t_steady"]), t_new,
-                                           c["t_steady"]), jnp.inf),
+            jnp.where(
+                is_steady,
+                jnp.where(jnp.isinf(c["t_steady"]), t_new, c["t_steady"]),
+                jnp.inf,
+            ),
             c["t_steady"],
         )
 
@@ -240,9 +242,9 @@ def integrate_lanes(
         )
         done_steady = accept & is_steady & stop_when_steady
         finished = active & (reached | out_of_steps | broken | done_steady)
-        status = jnp.where(
-            reached | done_steady, 0, jnp.where(broken, 2, 1)
-        ).astype(jnp.int32)
+        status = jnp.where(reached | done_steady, 0, jnp.where(broken, 2, 1)).astype(
+            jnp.int32
+        )
         nonfinite_state = ~jnp.all(jnp.isfinite(y_new), axis=1)
         status = jnp.where(nonfinite_state, 2, status)
         ok = status == 0
@@ -270,8 +272,10 @@ def integrate_lanes(
         t_final = c["t_final"].at[row].set(t_new, mode="drop")
         status_g = c["status"].at[row].set(status, mode="drop")
         steady_g = c["steady_final"].at[row].set(ok & is_steady, mode="drop")
-        t_steady_g = c["t_steady_final"].at[row].set(
-            jnp.where(ok, t_steady, jnp.inf), mode="drop"
+        t_steady_g = (
+            c["t_steady_final"]
+            .at[row]
+            .set(jnp.where(ok, t_steady, jnp.inf), mode="drop")
         )
         steps_g = c["steps_final"].at[row].set(steps - rejected, mode="drop")
         rejected_g = c["rejected_final"].at[row].set(rejected, mode="drop")

@@ -304,7 +304,8 @@ def reduce_crn(
         lost = [s for s in input_species if index[s] in elim]
         if lost:
             raise ValueError(
-                f"keep_inputs=False would eliminate input species {', '.join(sorted(lost))};"
+                "keep_inputs=False would eliminate input species "
+                f"{', '.join(sorted(lost))};"
                 " bind the inputs first (bind_inputs(crn, x) turns them into init "
                 "values) or use keep_inputs=True."
             )

@@ -57,8 +57,9 @@ def plot_batch_outputs(result, network, *, max_rows=8):
     n = min(max_rows, np.asarray(result.outputs).shape[0])
     cols = min(n, 4)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows),
-                             squeeze=False, sharex=True)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False, sharex=True
+    )
     ts = np.asarray(result.ts)
     outs = np.asarray(result.outputs)
     for k in range(rows * cols):

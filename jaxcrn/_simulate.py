@@ -106,8 +106,9 @@ def _status_from(result, y_final) -> Int[Array, ""]:
     status = jnp.where(
         ok,
         Status.OK,
-        jnp.where(result == diffrax.RESULTS.max_steps_reached, Status.MAX_STEPS,
-                  Status.FAILED),
+        jnp.where(
+            result == diffrax.RESULTS.max_steps_reached, Status.MAX_STEPS, Status.FAILED
+        ),
     )
     finite = jnp.all(jnp.isfinite(y_final))
     return jnp.where(finite, status, Status.NONFINITE).astype(jnp.int32)
@@ -431,11 +432,12 @@ def _check_inputs(network: MassActionNetwork, inputs) -> np.ndarray:
     if bad.any():
         i, j = np.argwhere(bad)[0]
         raise ValueError(
-            f"inputs[{i}, {j}] = {x[i, j]} is not finite; inputs must be finite numbers."
+            f"inputs[{i}, {j}] = {x[i, j]} is not finite; inputs must be finite "
+            "numbers."
         )
     single = np.asarray(network.input_neg) < 0
     if single.any():
-        neg = (x[:, single] < 0)
+        neg = x[:, single] < 0
         if neg.any():
             i, j = np.argwhere(neg)[0]
             col = np.flatnonzero(single)[j]
@@ -567,9 +569,14 @@ def simulate_batch(
             xs = jnp.asarray(xs, dtype)
             if method == "vmap":
                 kwargs = dict(
-                    solver=solver, rtol=rtol, atol=atol, max_steps=max_steps,
-                    saveat=saveat, stop_when_steady=stop_when_steady,
-                    steady_tol=steady_tol, save_species=False,
+                    solver=solver,
+                    rtol=rtol,
+                    atol=atol,
+                    max_steps=max_steps,
+                    saveat=saveat,
+                    stop_when_steady=stop_when_steady,
+                    steady_tol=steady_tol,
+                    save_species=False,
                 )
                 res = _simulate_chunk(network, xs, off, t1, kwargs)
                 res = jax.tree_util.tree_map(lambda a: np.asarray(a)[:m], res)
@@ -578,18 +585,29 @@ def simulate_batch(
             else:
                 y0s = _initial_states(network, xs, off)
                 eng = integrate_lanes(
-                    network, y0s, t1, ts, solver=solver, rtol=rtol, atol=atol,
-                    max_steps=max_steps, lanes=lanes, steady_tol=steady_tol,
-                    stop_when_steady=stop_when_steady, keep_states=keep_states,
+                    network,
+                    y0s,
+                    t1,
+                    ts,
+                    solver=solver,
+                    rtol=rtol,
+                    atol=atol,
+                    max_steps=max_steps,
+                    lanes=lanes,
+                    steady_tol=steady_tol,
+                    stop_when_steady=stop_when_steady,
+                    keep_states=keep_states,
                     forced=bool(exact_inputs),
                 )
                 eng = jax.tree_util.tree_map(lambda a: np.asarray(a)[:m], eng)
                 t_out = (
-                    np.asarray(eng.t_final)[:, None] if ts is None
+                    np.asarray(eng.t_final)[:, None]
+                    if ts is None
                     else np.broadcast_to(np.asarray(ts), (m, ts.shape[0]))
                 )
                 outputs = (
-                    eng.outputs_final[:, None, :] if eng.outputs is None
+                    eng.outputs_final[:, None, :]
+                    if eng.outputs is None
                     else eng.outputs
                 )
                 ok = eng.status == Status.OK
@@ -598,7 +616,8 @@ def simulate_batch(
                     ys=None,
                     outputs=outputs,
                     y_final=(
-                        eng.y_final if eng.y_final is not None
+                        eng.y_final
+                        if eng.y_final is not None
                         else np.zeros((m, 0), np.asarray(y0s).dtype)
                     ),
                     outputs_final=eng.outputs_final,

@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
+
 from jaxcrn import compile_crn, layered_structure, nn_to_crn, parse_crn, reduce_crn
 
 from .helpers import random_params
@@ -22,6 +23,7 @@ def _shifted_residual(net, y, b, lam):
     x = net.kinetics.solve(net.kinetics.factor(y, net.rates, lam), b)
     jac = jax.jacfwd(lambda z: net(0.0, z, None))(y)
     return (lam * jnp.eye(net.n_species) - jac) @ x - b
+
 
 FEEDFORWARD = """
 X1p -> A1p + A2n

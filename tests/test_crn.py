@@ -2,6 +2,7 @@ import os
 
 import pytest
 from hypothesis import given
+
 from jaxcrn import (
     CRN,
     CRNSyntaxError,

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 from hypothesis.extra.numpy import arrays
+
 from jaxcrn import (
     Status,
     compile_crn,
@@ -111,7 +112,9 @@ def test_max_steps_is_flagged_not_raised(dimerisation):
     assert res.status.tolist() == [Status.MAX_STEPS, Status.OK]
     assert res.converged.tolist() == [False, True]
     assert bool(jnp.isnan(res.y_final[0]).all())
-    assert bool(jnp.isnan(res.outputs_final[0]).all()) or res.outputs_final.shape[1] == 0
+    assert (
+        bool(jnp.isnan(res.outputs_final[0]).all()) or res.outputs_final.shape[1] == 0
+    )
 
 
 def test_negative_single_rail_input_is_flagged():
@@ -135,8 +138,13 @@ def test_shape_mismatch_is_an_error(dimerisation):
 
 def test_early_stop_ends_at_steady_state(decay):
     res = simulate(
-        decay, decay.y_init, jnp.asarray(1000.0), stop_when_steady=True,
-        steady_tol=1e-6, saveat=jnp.array([0.0, 1.0, 999.0]), **TOL,
+        decay,
+        decay.y_init,
+        jnp.asarray(1000.0),
+        stop_when_steady=True,
+        steady_tol=1e-6,
+        saveat=jnp.array([0.0, 1.0, 999.0]),
+        **TOL,
     )
     # |dA/dt| = 0.7 * 2 exp(-0.7 t) <= 1e-6  <=>  t >= log(1.4e6) / 0.7 = 20.2
     t_expected = np.log(1.4e6) / 0.7
@@ -149,8 +157,9 @@ def test_early_stop_ends_at_steady_state(decay):
 
 def test_t_converged_on_grid(decay):
     ts = jnp.linspace(0.0, 40.0, 401)
-    res = simulate(decay, decay.y_init, jnp.asarray(40.0), saveat=ts,
-                   steady_tol=1e-6, **TOL)
+    res = simulate(
+        decay, decay.y_init, jnp.asarray(40.0), saveat=ts, steady_tol=1e-6, **TOL
+    )
     t_expected = np.log(1.4e6) / 0.7
     assert t_expected <= float(res.t_converged) <= t_expected + 0.1 + 1e-9
 
@@ -188,8 +197,9 @@ def test_compiled_network_equals_forward_pass():
 
 
 def test_simulate_batch_chunks_match_single_chunk():
-    net = compile_crn(parse_crn("X -> Y + Z\nZ + W -> 0\ninit W = 1\n"
-                                "input x = X\noutput y = Y - Z"))
+    net = compile_crn(
+        parse_crn("X -> Y + Z\nZ + W -> 0\ninit W = 1\ninput x = X\noutput y = Y - Z")
+    )
     x = np.linspace(0.0, 3.0, 7)[:, None]
     a = simulate_batch(net, x, 10.0, chunk_size=3, progress=False, **TOL)
     b = simulate_batch(net, x, 10.0, chunk_size=7, progress=False, **TOL)
@@ -199,7 +209,9 @@ def test_simulate_batch_chunks_match_single_chunk():
 
 
 def test_simulate_batch_input_validation():
-    net = compile_crn(parse_crn("X1p -> Y\nX1n -> 0\ninput x = X1p - X1n\noutput y = Y"))
+    net = compile_crn(
+        parse_crn("X1p -> Y\nX1n -> 0\ninput x = X1p - X1n\noutput y = Y")
+    )
     with pytest.raises(ValueError, match=r"inputs\[1, 0\] = nan is not finite"):
         simulate_batch(net, np.array([[1.0], [np.nan]]), 1.0, progress=False)
     with pytest.raises(ValueError, match="expected shape \\(n, 1\\)"):
