@@ -4,6 +4,7 @@ networks, and simulate them fast with JAX and diffrax."""
 from . import datasets as datasets
 from ._compile import (
     DenseKinetics as DenseKinetics,
+    ForcedNetwork as ForcedNetwork,
     LayeredKinetics as LayeredKinetics,
     MassActionNetwork as MassActionNetwork,
     SparseKinetics as SparseKinetics,
@@ -51,6 +52,7 @@ from ._nn2crn import (
     nn_to_crn as nn_to_crn,
     reduce_crn as reduce_crn,
 )
+from ._sbml import save_sbml as save_sbml, to_sbml as to_sbml
 from ._simulate import (
     ConvergenceTimes as ConvergenceTimes,
     SimulationResult as SimulationResult,
@@ -60,6 +62,11 @@ from ._simulate import (
     simulate_batch as simulate_batch,
 )
 from ._solver import Rodas5P as Rodas5P
+from ._verify import (
+    RateSample as RateSample,
+    VerifyReport as VerifyReport,
+    verify as verify,
+)
 
 
 __version__ = "0.1.0"

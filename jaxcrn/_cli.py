@@ -103,12 +103,14 @@ def format_table(
 ) -> str:
     """Align columns: numbers right, text left."""
     cells = [[_fmt(v, digits) for v in row] for row in rows]
-    widths = [
-        max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)
-    ]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
     numeric = [
-        all(isinstance(row[i], int | float) and not isinstance(row[i], bool)
-            for row in rows) if rows else False
+        all(
+            isinstance(row[i], int | float) and not isinstance(row[i], bool)
+            for row in rows
+        )
+        if rows
+        else False
         for i in range(len(header))
     ]
 
@@ -278,9 +280,7 @@ def _parse_sets(items, crn) -> dict[str, float]:
         except ValueError:
             raise CLIError(f"--set {item!r}: {value!r} is not a number.") from None
         if not (math.isfinite(v) and v >= 0):
-            raise CLIError(
-                f"--set {item!r}: concentrations must be finite and >= 0."
-            )
+            raise CLIError(f"--set {item!r}: concentrations must be finite and >= 0.")
         out[name] = v
     return out
 
@@ -348,8 +348,11 @@ def _cmd_simulate(args) -> int:
                 [i]
                 + [float(v) for v in x[i]]
                 + [float(v) for v in outs[i]]
-                + [am if am is not None else "-", bool(res.converged[i]),
-                   float(t_conv[i])]
+                + [
+                    am if am is not None else "-",
+                    bool(res.converged[i]),
+                    float(t_conv[i]),
+                ]
             )
         if args.json:
             print(json.dumps({"t1": args.t1, "rows": rows_json}))
@@ -433,9 +436,7 @@ def _require_matplotlib():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise CLIError(
-            "--plot needs matplotlib: pip install 'jaxcrn[plot]'."
-        ) from None
+        raise CLIError("--plot needs matplotlib: pip install 'jaxcrn[plot]'.") from None
     return plt
 
 
@@ -460,6 +461,288 @@ def _plot_outputs(path, res, net, max_rows: int) -> None:
 
 
 _COMMANDS.append(_add_simulate)
+
+
+# ---------------------------------------------------------------------------------
+# jaxcrn compile / verify / export
+
+
+def _load_model_or_fail(path: str):
+    from ._nn import load_model
+
+    if not os.path.exists(path):
+        raise CLIError(f"{path}: no such file.")
+    try:
+        return load_model(path)
+    except (ValueError, KeyError, OSError) as e:
+        raise CLIError(f"{path}: {e}") from None
+
+
+def _counts_rows(counts: dict) -> list[list]:
+    keys = [
+        ("species", "species"),
+        ("reactions", "reactions (all)"),
+        ("bimolecular", "bimolecular"),
+        ("unimolecular", "unimolecular"),
+        ("max_product_stoichiometry", "largest product stoichiometry"),
+    ]
+    return [[label] + [counts[c][k] for c in counts] for k, label in keys]
+
+
+def _add_compile(sub) -> None:
+    p = sub.add_parser(
+        "compile",
+        help="compile a trained network (.npz) to a CRN (.crn), Algorithm 1 (+2)",
+        description=(
+            "Compile a binary/ternary ReLU network to a rate-independent CRN "
+            "(Algorithm 1 of Vasic et al. 2020) and, with --reduce, remove its "
+            "unimolecular reactions (Algorithm 2). Prints the reaction counts."
+        ),
+    )
+    p.add_argument("model", help="model .npz (W0, b0, W1, b1, ...)")
+    p.add_argument("-o", "--output", required=True, metavar="NET.crn")
+    p.add_argument("--reduce", action="store_true", help="apply Algorithm 2")
+    p.add_argument(
+        "--keep-inputs",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --reduce: keep the input layer's reactions (default)",
+    )
+    p.add_argument("--sbml", metavar="OUT.xml", help="also write the CRN as SBML")
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
+    p.set_defaults(func=_cmd_compile)
+
+
+def _cmd_compile(args) -> int:
+    from ._crn import save_crn
+    from ._nn2crn import count_reactions, is_noncompetitive, nn_to_crn, reduce_crn
+    from ._sbml import save_sbml
+
+    _check_output_path(args.output, args.force)
+    _check_output_path(args.sbml, args.force)
+    model = _load_model_or_fail(args.model)
+    full = nn_to_crn(model)
+    crns = {"full": full}
+    if args.reduce:
+        try:
+            crns["reduced"] = reduce_crn(full, keep_inputs=args.keep_inputs)
+        except ValueError as e:
+            raise CLIError(str(e)) from None
+    out = crns["reduced" if args.reduce else "full"]
+    save_crn(out, args.output, overwrite=args.force)
+    if args.sbml:
+        save_sbml(out, args.sbml, overwrite=args.force)
+    counts = {k: count_reactions(c).as_dict() for k, c in crns.items()}
+    print(format_table(["", *counts], _counts_rows(counts)))
+    check = is_noncompetitive(out)
+    print(
+        "\nnon-competitive: "
+        + ("yes (rate-independent)" if check else f"NO: {check.reason}")
+    )
+    print(f"wrote {args.output}" + (f" and {args.sbml}" if args.sbml else ""))
+    return 0
+
+
+def _add_verify(sub) -> None:
+    p = sub.add_parser(
+        "verify",
+        help="check that the compiled CRN computes the network on a dataset",
+        description=(
+            "Compile the model (full and reduced CRN), simulate a dataset split "
+            "through both, and compare with the network's forward pass: argmax "
+            "agreement, max |CRN - NN|, convergence. With --rates K, also re-simulate "
+            "under K sets of random rate constants (log-uniform in [0.1, 10])."
+        ),
+    )
+    p.add_argument("model", help="model .npz")
+    p.add_argument("dataset", choices=("iris", "virus", "mnist14"))
+    p.add_argument("--split", choices=("train", "valid", "test"), default="test")
+    p.add_argument("--limit", type=int, metavar="N", help="first N examples only")
+    p.add_argument(
+        "--rates",
+        type=int,
+        default=0,
+        metavar="K",
+        help="random rate sets to try (default 0)",
+    )
+    p.add_argument("--crn", choices=("both", "full", "reduced"), default="both")
+    p.add_argument("--data", metavar="DIR", help="data folder (mnist14)")
+    p.add_argument("--json", metavar="OUT.json", help="write the report as JSON")
+    p.add_argument("--force", action="store_true", help="overwrite --json output")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random rates")
+    p.add_argument("--lanes", type=int, default=64)
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    _add_solver_options(p)
+    p.set_defaults(func=_cmd_verify)
+
+
+def _load_split(name: str, split: str, data: str | None):
+    from . import datasets
+
+    try:
+        return datasets.load(name, data).split(split)
+    except (FileNotFoundError, ValueError, OSError) as e:
+        raise CLIError(str(e)) from None
+
+
+def _cmd_verify(args) -> int:
+    _check_solver_options(args)
+    _check_output_path(args.json, args.force)
+    if args.limit is not None and args.limit < 1:
+        raise CLIError(f"--limit must be >= 1, got {args.limit}.")
+    if args.rates < 0:
+        raise CLIError(f"--rates must be >= 0, got {args.rates}.")
+    _setup_jax(args)
+    import numpy as np
+
+    from ._nn import accuracy
+    from ._nn2crn import count_reactions, is_noncompetitive, nn_to_crn, reduce_crn
+    from ._verify import verify
+
+    model = _load_model_or_fail(args.model)
+    data = _load_split(args.dataset, args.split, args.data)
+    x, y = data.x, data.y
+    if args.limit is not None:
+        x, y = x[: args.limit], y[: args.limit]
+    if x.shape[1] != model.layer_sizes[0]:
+        raise CLIError(
+            f"{args.model} expects {model.layer_sizes[0]} inputs but {args.dataset} "
+            f"has {x.shape[1]} features."
+        )
+    full = nn_to_crn(model)
+    variants = {}
+    if args.crn in ("both", "full"):
+        variants["full"] = full
+    if args.crn in ("both", "reduced"):
+        variants["reduced"] = reduce_crn(full)
+    kw = dict(
+        solver=_solver(args.solver),
+        max_steps=args.max_steps,
+        stop_when_steady=args.steady,
+        steady_tol=args.steady_tol,
+        lanes=args.lanes,
+        chunk_size=args.chunk_size,
+    )
+    nn_acc = float(accuracy(model, x, y))
+    report = {
+        "model": args.model,
+        "dataset": args.dataset,
+        "split": args.split,
+        "layers": list(model.layer_sizes),
+        "n_examples": int(len(x)),
+        "nn_accuracy": nn_acc,
+        "t1": args.t1,
+        "rtol": args.rtol,
+        "atol": args.atol,
+        "crn": {},
+    }
+    rows = []
+    all_ok = True
+    for name, crn in variants.items():
+        rep = verify(
+            model,
+            crn,
+            x,
+            t1=args.t1,
+            rate_samples=args.rates,
+            seed=args.seed,
+            rtol=args.rtol,
+            atol=args.atol,
+            progress=not args.quiet,
+            **kw,
+        )
+        pred = np.argmax(rep.crn_outputs, axis=1)
+        crn_acc = float(np.mean(pred == y))
+        d = rep.as_dict()
+        d["crn_accuracy"] = crn_acc
+        d["counts"] = count_reactions(crn).as_dict()
+        d["noncompetitive"] = bool(is_noncompetitive(crn))
+        report["crn"][name] = d
+        conv = d["convergence"][f"eps_{rep.eps:g}"]
+        rows.append(
+            [
+                name,
+                f"{rep.agreement}/{rep.n}",
+                crn_acc,
+                rep.max_abs_error,
+                "-",
+                f"{int(rep.converged.sum())}/{rep.n}",
+                conv["median"] if conv["median"] is not None else float("inf"),
+                f"{args.t1:g}",
+                rep.wall_s,
+            ]
+        )
+        for k, rs in enumerate(rep.rate_samples):
+            rows.append(
+                [
+                    f"  random rates #{k + 1}",
+                    f"{rs.agreement}/{rep.n}",
+                    "-",
+                    rs.max_abs_error,
+                    rs.max_change,
+                    f"{rs.ok}/{rep.n} ok",
+                    "-",
+                    f"{rs.t1:.4g}",
+                    "-",
+                ]
+            )
+            all_ok &= rs.agreement == rep.n
+        all_ok &= rep.agreement == rep.n
+    print(
+        f"{args.dataset} {args.split}: {len(x)} examples, network "
+        f"{'-'.join(map(str, model.layer_sizes))}, NN accuracy {nn_acc:.4f}, "
+        f"t1 = {args.t1:g}"
+    )
+    header = [
+        "CRN",
+        "agree",
+        "accuracy",
+        "max|CRN-NN|",
+        "max change",
+        "steady",
+        "t_eps(med)",
+        "t1",
+        "wall s",
+    ]
+    print(format_table(header, rows, digits=4))
+    if args.rates:
+        print(
+            "random rates: log-uniform in [0.1, 10], simulated to t1/min(rate); "
+            "'max change' is the largest output difference from rates 1."
+        )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+        print(f"wrote {args.json}")
+    return 0 if all_ok else 1
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a .crn file to SBML",
+        description="Write a CRN as SBML Level 3 (mass action, one compartment).",
+    )
+    p.add_argument("crn", help="the .crn file")
+    p.add_argument("--sbml", required=True, metavar="OUT.xml")
+    p.add_argument("--force", action="store_true", help="overwrite OUT.xml")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args) -> int:
+    from ._sbml import save_sbml
+
+    crn = _load_crn_or_fail(args.crn)
+    _check_output_path(args.sbml, args.force)
+    save_sbml(crn, args.sbml, overwrite=args.force)
+    print(
+        f"wrote {args.sbml} ({len(crn.species)} species, {len(crn.reactions)} "
+        "reactions)"
+    )
+    return 0
+
+
+_COMMANDS.extend([_add_compile, _add_verify, _add_export])
 
 
 # --- jaxcrn train -------------------------------------------------------------------

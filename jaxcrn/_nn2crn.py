@@ -27,6 +27,7 @@ __all__ = [
     "network_params",
     "nn_to_crn",
     "reduce_crn",
+    "stable_state",
 ]
 
 Params = list[tuple[np.ndarray, np.ndarray]]
@@ -73,7 +74,8 @@ def network_params(model) -> Params:
         if bad.any():
             r, c = np.argwhere(bad)[0]
             raise ValueError(
-                f"W{i}[{r}, {c}] = {w[r, c]!r}: weights must be -1, 0 or +1 (quantise "
+                f"W{i}[{r}, {c}] = {float(w[r, c])!r}: weights must be -1, 0 or +1 "
+                "(quantise "
                 "the network first: binary W >= 0 -> +1 else -1)."
             )
         if not np.all(np.isfinite(b)):
@@ -395,7 +397,7 @@ def reduce_crn(
     return CRN(tuple(new_reactions), tuple(init_items), crn.inputs, crn.outputs)
 
 
-def bind_inputs(crn: CRN, x: Sequence[float]) -> CRN:
+def bind_inputs(crn: CRN, x: Sequence[float] | np.ndarray) -> CRN:
     """Turn the CRN's inputs into `init` values for input vector `x` (dual-rail
     encoded), removing the `input` declarations. Useful before
     `reduce_crn(..., keep_inputs=False)`.
@@ -421,9 +423,7 @@ def bind_inputs(crn: CRN, x: Sequence[float]) -> CRN:
             )
         else:
             init[sig.neg] = init.get(sig.neg, 0.0) - v
-    return dataclasses.replace(
-        crn, init=tuple((s, v) for s, v in init.items() if v != 0), inputs=()
-    )
+    return dataclasses.replace(crn, init=tuple(init.items()), inputs=())
 
 
 # ---------------------------------------------------------------------------------
@@ -511,3 +511,74 @@ def is_noncompetitive(crn: CRN) -> NoncompetitiveCheck:
                         s,
                     )
     return NoncompetitiveCheck(True)
+
+
+def stable_state(
+    crn: CRN, x: Sequence[float] | np.ndarray | None = None
+) -> dict[str, float]:
+    """The final state of a feed-forward, non-competitive CRN, computed exactly by
+    running each reaction to completion in dependency order (no ODE solve).
+
+    For such CRNs (every CRN that `nn_to_crn` or `reduce_crn` produces) the
+    equilibrium does not depend on the rate constants: each reaction, once its
+    reactants' producers are done, fires until one reactant is used up. This gives
+    the exact rate-independent output, an oracle for the simulated equilibrium.
+
+    Arguments:
+        crn: the network; must be non-competitive and feed-forward.
+        x: input vector (dual-rail encoded onto the `input` species), if any.
+
+    Returns:
+        Concentration of every species at completion.
+
+    Example:
+        >>> import numpy as np
+        >>> from jaxcrn import nn_to_crn
+        >>> crn = nn_to_crn([(np.array([[1.0]]), np.array([-0.5])),
+        ...                  (np.array([[-1.0]]), np.array([0.0]))])
+        >>> s = stable_state(crn, [2.0])   # y = -relu(2 - 0.5)
+        >>> s["Y0p"] - s["Y0n"]
+        -1.5
+    """
+    from ._compile import layered_structure
+
+    check = is_noncompetitive(crn)
+    if not check:
+        raise ValueError(
+            f"stable_state needs a non-competitive CRN, but {check.reason}."
+        )
+    structure = layered_structure(crn)
+    if not structure.ok:
+        raise ValueError(
+            f"stable_state needs a feed-forward CRN, but {structure.reason}."
+        )
+    assert structure.level is not None
+    conc = dict.fromkeys(crn.species, 0.0)
+    for s_, v in crn.init:
+        conc[s_] += v
+    if x is not None:
+        bound = bind_inputs(crn, x)
+        conc = dict.fromkeys(crn.species, 0.0)
+        for s_, v in bound.init:
+            conc[s_] += v
+    elif crn.inputs:
+        raise ValueError(f"the CRN has {len(crn.inputs)} inputs; pass x.")
+    level = dict(zip(crn.species, structure.level.tolist(), strict=True))
+    order = sorted(
+        range(len(crn.reactions)),
+        key=lambda r: max(
+            (level[s_] for s_, _ in crn.reactions[r].reactants), default=-1
+        ),
+    )
+    for r in order:
+        rxn = crn.reactions[r]
+        if not rxn.reactants:
+            raise ValueError(
+                f"reaction {rxn.text()} has no reactants: it never completes."
+            )
+        extent = min(conc[s_] / c for s_, c in rxn.reactants)
+        for s_, c in rxn.reactants:
+            conc[s_] -= c * extent
+        for s_, c in rxn.products:
+            conc[s_] += c * extent
+    return conc
