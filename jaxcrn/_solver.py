@@ -17,6 +17,7 @@ import diffrax
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
+import numpy as np
 from jaxtyping import Array, Float
 
 
@@ -123,14 +124,24 @@ _H = (
 )
 
 
-def _lincomb(coeffs, vectors):
-    out = None
-    for c, v in zip(coeffs, vectors, strict=True):
-        if c == 0.0:
-            continue
-        term = c * v
-        out = term if out is None else out + term
-    return out
+
+def _full_matrices():
+    a = np.zeros((8, 8))
+    c = np.zeros((8, 8))
+    for i, row in enumerate(_A, start=1):
+        a[i, : len(row)] = row
+    a[6, :5] = a[5, :5]
+    a[6, 5] = 1.0  # u7 = u6 + k6
+    a[7] = a[6]
+    a[7, 6] = 1.0  # u8 = u7 + k7
+    b = a[7].copy()
+    b[7] = 1.0  # y1 = u8 + k8
+    for i, row in enumerate(_C, start=1):
+        c[i, : len(row)] = row
+    return a, c, b
+
+
+_A_FULL, _C_FULL, _B_FULL = _full_matrices()
 
 
 class RosenbrockInterpolation(diffrax.AbstractLocalInterpolation):
@@ -232,22 +243,26 @@ class Rodas5P(diffrax.AbstractAdaptiveSolver):
         if dT is not None:
             dT = dT.astype(dtype)
 
-        ks: list[Array] = []
-        u = y0
-        for i in range(8):
-            if 1 <= i <= 5:
-                u = y0 + _lincomb(_A[i - 1], ks)
-            elif i >= 6:
-                u = u + ks[-1]
-            rhs = f(t0 + _STAGE_C[i] * (t1 - t0), u)
-            if i > 0:
-                rhs = rhs + _lincomb(_C[i - 1], ks) / h
-            if dT is not None and _D[i] != 0.0:
-                rhs = rhs + (_D[i] * h) * dT
-            ks.append(solve(rhs))
-        y1 = u + ks[-1]
-        y_error = ks[-1]
-        kk = jnp.stack([_lincomb(row, ks) for row in _H])
+        # All 8 stages in the form u_i = y0 + sum_j A[i, j] k_j (stages 7 and 8 and
+        # the solution add the previous k with weight 1), in one loop: the
+        # right-hand side and the linear solve are compiled once, not 8 times.
+        a_mat = jnp.asarray(_A_FULL, dtype)
+        c_mat = jnp.asarray(_C_FULL, dtype)
+        stage_t = jnp.asarray(_STAGE_C, dtype)
+        d_vec = jnp.asarray(_D, dtype)
+        n = y0.shape[0]
+
+        def stage(i, ks):
+            u = y0 + a_mat[i] @ ks
+            rhs = f(t0 + stage_t[i] * h, u) + (c_mat[i] @ ks) / h
+            if dT is not None:
+                rhs = rhs + (d_vec[i] * h) * dT
+            return ks.at[i].set(solve(rhs))
+
+        ks = jax.lax.fori_loop(0, 8, stage, jnp.zeros((8, n), dtype))
+        y1 = y0 + jnp.asarray(_B_FULL, dtype) @ ks
+        y_error = ks[7]
+        kk = jnp.asarray(_H, dtype) @ ks
         dense_info = dict(y0=y0, y1=y1, k=kk)
         # A non-finite step is rejected by the controller (error = inf) and retried
         # with a smaller step, so report success and let the error estimate speak.
