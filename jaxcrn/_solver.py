@@ -144,6 +144,18 @@ def _full_matrices():
 _A_FULL, _C_FULL, _B_FULL = _full_matrices()
 
 
+def _combine(coeffs, ks):
+    """sum_j coeffs[j] * ks[j] with static coefficients (zeros skipped)."""
+    out = None
+    for c, k in zip(coeffs, ks, strict=False):
+        c = float(c)
+        if c == 0.0:
+            continue
+        term = k if c == 1.0 else c * k
+        out = term if out is None else out + term
+    return 0.0 if out is None else out
+
+
 class RosenbrockInterpolation(diffrax.AbstractLocalInterpolation):
     """Dense output of Rodas5P: a 4th-order polynomial in the step fraction."""
 
@@ -211,6 +223,7 @@ class Rodas5P(diffrax.AbstractAdaptiveSolver):
         True
     """
 
+    unroll: bool = False
     term_structure: ClassVar = diffrax.AbstractTerm
     interpolation_cls: ClassVar[Callable[..., RosenbrockInterpolation]] = (
         RosenbrockInterpolation
@@ -259,10 +272,22 @@ class Rodas5P(diffrax.AbstractAdaptiveSolver):
                 rhs = rhs + (d_vec[i] * h) * dT
             return ks.at[i].set(solve(rhs))
 
-        ks = jax.lax.fori_loop(0, 8, stage, jnp.zeros((8, n), dtype))
-        y1 = y0 + jnp.asarray(_B_FULL, dtype) @ ks
+        if self.unroll:
+            kl: list[Array] = []
+            for i in range(8):
+                u = y0 + _combine(_A_FULL[i], kl)
+                rhs = f(t0 + _STAGE_C[i] * (t1 - t0), u)
+                if i:
+                    rhs = rhs + _combine(_C_FULL[i], kl) / h
+                if dT is not None and _D[i] != 0.0:
+                    rhs = rhs + (_D[i] * h) * dT
+                kl.append(solve(rhs))
+            ks = jnp.stack(kl)
+        else:
+            ks = jax.lax.fori_loop(0, 8, stage, jnp.zeros((8, n), dtype))
+        y1 = y0 + _combine(_B_FULL, ks)
         y_error = ks[7]
-        kk = jnp.asarray(_H, dtype) @ ks
+        kk = jnp.stack([_combine(row, ks) for row in _H])
         dense_info = dict(y0=y0, y1=y1, k=kk)
         # A non-finite step is rejected by the controller (error = inf) and retried
         # with a smaller step, so report success and let the error estimate speak.
