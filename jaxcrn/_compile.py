@@ -650,6 +650,9 @@ def _layered_kinetics(
             for v in tables.reactant_lists[r]
         )
     ):
+        first = np.array(
+            sorted({tables.reactant_lists[r][0] for r in rxn0}), dtype=np.int64
+        )
         pos = {int(v): i for i, v in enumerate(first.tolist())}
         decay = (
             jnp.asarray(first, jnp.int32),
@@ -734,20 +737,10 @@ class MassActionNetwork(eqx.Module):
         """Whether the input layer can be solved exactly (see `ForcedNetwork`):
         layered, first wavefront of pure decays, one common decay rate."""
         kin = self.kinetics
-        if not (isinstance(kin, LayeredKinetics) and kin.first_is_decay):
+        if not getattr(kin, "first_is_decay", False):
             return False
-        k = np.asarray(kin.decay_rates(self.rates))
-        has_rxn = (
-            np.asarray(
-                jax.ops.segment_sum(
-                    jnp.ones_like(self.rates[kin.decay_reactions]),
-                    kin.decay_reactant,
-                    k.shape[0],
-                )
-            )
-            > 0
-        )
-        k = k[has_rxn]
+        k = np.asarray(kin.decay_rates(self.rates))  # pyright: ignore
+        k = k[k > 0]
         return k.size > 0 and bool(np.allclose(k, k[0], rtol=1e-12, atol=0))
 
     def flux(self, y: Float[Array, " species"]) -> Float[Array, " reactions"]:
@@ -773,10 +766,13 @@ class MassActionNetwork(eqx.Module):
 
     @property
     def form(self) -> str:
+        from ._aligned import AlignedLayeredKinetics
+
         return {
             DenseKinetics: "dense",
             SparseKinetics: "sparse",
             LayeredKinetics: "layered",
+            AlignedLayeredKinetics: "layered",
         }.get(type(self.kinetics), type(self.kinetics).__name__)
 
     def index(self, species: str) -> int:
@@ -903,7 +899,7 @@ class ForcedNetwork(eqx.Module):
     @classmethod
     def build(cls, network: MassActionNetwork, y0) -> "ForcedNetwork":
         kin = network.kinetics
-        assert isinstance(kin, LayeredKinetics) and kin.first_is_decay
+        assert getattr(kin, "first_is_decay", False)
         rates = network.rates.astype(y0.dtype)
         k = jnp.max(kin.decay_rates(rates))
         return cls(network, kin.forcing(y0, rates), k)
@@ -911,7 +907,6 @@ class ForcedNetwork(eqx.Module):
     def __call__(self, t, y, args):
         del args
         kin = self.network.kinetics
-        assert isinstance(kin, LayeredKinetics)
         rates = self.network.rates.astype(y.dtype)
         return kin.rhs(y, rates, skip_first=True) + self.c * jnp.exp(-self.decay * t)
 
@@ -922,15 +917,13 @@ class ForcedNetwork(eqx.Module):
     def linear_solver(self, t, y, lam):
         del t
         kin = self.network.kinetics
-        assert isinstance(kin, LayeredKinetics)
         rates = self.network.rates.astype(y.dtype)
         factors = kin.factor(y, rates, lam, skip_first=True)
         return lambda b: kin.solve(factors, b, skip_first=True)
 
     def state_at(self, t, y):
-        kin = self.network.kinetics
-        assert isinstance(kin, LayeredKinetics) and kin.decay_species is not None
-        idx = kin.decay_species
+        idx = self.network.kinetics.decay_species  # pyright: ignore
+        assert idx is not None
         return y.at[idx].set(y[idx] * jnp.exp(-self.decay * t))
 
 
@@ -969,7 +962,9 @@ LAYERED_MAX_WAVEFRONTS = 32
 DENSE_MAX_SPECIES = 200
 
 
-def compile_crn(crn: CRN, *, form: str = "auto", dtype=None) -> MassActionNetwork:
+def compile_crn(
+    crn: CRN, *, form: str = "auto", dtype=None, aligned_layers: bool = True
+) -> MassActionNetwork:
     """Compile a `CRN` to a `MassActionNetwork` (arrays, ready for `simulate`).
 
     Arguments:
@@ -981,6 +976,11 @@ def compile_crn(crn: CRN, *, form: str = "auto", dtype=None) -> MassActionNetwor
         dtype: floating dtype of rates and concentrations (default: JAX's default
             float, i.e. float64 when `jax_enable_x64` is on). float32 halves memory
             and is faster on GPUs; use float64 for tolerances below ~1e-6.
+        aligned_layers: with the layered layout, store the species in wavefront
+            order so that every block operation is a contiguous slice (possible
+            when each block is consumed by at most one reaction, as in networks
+            compiled from neural networks). `network.species` then lists the
+            species in that order; use `network.index(name)` to find one.
 
     Example:
         >>> from jaxcrn import compile_crn, parse_crn
@@ -999,6 +999,7 @@ def compile_crn(crn: CRN, *, form: str = "auto", dtype=None) -> MassActionNetwor
         raise ValueError(f"dtype must be a floating dtype, got {dtype}.")
     tables = _tables(crn)
     structure = None
+    order: list[int] | None = None
     if form == "auto":
         structure = layered_structure(crn)
         if structure.ok and structure.n_wavefronts <= LAYERED_MAX_WAVEFRONTS:
@@ -1018,8 +1019,19 @@ def compile_crn(crn: CRN, *, form: str = "auto", dtype=None) -> MassActionNetwor
                 f"form='layered' needs a feed-forward network, but {structure.reason}. "
                 "Use form='sparse' or 'dense'."
             )
-        kinetics = _layered_kinetics(crn, tables, structure, dtype)
-    index = {s: i for i, s in enumerate(crn.species)}
+        from ._aligned import aligned_layout
+
+        aligned = (
+            aligned_layout(crn, tables, structure, _padded_reactants(tables), dtype)
+            if aligned_layers
+            else None
+        )
+        if aligned is not None:
+            order, kinetics = aligned
+        else:
+            kinetics = _layered_kinetics(crn, tables, structure, dtype)
+    species = tuple(crn.species[i] for i in order) if order else crn.species
+    index = {s: i for i, s in enumerate(species)}
     y_init = np.zeros(tables.n_species)
     for s, v in crn.init:
         y_init[index[s]] = v
@@ -1028,7 +1040,7 @@ def compile_crn(crn: CRN, *, form: str = "auto", dtype=None) -> MassActionNetwor
         rates=jnp.asarray(rates, dtype),
         y_init=jnp.asarray(y_init, dtype),
         kinetics=kinetics,
-        species=crn.species,
+        species=species,
         input_names=tuple(s.name for s in crn.inputs),
         input_pos=tuple(index[s.pos] for s in crn.inputs),
         input_neg=tuple(-1 if s.neg is None else index[s.neg] for s in crn.inputs),

@@ -455,6 +455,10 @@ def _simulate_chunk(network, xs, offset, t1, kwargs):
     return jax.vmap(lambda y: simulate(network, y, t1, **kwargs))(y0)
 
 
+# simulate_batch unrolls Rodas5P's stages for networks at least this large
+UNROLL_MIN_SPECIES = 256
+
+
 @eqx.filter_jit
 def _initial_states(network, xs, offset):
     return jax.vmap(lambda x: network.initial_state(x, offset=offset))(xs)
@@ -498,7 +502,8 @@ def simulate_batch(
         network: the compiled network.
         inputs: shape `(batch, inputs)`.
         t1: end time (an upper bound with `stop_when_steady`).
-        solver: a diffrax adaptive solver; default `Rodas5P()`.
+        solver: a diffrax adaptive solver; default `Rodas5P()` (with unrolled
+            stages for networks of 256+ species).
         rtol, atol: step-size tolerances.
         max_steps: steps (accepted + rejected) per sample before giving up.
         saveat: outputs are saved at these times: an int `n` (n evenly spaced times
@@ -547,7 +552,10 @@ def simulate_batch(
     if not bool(t1 > 0):
         raise ValueError(f"t1 must be positive, got {float(t1)}.")
     off = jnp.asarray(offset, dtype)
-    solver = Rodas5P() if solver is None else solver
+    if solver is None:
+        # unrolled stages compile ~3x slower but run ~1.4x faster: worth it when
+        # run time dominates (large networks)
+        solver = Rodas5P(unroll=network.n_species >= UNROLL_MIN_SPECIES)
     ts = _resolve_ts(saveat, t1, dtype)
     supported = method == "lanes" and network.supports_forcing()
     if exact_inputs is None:

@@ -216,3 +216,22 @@ def test_simulate_batch_input_validation():
         simulate_batch(net, np.array([[1.0], [np.nan]]), 1.0, progress=False)
     with pytest.raises(ValueError, match="expected shape \\(n, 1\\)"):
         simulate_batch(net, np.ones((2, 3)), 1.0, progress=False)
+
+
+def test_exact_inputs_match_full_integration():
+    """The engine's exact input layer (ForcedNetwork) changes nothing but speed."""
+    rng = np.random.default_rng(5)
+    params = random_params((3, 4, 2), rng, ternary=True)
+    x = rng.normal(size=(5, 3))
+    net = compile_crn(reduce_crn(nn_to_crn(params)))
+    assert net.supports_forcing()
+    kw = dict(progress=False, saveat=11, rtol=1e-9, atol=1e-12)
+    a = simulate_batch(net, x, 20.0, exact_inputs=True, keep_states=True, **kw)
+    b = simulate_batch(net, x, 20.0, exact_inputs=False, keep_states=True, **kw)
+    np.testing.assert_allclose(a.outputs, b.outputs, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(a.y_final, b.y_final, rtol=1e-6, atol=1e-8)
+    # input species hold X(0) exp(-t) at the end
+    i = net.index("X0p") if x[0, 0] > 0 else net.index("X0n")
+    np.testing.assert_allclose(a.y_final[0, i], abs(x[0, 0]) * np.exp(-20.0), rtol=1e-9)
+    slow = net.with_rates(jnp.asarray(np.linspace(0.5, 2.0, net.n_reactions)))
+    assert not slow.supports_forcing()  # input rates differ: no exact layer
