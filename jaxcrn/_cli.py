@@ -745,6 +745,368 @@ def _cmd_export(args) -> int:
 _COMMANDS.extend([_add_compile, _add_verify, _add_export])
 
 
+# ---------------------------------------------------------------------------------
+# jaxcrn demo / reproduce
+
+
+def _fresh_path(path: str, force: bool) -> str:
+    """`path`, or with --force the same; otherwise the first `stem-N.ext` that does
+    not exist yet (the user's files are never overwritten)."""
+    if force or not os.path.exists(path):
+        return path
+    stem, ext = os.path.splitext(path)
+    k = 2
+    while os.path.exists(f"{stem}-{k}{ext}"):
+        k += 1
+    return f"{stem}-{k}{ext}"
+
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="train IRIS 4-8-3, compile it to chemistry, check all 150 examples",
+        description=(
+            "Train the IRIS 4-8-3 binary-weight network (a few seconds; or load the "
+            "shipped one with --no-train), compile it to a CRN (Algorithm 1) and "
+            "reduce it (Algorithm 2), simulate all 150 examples through both CRNs "
+            "in one batched call each, print the agreement table and write "
+            "Figure 2 (output traces of one example, full vs reduced CRN)."
+        ),
+    )
+    p.add_argument("--no-train", action="store_true", help="use the shipped model")
+    p.add_argument("--out", default="demo", help="output folder (default demo/)")
+    p.add_argument("--t1", type=float, default=200.0, help="simulated time")
+    p.add_argument("--force", action="store_true", help="overwrite the figure")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_cmd_demo)
+
+
+def _shipped_iris_model() -> str:
+    from importlib import resources
+
+    return str(resources.files("jaxcrn") / "data" / "iris_4-8-3.npz")
+
+
+def _cmd_demo(args) -> int:
+    if not (args.t1 > 0 and math.isfinite(args.t1)):
+        raise CLIError(f"--t1 must be a positive number, got {args.t1}.")
+    _setup_jax(args)
+    import time
+
+    import jax.random as jr
+    import numpy as np
+
+    from . import _nn, datasets
+    from ._reproduce import run_dataset
+
+    start = time.perf_counter()
+    data = datasets.iris()
+    if args.no_train:
+        model = _nn.load_model(_shipped_iris_model())
+        print("IRIS 4-8-3 binary network: loaded the shipped model")
+    else:
+        hidden, config = _nn.preset("iris")
+        model = _nn.init_model((4, *hidden, 3), key=jr.PRNGKey(config.seed))
+        t = time.perf_counter()
+        model, _ = _nn.train(model, data, config, quiet=True)
+        print(
+            f"IRIS 4-8-3 binary network: trained in {time.perf_counter() - t:.1f} s "
+            f"({config.epochs} epochs x {config.restarts} runs)"
+        )
+    x, y = data.test.x, data.test.y
+    report, variants = run_dataset(
+        "iris", model, x, y, t1=args.t1, progress=not args.quiet
+    )
+    counts = {k: report["counts"][k] for k in ("full", "reduced")}
+    print(
+        f"network accuracy on all 150 examples: {100 * report['nn_accuracy']:.2f}% "
+        "(paper: 94%)\n"
+    )
+    rows = []
+    for k in ("full", "reduced"):
+        conv = report["convergence"][k]
+        med = conv["eps_0.001"]["median"]
+        rows.append(
+            [
+                f"{k} CRN",
+                counts[k]["reactions"],
+                counts[k]["bimolecular"],
+                counts[k]["species"],
+                f"{report['agreement'][k]}/{report['n_simulated'][k]}",
+                f"{100 * report['crn_accuracy'][k]:.2f}%",
+                report["max_abs_error"][k],
+                med if med is not None else float("inf"),
+                report["wall_s_variant"][k],
+            ]
+        )
+    print(
+        format_table(
+            [
+                "",
+                "reactions",
+                "bimolecular",
+                "species",
+                "agree with NN",
+                "accuracy",
+                "max|CRN-NN|",
+                "t_eps median",
+                "wall s",
+            ],
+            rows,
+            digits=3,
+        )
+    )
+    print(
+        f"\n(paper: 40 reactions, 16 after Algorithm 2; agreement 150/150. "
+        f"t1 = {args.t1:g}, t_eps: time until every output is within 1e-3 of "
+        "its final value)"
+    )
+    ok = all(report["agreement"][k] == report["n_simulated"][k] for k in counts)
+    try:
+        import matplotlib
+
+        from ._plot import figure_full_vs_reduced
+
+        matplotlib.use("Agg")
+    except ImportError:
+        print(
+            "matplotlib is not installed: skipping the figure "
+            "(pip install 'jaxcrn[plot]')."
+        )
+        return 0 if ok else 1
+    os.makedirs(args.out, exist_ok=True)
+    path = _fresh_path(os.path.join(args.out, "iris_traces.png"), args.force)
+    idx = int(np.flatnonzero(y == 1)[0]) if (y == 1).any() else 0
+    full, red = variants["full"], variants["reduced"]
+    fig = figure_full_vs_reduced(
+        full.grid_ts,
+        full.grid[idx],
+        red.grid[idx],
+        class_names=list(data.class_names),
+        nn_output=None,
+        title=f"IRIS example {idx} ({data.class_names[y[idx]]}): outputs "
+        "y_i(t) = [Y_i+] - [Y_i-]",
+        t_max=min(args.t1, 40.0),
+    )
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    print(f"wrote {path}  ({time.perf_counter() - start:.0f} s in all)")
+    return 0 if ok else 1
+
+
+def _add_reproduce(sub) -> None:
+    p = sub.add_parser(
+        "reproduce",
+        help="reproduce the paper's tables and figures (iris, virus, mnist14)",
+        description=(
+            "For each dataset: load the trained model (experiments/models/NAME.npz) "
+            "or train it (--train), compile and reduce it, simulate the evaluation "
+            "set through both CRNs, and write results/NAME.json, results/table.md "
+            "and the figures in results/figures/ (PNG and PDF)."
+        ),
+    )
+    p.add_argument("dataset", choices=("iris", "virus", "mnist14", "all"))
+    p.add_argument("--out", default="results", help="output folder")
+    p.add_argument(
+        "--models",
+        default=os.path.join("experiments", "models"),
+        help="folder of trained models NAME.npz",
+    )
+    p.add_argument("--train", action="store_true", help="train instead of loading")
+    p.add_argument("--data", metavar="DIR", help="data folder (mnist14)")
+    p.add_argument(
+        "--limit", type=int, metavar="N", help="evaluate only the first N test examples"
+    )
+    p.add_argument(
+        "--full-limit",
+        type=int,
+        metavar="N",
+        help="simulate at most N examples through the full CRN "
+        "(default: 1000 for mnist14, all otherwise)",
+    )
+    p.add_argument(
+        "--t1", type=float, help="simulated time (default: iris/virus 200, mnist14 50)"
+    )
+    p.add_argument("--rtol", type=float, default=1e-6)
+    p.add_argument("--atol", type=float, default=1e-9)
+    p.add_argument("--lanes", type=int, default=64)
+    p.add_argument("--force", action="store_true", help="overwrite results")
+    p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_reproduce)
+
+
+def _cmd_reproduce(args) -> int:
+    _setup_jax(args)
+    import glob
+    import time
+
+    import jax.random as jr
+
+    from . import _nn, datasets
+    from ._reproduce import DEFAULT_T1, markdown_table, run_dataset, write_json
+
+    names = ["iris", "virus", "mnist14"] if args.dataset == "all" else [args.dataset]
+    for name in names:
+        path = os.path.join(args.out, f"{name}.json")
+        if os.path.exists(path) and not args.force:
+            raise CLIError(f"{path} exists; pass --force to overwrite it.")
+    all_ok = True
+    for name in names:
+        start = time.perf_counter()
+        data = _load_split(name, "test", args.data) if name != "iris" else None
+        ds = (
+            datasets.load(name, args.data)
+            if name == "mnist14"
+            else (datasets.iris() if name == "iris" else datasets.virus())
+        )
+        split = ds.test
+        del data
+        if args.train:
+            hidden, config = _nn.preset(name)
+            model = _nn.init_model(
+                (ds.n_features, *hidden, ds.n_classes), key=jr.PRNGKey(config.seed)
+            )
+            model, _ = _nn.train(model, ds, config, quiet=args.quiet)
+        else:
+            mpath = os.path.join(args.models, f"{name}.npz")
+            if not os.path.exists(mpath):
+                raise CLIError(
+                    f"{mpath} not found: run from the repository root, pass "
+                    "--models DIR, or --train."
+                )
+            model = _load_model_or_fail(mpath)
+        x, y = split.x, split.y
+        if args.limit is not None:
+            x, y = x[: args.limit], y[: args.limit]
+        full_limit = args.full_limit
+        if full_limit is None and name == "mnist14":
+            full_limit = 1000
+        limits = {} if full_limit is None else {"full": full_limit}
+        t1 = args.t1 if args.t1 is not None else DEFAULT_T1[name]
+        print(f"== {name}: {len(x)} test examples, t1 = {t1:g}", flush=True)
+        report, variants = run_dataset(
+            name,
+            model,
+            x,
+            y,
+            t1=t1,
+            limits=limits,
+            progress=not args.quiet,
+            rtol=args.rtol,
+            atol=args.atol,
+            lanes=args.lanes,
+        )
+        report["class_names"] = list(ds.class_names)
+        report["wall_s"] = time.perf_counter() - start
+        write_json(os.path.join(args.out, f"{name}.json"), report, force=True)
+        for k in ("full", "reduced"):
+            n = report["n_simulated"][k]
+            print(
+                f"  {k:8s} agreement {report['agreement'][k]}/{n}, "
+                f"max|CRN-NN| {report['max_abs_error'][k]:.3g}, "
+                f"wall {report['wall_s_variant'][k]:.1f} s"
+            )
+            all_ok &= report["agreement"][k] == n
+        if not args.no_figures:
+            _reproduce_figures(name, report, variants, ds, x, y, args.out)
+    reports = []
+    for p in sorted(glob.glob(os.path.join(args.out, "*.json"))):
+        with open(p) as f:
+            r = json.load(f)
+        if isinstance(r, dict) and "agreement" in r and "counts" in r:
+            reports.append(r)
+    order = {"iris": 0, "virus": 1, "mnist14": 2}
+    reports.sort(key=lambda r: order.get(r["dataset"], 9))
+    table = markdown_table(reports)
+    with open(os.path.join(args.out, "table.md"), "w") as f:
+        f.write(table)
+    print("\n" + table)
+    print(f"wrote {os.path.join(args.out, 'table.md')}")
+    return 0 if all_ok else 1
+
+
+def _reproduce_figures(name, report, variants, ds, x, y, out) -> None:
+    import numpy as np
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from ._plot import (
+            figure_convergence_hist,
+            figure_digit_traces,
+            figure_full_vs_reduced,
+            figure_misclassified,
+            save_figure,
+        )
+    except ImportError:
+        print("matplotlib is not installed: no figures (pip install 'jaxcrn[plot]').")
+        return
+    figdir = os.path.join(out, "figures")
+    full, red = variants["full"], variants["reduced"]
+    names = list(ds.class_names)
+    t_max = min(report["t1"], 40.0)
+    written = []
+    if name == "iris":
+        idx = int(np.flatnonzero(y == 1)[0])
+        fig = figure_full_vs_reduced(
+            full.grid_ts,
+            full.grid[idx],
+            red.grid[idx],
+            class_names=names,
+            title=f"Figure 2: IRIS example {idx} ({names[y[idx]]})",
+            t_max=t_max,
+        )
+        written += save_figure(fig, os.path.join(figdir, "fig2_iris_traces"))
+        plt.close(fig)
+    if name == "mnist14":
+        idx = 0
+        pred = int(np.argmax(red.outputs[idx]))
+        fig = figure_digit_traces(
+            x[idx],
+            red.grid_ts,
+            red.grid[idx],
+            predicted=pred,
+            true=int(y[idx]),
+            t_max=t_max,
+            title="Figure 3: MNIST-14 test image 0, reduced CRN",
+        )
+        written += save_figure(fig, os.path.join(figdir, "fig3_mnist_digit"))
+        plt.close(fig)
+    if name == "virus":
+        pred = red.outputs.argmax(1)
+        wrong = np.flatnonzero(pred != y[: len(pred)])
+        if wrong.size:
+            idx = int(wrong[0])
+            fig = figure_misclassified(
+                red.grid_ts,
+                red.grid[idx],
+                true=int(y[idx]),
+                predicted=int(pred[idx]),
+                class_names=names,
+                t_max=t_max,
+                title=f"Figure 4: virus test example {idx}: true {names[y[idx]]}, "
+                f"predicted {names[pred[idx]]} (reduced CRN)",
+            )
+            written += save_figure(
+                fig, os.path.join(figdir, "fig4_virus_misclassified")
+            )
+            plt.close(fig)
+    fig = figure_convergence_hist(
+        {k: {"t_eps": v.t_eps, "t_argmax": v.t_argmax} for k, v in variants.items()},
+        dataset=name,
+        eps=report["eps"],
+    )
+    written += save_figure(fig, os.path.join(figdir, f"convergence_{name}"))
+    plt.close(fig)
+    print("  figures: " + ", ".join(written))
+
+
+_COMMANDS.extend([_add_demo, _add_reproduce])
+
+
 # --- jaxcrn train -------------------------------------------------------------------
 
 

@@ -75,3 +75,141 @@ def plot_batch_outputs(result, network, *, max_rows=8):
     fig.supxlabel("time")
     fig.tight_layout()
     return fig
+
+
+def save_figure(fig, stem: str, formats=("png", "pdf"), *, force: bool = True):
+    """Save `fig` as `stem.png` and `stem.pdf`; returns the paths written."""
+    import os
+
+    paths = []
+    os.makedirs(os.path.dirname(os.path.abspath(stem)), exist_ok=True)
+    for ext in formats:
+        path = f"{stem}.{ext}"
+        if os.path.exists(path) and not force:
+            raise FileExistsError(f"{path} exists; pass --force to overwrite it.")
+        fig.savefig(path, dpi=150, bbox_inches="tight")
+        paths.append(path)
+    return paths
+
+
+def _plot_outputs(ax, ts, outputs, class_names, *, highlight=None, title=""):
+    for i in range(outputs.shape[1]):
+        name = class_names[i] if class_names else f"y{i}"
+        lw = 2.2 if highlight == i else 1.2
+        ax.plot(ts, outputs[:, i], lw=lw, label=name)
+    ax.axhline(0.0, color="0.6", lw=0.6)
+    ax.set_xlabel("time")
+    ax.set_ylabel("output  y = [Y+] - [Y-]")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+
+
+def figure_full_vs_reduced(
+    ts, full, reduced, *, class_names=None, nn_output=None, title="", t_max=None
+):
+    """Figure 2: output trajectories of one input through the full and the reduced
+    CRN, side by side (`full`, `reduced`: arrays (times, classes))."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    for ax, out, name in zip(
+        axes,
+        (full, reduced),
+        ("full CRN (Algorithm 1)", "reduced CRN (Algorithm 2)"),
+        strict=True,
+    ):
+        _plot_outputs(
+            ax, ts, out, class_names, title=name, highlight=int(np.argmax(out[-1]))
+        )
+        if nn_output is not None:
+            for i, v in enumerate(nn_output):
+                ax.axhline(v, color=f"C{i}", ls=":", lw=0.8)
+        if t_max is not None:
+            ax.set_xlim(0, t_max)
+    axes[1].legend(fontsize=8, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def figure_digit_traces(image, ts, outputs, *, predicted, true, t_max=None, title=""):
+    """Figure 3: a 14x14 MNIST digit beside its CRN output traces, the predicted
+    class marked."""
+    plt = _plt()
+    fig, (a0, a1) = plt.subplots(
+        1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [1, 2.4]}
+    )
+    a0.imshow(np.asarray(image).reshape(14, 14), cmap="gray_r")
+    a0.set_title(f"input (14x14), label {true}", fontsize=10)
+    a0.axis("off")
+    _plot_outputs(
+        a1,
+        ts,
+        outputs,
+        [str(i) for i in range(outputs.shape[1])],
+        highlight=predicted,
+        title=f"CRN outputs: predicted {predicted}",
+    )
+    a1.annotate(
+        f"{predicted}",
+        xy=(ts[-1], outputs[-1, predicted]),
+        xytext=(5, 0),
+        textcoords="offset points",
+        fontsize=12,
+        fontweight="bold",
+        color=f"C{predicted}",
+    )
+    if t_max is not None:
+        a1.set_xlim(0, t_max)
+    a1.legend(fontsize=7, ncol=2, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def figure_misclassified(
+    ts, outputs, *, true, predicted, class_names, title="", t_max=None
+):
+    """Figure 4: a misclassified example's CRN output traces."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    _plot_outputs(
+        ax,
+        ts,
+        outputs,
+        class_names,
+        highlight=predicted,
+        title=title or f"true {class_names[true]}, predicted {class_names[predicted]}",
+    )
+    if t_max is not None:
+        ax.set_xlim(0, t_max)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def figure_convergence_hist(times: dict, *, dataset: str, eps: float):
+    """Histograms of per-sample convergence times, one series per CRN variant."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for ax, (key, label) in zip(
+        axes,
+        (
+            ("t_eps", f"time to |y - y_final| <= {eps:g}"),
+            ("t_argmax", "time to stable argmax"),
+        ),
+        strict=True,
+    ):
+        finite = [np.asarray(v[key])[np.isfinite(v[key])] for v in times.values()]
+        hi = max((f.max() for f in finite if f.size), default=1.0)
+        bins = np.linspace(0, hi * 1.02 + 1e-9, 40)
+        for (name, _), f in zip(times.items(), finite, strict=True):
+            ax.hist(f, bins=bins, alpha=0.55, label=f"{name} (n={f.size})")
+        ax.set_xlabel(label)
+        ax.set_ylabel("examples")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{dataset}: per-example convergence times", fontsize=11)
+    fig.tight_layout()
+    return fig
