@@ -87,6 +87,8 @@ def simulate_variant(
     from ._simulate import Status, convergence_times, simulate_batch
 
     net = compile_crn(crn)
+    if saveat is None:
+        saveat = default_grid(t1)
     start = time.perf_counter()
     res = simulate_batch(net, x, t1, saveat=saveat, progress=progress, **kwargs)
     wall = time.perf_counter() - start

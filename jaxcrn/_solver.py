@@ -124,7 +124,6 @@ _H = (
 )
 
 
-
 def _full_matrices():
     a = np.zeros((8, 8))
     c = np.zeros((8, 8))
