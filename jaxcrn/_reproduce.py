@@ -78,8 +78,17 @@ def _stats(t) -> dict:
     }
 
 
+def default_grid(t1: float) -> np.ndarray:
+    """Save times: 0.05 apart up to t=10 (the fast transients), then 200 points to
+    `t1`. Convergence times are interpolated on this grid."""
+    head = np.linspace(0.0, min(10.0, t1), 201)
+    if t1 <= 10.0:
+        return head
+    return np.concatenate([head, np.linspace(10.0, t1, 201)[1:]])
+
+
 def simulate_variant(
-    name, crn, x, *, t1, eps=1e-3, saveat=401, progress=True, **kwargs
+    name, crn, x, *, t1, eps=1e-3, saveat=None, progress=True, **kwargs
 ) -> VariantResult:
     import jax
 
