@@ -51,6 +51,7 @@ from ._nn2crn import (
     network_params as network_params,
     nn_to_crn as nn_to_crn,
     reduce_crn as reduce_crn,
+    stable_state as stable_state,
 )
 from ._sbml import save_sbml as save_sbml, to_sbml as to_sbml
 from ._simulate import (
