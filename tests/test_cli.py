@@ -60,6 +60,8 @@ def test_simulate_inputs_json(capsys):
         "--json",
         "--t1",
         "60",
+        "--solver",
+        "tsit5",
     )
     assert code == 0
     rows = json.loads(out)["rows"]
@@ -147,6 +149,8 @@ def test_verify_iris_subset(capsys, tmp_path):
         "--json",
         report,
         "--quiet",
+        "--solver",
+        "tsit5",
     )
     assert code == 0, err
     obj = json.loads(report.read_text())
@@ -170,7 +174,16 @@ def test_simulated_crn_file_matches_network(capsys, tmp_path):
     rows = "\n".join(",".join(repr(float(v)) for v in r) for r in x)
     csv.write_text(header + "\n" + rows)
     code, out, _ = run(
-        capsys, "simulate", crn_path, "--inputs", csv, "--json", "--t1", "150"
+        capsys,
+        "simulate",
+        crn_path,
+        "--inputs",
+        csv,
+        "--json",
+        "--t1",
+        "150",
+        "--solver",
+        "tsit5",
     )
     assert code == 0
     rows = json.loads(out)["rows"]
