@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from ._compile import AbstractKinetics
+from ._compile import AbstractKinetics, leave_one_out
 
 
 class _AWave(eqx.Module):
@@ -128,21 +128,8 @@ class AlignedLayeredKinetics(AbstractKinetics):
         fw = f[w.rxn_offset : w.rxn_offset + w.n_rxn]
         return _add_slice(jnp.zeros_like(y0), w.lo, w.hi, w.feed(fw))
 
-    def _leave_one_out(self, y, rates):
-        g = self._gather(y)
-        k = g.shape[1]
-        r = self._rates(rates)
-        cols = []
-        for j in range(k):
-            p = r
-            for i in range(k):
-                if i != j:
-                    p = p * g[:, i]
-            cols.append(p)
-        return jnp.stack(cols, axis=1)
-
     def factor(self, y, rates, lam, *, skip_first: bool = False):
-        loo = self._leave_one_out(y, rates)
+        loo = leave_one_out(self._gather(y), self._rates(rates))
         inv = []
         for i, w in enumerate(self.waves):
             dt = y.dtype

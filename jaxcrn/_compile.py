@@ -108,6 +108,28 @@ def _with_one(y: Float[Array, " species"]) -> Float[Array, " species+1"]:
     return jnp.concatenate([y, jnp.ones((1,), y.dtype)])
 
 
+def _gather_flux(reactant_index, y, rates):
+    """Mass-action fluxes `rates * prod_j y[reactant_index[:, j]]` (padding slots
+    point at a constant 1, so every flux has finite gradients at y = 0)."""
+    return rates * jnp.prod(_with_one(y)[reactant_index], axis=1)
+
+
+def leave_one_out(
+    gathered: Float[Array, "reactions order"], rates: Float[Array, " reactions"]
+) -> Float[Array, "reactions order"]:
+    """`rates * prod_{i != j} gathered[:, i]` for each slot j: the derivative of
+    each mass-action flux with respect to the reactant in slot j."""
+    k = gathered.shape[1]
+    cols = []
+    for j in range(k):
+        p = rates
+        for i in range(k):
+            if i != j:
+                p = p * gathered[:, i]
+        cols.append(p)
+    return jnp.stack(cols, axis=1)
+
+
 def _with_zero(x: Float[Array, " species"]) -> Float[Array, " species+1"]:
     return jnp.concatenate([x, jnp.zeros((1,), x.dtype)])
 
@@ -170,14 +192,15 @@ class DenseKinetics(AbstractKinetics):
             )
 
     def flux(self, y, rates):
-        return rates * jnp.prod(_with_one(y)[self.reactant_index], axis=1)
+        return _gather_flux(self.reactant_index, y, rates)
 
     def rhs(self, y, rates):
         return self.flux(y, rates) @ self.net.astype(y.dtype)
 
 
 class SparseKinetics(AbstractKinetics):
-    """Gather reactants by index; scatter-add the net stoichiometry (COO)."""
+    """Gather reactants by index (as `DenseKinetics`); scatter-add the net
+    stoichiometry (COO)."""
 
     reactant_index: Int[Array, "reactions order"]
     net_reaction: Int[Array, " nnz"]
@@ -187,7 +210,7 @@ class SparseKinetics(AbstractKinetics):
     n_reactions: int = eqx.field(static=True)
 
     def flux(self, y, rates):
-        return rates * jnp.prod(_with_one(y)[self.reactant_index], axis=1)
+        return _gather_flux(self.reactant_index, y, rates)
 
     def rhs(self, y, rates):
         f = self.flux(y, rates)
@@ -268,7 +291,7 @@ class LayeredKinetics(AbstractKinetics):
         return self.decay_species is not None
 
     def flux(self, y, rates):
-        return rates * jnp.prod(_with_one(y)[self.reactant_index], axis=1)
+        return _gather_flux(self.reactant_index, y, rates)
 
     def rhs(self, y, rates, *, skip_first: bool = False):
         f = self.flux(y, rates)
@@ -302,21 +325,8 @@ class LayeredKinetics(AbstractKinetics):
         f = self.flux(y0, rates)
         return jnp.zeros_like(y0).at[blk.targets].add(blk.apply(f[blk.reactions]))
 
-    def _leave_one_out(self, y, rates):
-        """(reactions, K): rates * prod_{i != j} y[idx_i], i.e. d flux / d y[idx_j]."""
-        g = _with_one(y)[self.reactant_index]
-        k = g.shape[1]
-        cols = []
-        for j in range(k):
-            others = [g[:, i] for i in range(k) if i != j]
-            p = rates
-            for o in others:
-                p = p * o
-            cols.append(p)
-        return jnp.stack(cols, axis=1)
-
     def factor(self, y, rates, lam, *, skip_first: bool = False):
-        loo = self._leave_one_out(y, rates)
+        loo = leave_one_out(_with_one(y)[self.reactant_index], rates)
         inv_blocks = []
         for i, wf in enumerate(self.wavefronts):
             nb = wf.members.shape[0]
