@@ -263,12 +263,24 @@ def integrate_lanes(
         if n_times:
             # after an early stop the remaining grid holds the final (steady) outputs;
             # after a failure, NaN
+            # (one row at a time, only for the few lanes that need it)
             fill = jnp.where(ok[:, None], outs, jnp.nan)
             kk = jnp.arange(n_times, dtype=jnp.int32)
-            rest = finished[:, None] & (kk[None, :] >= save_k[:, None])
-            rows = jnp.where(rest, c["sample"][:, None], n)
-            vals = jnp.broadcast_to(fill[:, None, :], (lanes, n_times, n_out))
-            grid = grid.at[rows, kk[None, :]].set(vals, mode="drop")
+            need = finished & (save_k < n_times)
+
+            def fill_body(st):
+                g, need = st
+                lane = jnp.argmax(need)
+                srow = c["sample"][lane]
+                z = jnp.zeros((), jnp.int32)
+                old = jax.lax.dynamic_slice(g, (srow, z, z), (1, n_times, n_out))[0]
+                new = jnp.where((kk >= save_k[lane])[:, None], fill[lane][None, :], old)
+                g = jax.lax.dynamic_update_slice(g, new[None], (srow, z, z))
+                return g, need.at[lane].set(False)
+
+            grid, _ = jax.lax.while_loop(
+                lambda st: jnp.any(st[1]), fill_body, (grid, need)
+            )
         t_final = c["t_final"].at[row].set(t_new, mode="drop")
         status_g = c["status"].at[row].set(status, mode="drop")
         steady_g = c["steady_final"].at[row].set(ok & is_steady, mode="drop")

@@ -223,3 +223,26 @@ def test_exact_inputs_match_full_integration():
     np.testing.assert_allclose(a.y_final[0, i], abs(x[0, 0]) * np.exp(-20.0), rtol=1e-9)
     slow = net.with_rates(jnp.asarray(np.linspace(0.5, 2.0, net.n_reactions)))
     assert not slow.supports_forcing()  # input rates differ: no exact layer
+
+
+def test_batch_early_stop_fills_grid():
+    net = compile_crn(parse_crn("X -> Y\ninput x = X\noutput y = Y"))
+    x = np.array([[1.0], [2.0]])
+    res = simulate_batch(
+        net,
+        x,
+        1000.0,
+        stop_when_steady=True,
+        steady_tol=1e-6,
+        saveat=np.linspace(0.0, 1000.0, 101),
+        progress=False,
+        **TOL,
+    )
+    for i, xi in enumerate(x[:, 0]):
+        t_expected = np.log(xi * 1e6)  # |dY/dt| = x exp(-t) <= 1e-6
+        assert t_expected <= res.t_final[i] < t_expected + 2.0
+        assert res.converged[i] and res.t_converged[i] <= res.t_final[i]
+        after = res.ts[i] > res.t_final[i]
+        assert after.sum() > 90
+        np.testing.assert_allclose(res.outputs[i, after, 0], res.outputs_final[i, 0])
+        np.testing.assert_allclose(res.outputs_final[i, 0], xi, rtol=1e-5)
