@@ -928,6 +928,11 @@ def _add_reproduce(sub) -> None:
     )
     p.add_argument("--rtol", type=float, default=1e-6)
     p.add_argument("--atol", type=float, default=1e-9)
+    p.add_argument(
+        "--solver",
+        choices=["rodas5p", "tsit5", "dopri5", "kvaerno5"],
+        default="rodas5p",
+    )
     p.add_argument("--lanes", type=int, default=64)
     p.add_argument("--force", action="store_true", help="overwrite results")
     p.add_argument("--no-figures", action="store_true")
@@ -995,6 +1000,7 @@ def _cmd_reproduce(args) -> int:
             rtol=args.rtol,
             atol=args.atol,
             lanes=args.lanes,
+            solver=_solver(args.solver),
         )
         report["class_names"] = list(ds.class_names)
         report["wall_s"] = time.perf_counter() - start

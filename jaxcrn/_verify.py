@@ -175,9 +175,11 @@ def verify(
             "it with nn_to_crn."
         )
     from ._nn import forward
+    from ._reproduce import default_grid
 
     nn_out = forward(params, x)
     net = compile_crn(crn)
+    simulate_kwargs.setdefault("saveat", default_grid(t1))
     start = time.perf_counter()
     res = simulate_batch(
         net, x, t1, rtol=rtol, atol=atol, progress=progress, **simulate_kwargs

@@ -143,7 +143,7 @@ def test_verify_iris_subset(capsys, tmp_path):
         IRIS_MODEL,
         "iris",
         "--limit",
-        "12",
+        "10",
         "--t1",
         "150",
         "--json",
@@ -154,12 +154,12 @@ def test_verify_iris_subset(capsys, tmp_path):
     )
     assert code == 0, err
     obj = json.loads(report.read_text())
-    assert obj["n_examples"] == 12 and obj["layers"] == [4, 8, 3]
+    assert obj["n_examples"] == 10 and obj["layers"] == [4, 8, 3]
     for name in ("full", "reduced"):
-        assert obj["crn"][name]["agreement"] == 12
+        assert obj["crn"][name]["agreement"] == 10
         assert obj["crn"][name]["max_abs_error"] < 1e-3
     assert obj["crn"]["reduced"]["counts"]["reactions"] == 16
-    assert "12/12" in out
+    assert "10/10" in out
 
 
 def test_simulated_crn_file_matches_network(capsys, tmp_path):

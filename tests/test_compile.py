@@ -98,7 +98,7 @@ def test_shifted_solve_is_exact(feedforward, form):
 def test_layered_solve_on_compiled_networks():
     rng = np.random.default_rng(2)
     full = nn_to_crn(random_params((3, 5, 4, 2), rng, ternary=True))
-    for crn, aligned in [(full, True), (reduce_crn(full), True), (full, False)]:
+    for crn, aligned in [(reduce_crn(full), True), (full, False)]:
         net = compile_crn(crn, form="layered", aligned_layers=aligned)
         y = jnp.asarray(rng.uniform(0, 3, net.n_species))
         b = jnp.asarray(rng.normal(size=net.n_species))
@@ -153,7 +153,7 @@ def test_bad_input_messages(feedforward):
         compile_crn("A -> B")  # type: ignore[arg-type]
 
 
-@settings(max_examples=10)
+@settings(max_examples=4)
 @given(seed=st.integers(0, 2**31 - 1))
 def test_random_networks_forms_agree(seed):
     rng = np.random.default_rng(seed)

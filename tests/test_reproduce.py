@@ -22,6 +22,10 @@ def test_reproduce_iris_subset_schema(tmp_path, capsys):
             "--no-figures",
             "--models",
             os.path.join(ROOT, "experiments", "models"),
+            "--solver",
+            "tsit5",
+            "--t1",
+            "150",
         ]
     )
     out = capsys.readouterr().out

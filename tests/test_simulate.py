@@ -40,15 +40,20 @@ def final_state(network, y0, t1):
 
 
 def test_decay_closed_form(decay):
-    ts = jnp.linspace(0.0, 3.0, 7)
-    res = simulate(decay, decay.y_init, jnp.asarray(3.0), saveat=ts, **TOL)
+    ts = jnp.linspace(0.0, 40.0, 401)
+    res = simulate(
+        decay, decay.y_init, jnp.asarray(40.0), saveat=ts, steady_tol=1e-6, **TOL
+    )
     expected = 2.0 * np.exp(-0.7 * np.asarray(ts))
-    np.testing.assert_allclose(res.ys[:, 0], expected, rtol=1e-7)
+    np.testing.assert_allclose(res.ys[:, 0], expected, rtol=1e-7, atol=1e-11)
     np.testing.assert_allclose(res.ys[:, 1], 2.0 - expected, rtol=1e-7, atol=1e-12)
     assert res.status == Status.OK and int(res.num_steps) > 0
+    # t_converged on the grid: |dA/dt| = 1.4 exp(-0.7 t) <= 1e-6 from t = 20.2 on
+    t_expected = np.log(1.4e6) / 0.7
+    assert t_expected <= float(res.t_converged) <= t_expected + 0.1 + 1e-9
 
 
-@pytest.mark.parametrize("solver", [None, diffrax.Tsit5(), diffrax.Kvaerno5()])
+@pytest.mark.parametrize("solver", [None, diffrax.Kvaerno5()])
 def test_equilibrium(dimerisation, solver):
     y0 = jnp.array([1.0, 2.0, 0.0])
     res = simulate(dimerisation, y0, jnp.asarray(60.0), solver=solver, **TOL)
@@ -128,7 +133,7 @@ def test_negative_single_rail_input_is_flagged():
 
 def test_negative_concentration_is_an_error(dimerisation):
     with pytest.raises(Exception, match="negative concentration"):
-        simulate(dimerisation, jnp.array([1.0, -2.0, 0.0]), jnp.asarray(1.0))
+        simulate(dimerisation, jnp.array([1.0, -2.0, 0.0]), jnp.asarray(1.0), **TOL)
 
 
 def test_shape_mismatch_is_an_error(dimerisation):
@@ -155,27 +160,22 @@ def test_early_stop_ends_at_steady_state(decay):
     np.testing.assert_allclose(res.ys[2], res.y_final)
 
 
-def test_t_converged_on_grid(decay):
-    ts = jnp.linspace(0.0, 40.0, 401)
-    res = simulate(
-        decay, decay.y_init, jnp.asarray(40.0), saveat=ts, steady_tol=1e-6, **TOL
-    )
-    t_expected = np.log(1.4e6) / 0.7
-    assert t_expected <= float(res.t_converged) <= t_expected + 0.1 + 1e-9
+_jit_convergence_times = jax.jit(convergence_times)
 
 
 def test_convergence_times_closed_form():
+    ct_fn = _jit_convergence_times
     ts = jnp.linspace(0.0, 10.0, 2001)
     out = jnp.stack([1 - jnp.exp(-ts), -2 * (1 - jnp.exp(-2 * ts))], axis=1)
     final = jnp.array([1.0, -2.0])
-    ct = convergence_times(ts, out, final, eps=1e-2, rtol=1e-3, frac=0.9)
+    ct = ct_fn(ts, out, final, eps=1e-2, rtol=1e-3, frac=0.9)
     np.testing.assert_allclose(ct.abs_time, [np.log(100), np.log(200) / 2], atol=1e-4)
     np.testing.assert_allclose(ct.rel_time, [np.log(1000), np.log(1000) / 2], atol=1e-4)
     np.testing.assert_allclose(ct.frac_time, [np.log(10), np.log(10) / 2], atol=1e-4)
     # argmax: output 0 is larger from t=0+ on (output 1 is negative)
     assert float(ct.argmax_time) == 0.0
     crossing = jnp.stack([ts, 5.0 * jnp.ones_like(ts)], axis=1)  # 0 > 1 after t = 5
-    ct2 = convergence_times(ts, crossing, jnp.array([10.0, 5.0]))
+    ct2 = ct_fn(ts, crossing, jnp.array([10.0, 5.0]))
     assert float(ct2.argmax_time) == 5.0  # tie at t=5 goes to output 0
 
 
@@ -215,7 +215,9 @@ def test_exact_inputs_match_full_integration():
     assert net.supports_forcing()
     kw = dict(progress=False, saveat=11, rtol=1e-9, atol=1e-12)
     a = simulate_batch(net, x, 20.0, exact_inputs=True, keep_states=True, **kw)
-    b = simulate_batch(net, x, 20.0, exact_inputs=False, keep_states=True, **kw)
+    b = simulate_batch(
+        net, x, 20.0, exact_inputs=False, keep_states=True, solver=diffrax.Tsit5(), **kw
+    )
     np.testing.assert_allclose(a.outputs, b.outputs, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(a.y_final, b.y_final, rtol=1e-6, atol=1e-8)
     # input species hold X(0) exp(-t) at the end
