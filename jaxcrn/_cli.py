@@ -1100,7 +1100,10 @@ def _reproduce_figures(name, report, variants, ds, x, y, out) -> None:
             )
             plt.close(fig)
     fig = figure_convergence_hist(
-        {k: {"t_eps": v.t_eps, "t_argmax": v.t_argmax} for k, v in variants.items()},
+        {
+            k: {"t_eps": v.t_eps, "t_rel": v.t_rel, "t_argmax": v.t_argmax}
+            for k, v in variants.items()
+        },
         dataset=name,
         eps=report["eps"],
     )

@@ -190,22 +190,24 @@ def figure_misclassified(
 
 
 def figure_convergence_hist(times: dict, *, dataset: str, eps: float):
-    """Histograms of per-sample convergence times, one series per CRN variant."""
+    """Histograms of per-sample convergence times, one series per CRN variant.
+
+    `times` maps a variant name to a dict with arrays `t_eps`, `t_argmax` and
+    optionally `t_rel`; `inf` (not settled within t1) is counted in the legend."""
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
-    for ax, (key, label) in zip(
-        axes,
-        (
-            ("t_eps", f"time to |y - y_final| <= {eps:g}"),
-            ("t_argmax", "time to stable argmax"),
-        ),
-        strict=True,
-    ):
+    panels = [("t_eps", f"time to |y - y_final| <= {eps:g}")]
+    if all("t_rel" in v for v in times.values()):
+        panels.append(("t_rel", "time to within 1% of y_final"))
+    panels.append(("t_argmax", "time to stable argmax"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.4))
+    for ax, (key, label) in zip(axes, panels, strict=True):
         finite = [np.asarray(v[key])[np.isfinite(v[key])] for v in times.values()]
         hi = max((f.max() for f in finite if f.size), default=1.0)
         bins = np.linspace(0, hi * 1.02 + 1e-9, 40)
-        for (name, _), f in zip(times.items(), finite, strict=True):
-            ax.hist(f, bins=bins, alpha=0.55, label=f"{name} (n={f.size})")
+        for (name, v), f in zip(times.items(), finite, strict=True):
+            never = np.asarray(v[key]).size - f.size
+            extra = f", {never} not within t1" if never else ""
+            ax.hist(f, bins=bins, alpha=0.55, label=f"{name} (n={f.size}{extra})")
         ax.set_xlabel(label)
         ax.set_ylabel("examples")
         ax.legend(fontsize=8)
