@@ -3,6 +3,7 @@ and convergence-time measures computed on device for whole batches."""
 
 import enum
 import math
+import warnings
 
 import diffrax
 import equinox as eqx
@@ -99,6 +100,24 @@ class SimulationResult(eqx.Module):
                 parts.append(f"{k} {s.name.lower()}")
         parts.append(f"steps median {np.median(steps):.0f}, max {steps.max()}")
         return ", ".join(parts)
+
+
+def _warn_tolerance(rtol, dtype) -> None:
+    """Warn when `rtol` is below what `dtype` can resolve: the step-size controller
+    then chases round-off and takes 10-100x more steps for no accuracy."""
+    try:
+        rtol = float(rtol)
+    except TypeError:  # traced
+        return
+    eps = float(jnp.finfo(dtype).eps)
+    if rtol < 4 * eps:
+        warnings.warn(
+            f"rtol={rtol:g} is below 4x the {jnp.dtype(dtype).name} machine epsilon "
+            f"({eps:.2g}): the solver will take far more steps without gaining "
+            "accuracy. Enable float64 with jax.config.update('jax_enable_x64', True) "
+            "before compiling the network, or loosen rtol.",
+            stacklevel=3,
+        )
 
 
 def _status_from(result, y_final) -> Int[Array, ""]:
@@ -208,6 +227,7 @@ def simulate(
         jnp.any(y0 < 0),
         "y0 has a negative concentration; concentrations must be >= 0.",
     )
+    _warn_tolerance(rtol, dtype)
     t1 = jnp.asarray(t1, dtype)
     solver = Rodas5P() if solver is None else solver
     ts = _resolve_ts(saveat, t1, dtype)
@@ -553,6 +573,7 @@ def simulate_batch(
     if n == 0:
         raise ValueError("inputs is empty: nothing to simulate.")
     dtype = network.y_init.dtype
+    _warn_tolerance(rtol, dtype)
     t1 = jnp.asarray(t1, dtype)
     if not bool(t1 > 0):
         raise ValueError(f"t1 must be positive, got {float(t1)}.")

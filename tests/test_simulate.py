@@ -248,3 +248,12 @@ def test_batch_early_stop_fills_grid():
         assert after.sum() > 90
         np.testing.assert_allclose(res.outputs[i, after, 0], res.outputs_final[i, 0])
         np.testing.assert_allclose(res.outputs_final[i, 0], xi, rtol=1e-5)
+
+
+def test_tolerance_below_float32_precision_warns():
+    # rtol 1e-9 cannot be resolved in float32: the controller would chase round-off
+    net = compile_crn(parse_crn("A -> B\ninit A = 1"), dtype=jnp.float32)
+    y0 = jnp.asarray([1.0, 0.0], jnp.float32)
+    with pytest.warns(UserWarning, match="machine epsilon"):
+        res = simulate(net, y0, 1.0, rtol=1e-9, atol=1e-6, saveat=None)
+    np.testing.assert_allclose(res.y_final, [np.exp(-1), 1 - np.exp(-1)], atol=1e-5)
