@@ -1,0 +1,54 @@
+"""The README's examples are run, and what they print is what the README says."""
+
+import contextlib
+import io
+import os
+import re
+
+import pytest
+
+from jaxcrn._cli import main
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+with open(os.path.join(ROOT, "README.md")) as _f:
+    README = _f.read()
+
+
+def _block(lang: str, containing: str) -> str:
+    for body in re.findall(rf"```{lang}\n(.*?)```", README, flags=re.S):
+        if containing in body:
+            return body
+    raise AssertionError(f"README has no ```{lang} block with {containing!r}")
+
+
+def test_cli_example_prints_what_the_readme_shows(capsys, monkeypatch):
+    block = _block("console", "$ jaxcrn simulate examples/reversible.crn")
+    cat, rest = block.split("$ jaxcrn simulate examples/reversible.crn\n")
+    shown_file = cat.split("$ cat examples/reversible.crn\n")[1]
+    with open(os.path.join(ROOT, "examples", "reversible.crn")) as f:
+        assert f.read() == shown_file
+    monkeypatch.chdir(ROOT)
+    assert main(["simulate", "examples/reversible.crn"]) == 0
+    out = capsys.readouterr().out
+    assert out.strip() == rest.strip()
+
+
+@pytest.mark.slow
+def test_python_example_prints_what_its_comments_say(monkeypatch):
+    code = _block("python", "jaxcrn.simulate_batch")
+    expected = [
+        m.group(1).strip()
+        for line in code.splitlines()
+        if line.startswith("print(") and (m := re.search(r"#\s*(.*)$", line))
+    ]
+    monkeypatch.chdir(ROOT)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        exec(compile(code, "README.md", "exec"), {})
+    printed = buf.getvalue().splitlines()
+    assert len(printed) == len(expected)
+    for got, want in zip(printed, expected):
+        # comments may add words after the value ("16 reactions")
+        got = got.strip()
+        assert got == want or want.startswith(got + " "), (got, want)
