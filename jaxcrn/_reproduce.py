@@ -67,7 +67,8 @@ def _stats(t) -> dict:
         v = (
             float(np.percentile(t, q))
             if finite.all()
-            else float(np.percentile(np.where(finite, t, np.inf), q))
+            # no interpolation across never-settled samples (inf - inf)
+            else float(np.percentile(t, q, method="inverted_cdf"))
         )
         return v if np.isfinite(v) else None
 
