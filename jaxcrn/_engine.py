@@ -63,6 +63,29 @@ class EngineResult(eqx.Module):
 
 
 @eqx.filter_jit
+def _with_root_tols(solver, rtol, atol):
+    """An implicit diffrax solver's root finder takes its tolerances from the
+    step-size controller by default (`use_stepsize_tol`), which `diffeqsolve` fills
+    in; the engine steps the solver itself, so it fills them in the same way."""
+    if not isinstance(solver, diffrax.AbstractImplicitSolver):
+        return solver
+    from diffrax._root_finder import use_stepsize_tol
+
+    controller = diffrax.PIDController(rtol=rtol, atol=atol)
+    attrs = [
+        a
+        for a in ("rtol", "atol", "norm")
+        if getattr(solver.root_finder, a, None) is use_stepsize_tol
+    ]
+    if not attrs:
+        return solver
+    return eqx.tree_at(
+        lambda s: tuple(getattr(s.root_finder, a) for a in attrs),
+        solver,
+        tuple(getattr(controller, a) for a in attrs),
+    )
+
+
 def integrate_lanes(
     network: MassActionNetwork,
     y0s: Float[Array, "batch species"],
@@ -105,6 +128,7 @@ def integrate_lanes(
         def state_at(vf, t, y):
             return y
 
+    solver = _with_root_tols(solver, rtol, atol)
     term0 = diffrax.ODETerm(field_of(cs[0]))
     order = solver.order(term0) or 4
     error_order = solver.error_order(term0) or order

@@ -257,3 +257,19 @@ def test_tolerance_below_float32_precision_warns():
     with pytest.warns(UserWarning, match="machine epsilon"):
         res = simulate(net, y0, 1.0, rtol=1e-9, atol=1e-6, saveat=None)
     np.testing.assert_allclose(res.y_final, [np.exp(-1), 1 - np.exp(-1)], atol=1e-5)
+
+
+def test_batch_engine_with_diffrax_implicit_solver(decay):
+    # Kvaerno5's root finder takes its tolerances from the step-size controller
+    res = simulate_batch(
+        decay,
+        np.zeros((2, 0)),
+        3.0,
+        solver=diffrax.Kvaerno5(),
+        saveat=None,
+        progress=False,
+        keep_states=True,
+        **TOL,
+    )
+    a = 2.0 * np.exp(-0.7 * 3.0)
+    np.testing.assert_allclose(res.y_final, [[a, 2.0 - a]] * 2, rtol=1e-6)
