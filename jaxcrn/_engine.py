@@ -62,7 +62,6 @@ class EngineResult(eqx.Module):
     num_rejected: Array
 
 
-@eqx.filter_jit
 def _with_root_tols(solver, rtol, atol):
     """An implicit diffrax solver's root finder takes its tolerances from the
     step-size controller by default (`use_stepsize_tol`), which `diffeqsolve` fills
@@ -86,6 +85,7 @@ def _with_root_tols(solver, rtol, atol):
     )
 
 
+@eqx.filter_jit
 def integrate_lanes(
     network: MassActionNetwork,
     y0s: Float[Array, "batch species"],
