@@ -20,6 +20,7 @@ and offset. Writes results/convergence.json and results/figures/convergence_dept
 """
 
 import argparse
+import json
 import os
 import time
 
@@ -69,6 +70,55 @@ def measure(crn, x, offset, t1):
     return out, res
 
 
+def summarize(v) -> dict:
+    """Median / p90 / max of per-sample times; a sample that never settled counts
+    as +inf, so the median exists while fewer than half never settle."""
+    v = np.asarray([np.inf if z is None else z for z in v], float)
+    finite = np.isfinite(v)
+
+    def pct(q):
+        x = float(np.percentile(v, q, method="inverted_cdf"))
+        return x if np.isfinite(x) else None
+
+    return {
+        "median": pct(50),
+        "p90": pct(90),
+        "max": pct(100),
+        "not_converged": int((~finite).sum()),
+        "values": [float(z) if np.isfinite(z) else None for z in v],
+    }
+
+
+def fit_all(rows) -> list:
+    """Fit median time = a * depth^p per width, CRN, offset and measure."""
+    fits = []
+    keys = sorted({(r["width"], r["crn"], r["offset"]) for r in rows})
+    for width, name, c in keys:
+        sel = [
+            r
+            for r in rows
+            if r["width"] == width and r["crn"] == name and r["offset"] == c
+        ]
+        for key in ("t90", "t_eps", "t_argmax"):
+            med = [
+                r[key]["median"] if r[key]["median"] is not None else np.nan
+                for r in sel
+            ]
+            p, a = fit_power([r["depth"] for r in sel], med)
+            fits.append(
+                {
+                    "width": width,
+                    "crn": name,
+                    "offset": c,
+                    "measure": key,
+                    "exponent": p,
+                    "prefactor": a,
+                    "depths_fitted": int(np.isfinite(med).sum()),
+                }
+            )
+    return fits
+
+
 def fit_power(depths, times):
     d = np.asarray(depths, float)
     t = np.asarray(times, float)
@@ -91,7 +141,25 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=48)
     ap.add_argument("--epochs", type=int, default=400)
     ap.add_argument("--force", action="store_true")
+    ap.add_argument(
+        "--from-json",
+        metavar="PATH",
+        help="recompute the summaries, fits and plot from the per-sample times "
+        "stored in an earlier run's JSON (no simulation)",
+    )
     args = ap.parse_args()
+    if args.from_json:
+        with open(args.from_json) as f:
+            result = json.load(f)
+        for r in result["rows"]:
+            for key in ("t90", "t_eps", "t_argmax"):
+                r[key] = summarize(r[key]["values"])
+        result["fits"] = fit_all(result["rows"])
+        path = os.path.join(args.out, "convergence.json")
+        write_json(path, result, force=args.force)
+        print(f"wrote {path}")
+        plot(result, args.out)
+        return
     depths = [1, 2, 3] if args.quick else [1, 2, 3, 4, 5, 6]
     widths = [8, 32] if args.quick else [8, 32, 128]
     offsets = [0.0, 0.5, 1.0, 2.0]
@@ -129,18 +197,7 @@ def main() -> None:
                         "wall_s": time.perf_counter() - t,
                     }
                     for k, v in m.items():
-                        finite = v[np.isfinite(v)]
-                        row[k] = {
-                            "median": float(np.median(v))
-                            if finite.size == v.size
-                            else None,
-                            "p90": float(np.percentile(v, 90))
-                            if np.isfinite(np.percentile(v, 90))
-                            else None,
-                            "max": float(v.max()) if finite.size == v.size else None,
-                            "not_converged": int(v.size - finite.size),
-                            "values": [float(z) if np.isfinite(z) else None for z in v],
-                        }
+                        row[k] = summarize(v)
                     rows.append(row)
                     print(
                         f"width {width:3d} depth {depth} {name:7s} offset {c:3.1f}: "
@@ -149,31 +206,7 @@ def main() -> None:
                         f"{row['wall_s']:.1f} s",
                         flush=True,
                     )
-    fits = []
-    for width in widths:
-        for name in ("full", "reduced"):
-            for c in offsets:
-                sel = [
-                    r
-                    for r in rows
-                    if r["width"] == width and r["crn"] == name and r["offset"] == c
-                ]
-                for key in ("t90", "t_eps"):
-                    med = [
-                        r[key]["median"] if r[key]["median"] is not None else np.nan
-                        for r in sel
-                    ]
-                    p, a = fit_power([r["depth"] for r in sel], med)
-                    fits.append(
-                        {
-                            "width": width,
-                            "crn": name,
-                            "offset": c,
-                            "measure": key,
-                            "exponent": p,
-                            "prefactor": a,
-                        }
-                    )
+    fits = fit_all(rows)
     result = {
         "description": __doc__,
         "networks": "trained on IRIS (BinaryConnect, binary weights, "
