@@ -129,6 +129,7 @@ def main() -> None:
             print(line, flush=True)
             if out:
                 out.write(line + "\n")
+                out.flush()
 
 
 if __name__ == "__main__":

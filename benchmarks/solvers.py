@@ -99,6 +99,7 @@ def main() -> None:
                     print(json.dumps(rec), flush=True)
                     if out:
                         out.write(json.dumps(rec) + "\n")
+                        out.flush()
                     continue
                 max_steps = 200_000 if sname in ("tsit5", "dopri5") else 20_000
                 res, compile_s, run_s = run(net, x, solver, max_steps)
@@ -127,6 +128,7 @@ def main() -> None:
                 print(line, flush=True)
                 if out:
                     out.write(line + "\n")
+                    out.flush()
 
 
 if __name__ == "__main__":

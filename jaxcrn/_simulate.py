@@ -480,8 +480,11 @@ def _simulate_chunk(network, xs, offset, t1, kwargs):
     return jax.vmap(lambda y: simulate(network, y, t1, **kwargs))(y0)
 
 
-# simulate_batch unrolls Rodas5P's stages for networks at least this large
+# simulate_batch unrolls Rodas5P's stages for networks at least this large, or for
+# batches at least this large: unrolled stages compile ~1 s (small networks) to ~3x
+# slower but run 1.4x (MNIST) to 2.5x (IRIS, benchmarks/solvers.py) faster
 UNROLL_MIN_SPECIES = 256
+UNROLL_MIN_BATCH = 1000
 
 
 @eqx.filter_jit
@@ -528,7 +531,7 @@ def simulate_batch(
         inputs: shape `(batch, inputs)`.
         t1: end time (an upper bound with `stop_when_steady`).
         solver: a diffrax adaptive solver; default `Rodas5P()` (with unrolled
-            stages for networks of 256+ species).
+            stages for networks of 256+ species or batches of 1,000+ inputs).
         rtol, atol: step-size tolerances.
         max_steps: steps (accepted + rejected) per sample before giving up.
         saveat: outputs are saved at these times: an int `n` (n evenly spaced times
@@ -579,9 +582,10 @@ def simulate_batch(
         raise ValueError(f"t1 must be positive, got {float(t1)}.")
     off = jnp.asarray(offset, dtype)
     if solver is None:
-        # unrolled stages compile ~3x slower but run ~1.4x faster: worth it when
-        # run time dominates (large networks)
-        solver = Rodas5P(unroll=network.n_species >= UNROLL_MIN_SPECIES)
+        # worth it when run time dominates compile time
+        solver = Rodas5P(
+            unroll=network.n_species >= UNROLL_MIN_SPECIES or n >= UNROLL_MIN_BATCH
+        )
     ts = _resolve_ts(saveat, t1, dtype)
     supported = method == "lanes" and network.supports_forcing()
     if exact_inputs is None:
