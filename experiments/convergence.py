@@ -32,7 +32,7 @@ jax.config.update("jax_enable_x64", True)
 import numpy as np  # noqa: E402
 
 import jaxcrn  # noqa: E402
-from jaxcrn._reproduce import write_json  # noqa: E402
+from jaxcrn._reproduce import _stats, write_json  # noqa: E402
 
 
 def train_network(depth: int, width: int, epochs: int, seed: int = 0):
@@ -74,17 +74,12 @@ def summarize(v) -> dict:
     """Median / p90 / max of per-sample times; a sample that never settled counts
     as +inf, so the median exists while fewer than half never settle."""
     v = np.asarray([np.inf if z is None else z for z in v], float)
-    finite = np.isfinite(v)
-
-    def pct(q):
-        x = float(np.percentile(v, q, method="inverted_cdf"))
-        return x if np.isfinite(x) else None
-
+    stats = _stats(v)
     return {
-        "median": pct(50),
-        "p90": pct(90),
-        "max": pct(100),
-        "not_converged": int((~finite).sum()),
+        "median": stats["median"],
+        "p90": stats["p90"],
+        "max": stats["max"],
+        "not_converged": stats["never"],
         "values": [float(z) if np.isfinite(z) else None for z in v],
     }
 
