@@ -9,7 +9,8 @@ first (argmax equal to the network's forward pass on every sample), and prints o
 JSON line: solver, model, crn, samples, compile_s, run_s, ms_per_sample,
 steps_median, rejected_median.
 
-    python benchmarks/solvers.py [--mnist-samples 8] [--out results/solvers.jsonl]
+    python benchmarks/solvers.py [--mnist-samples 8] [--models iris,virus,mnist14]
+        [--out results/solvers.jsonl]
 """
 
 import argparse
@@ -56,8 +57,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--mnist-samples", type=int, default=8)
     ap.add_argument("--samples", type=int, default=256)
+    ap.add_argument("--models", default="iris,virus,mnist14")
     ap.add_argument("--out")
     args = ap.parse_args()
+    models = args.models.split(",")
     out = open(args.out, "a") if args.out else None
     solvers = {
         "tsit5": diffrax.Tsit5(),
@@ -66,11 +69,11 @@ def main() -> None:
         "rodas5p": jaxcrn.Rodas5P(),
         "rodas5p_unrolled": jaxcrn.Rodas5P(unroll=True),
     }
-    cases = [("iris", None), ("virus", None)]
+    cases = [(m, None) for m in ("iris", "virus") if m in models]
     data_dir = os.environ.get(
         "JAXCRN_DATA", os.path.join(HERE, "..", "shared", "datasets")
     )
-    if os.path.isdir(data_dir) and args.mnist_samples > 0:
+    if "mnist14" in models and os.path.isdir(data_dir) and args.mnist_samples > 0:
         cases.append(("mnist14", data_dir))
     for name, path in cases:
         model = jaxcrn.load_model(
