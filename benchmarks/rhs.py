@@ -15,7 +15,6 @@ excluded (one warm-up call), each figure is the best of `--repeats`.
 """
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -27,6 +26,7 @@ jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from _jsonl import emit  # noqa: E402
 
 import jaxcrn  # noqa: E402
 
@@ -125,11 +125,7 @@ def main() -> None:
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                 "jax": jax.__version__,
             }
-            line = json.dumps(rec)
-            print(line, flush=True)
-            if out:
-                out.write(line + "\n")
-                out.flush()
+            emit(rec, out)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ JSON line: {"network", "form", "solver", "batch", "compile_s", "run_s",
 """
 
 import argparse
-import json
 import math
 import platform
 import time
@@ -29,6 +28,8 @@ import numpy as np
 
 
 jax.config.update("jax_enable_x64", True)
+
+from _jsonl import emit  # noqa: E402
 
 import jaxcrn  # noqa: E402
 
@@ -157,11 +158,7 @@ def main() -> None:
                         steps_median=float(np.median(np.asarray(steps))),
                         machine=machine,
                     )
-                    line = json.dumps(rec)
-                    print(line, flush=True)
-                    if out:
-                        out.write(line + "\n")
-                        out.flush()
+                    emit(rec, out)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ steps_median, rejected_median.
 """
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -26,6 +25,7 @@ jax.config.update("jax_enable_x64", True)
 
 import diffrax  # noqa: E402
 import numpy as np  # noqa: E402
+from _jsonl import emit  # noqa: E402
 
 import jaxcrn  # noqa: E402
 
@@ -99,10 +99,7 @@ def main() -> None:
                         "skipped": "dense Jacobian: "
                         f"{net.n_species}x{net.n_species} per sample and step",
                     }
-                    print(json.dumps(rec), flush=True)
-                    if out:
-                        out.write(json.dumps(rec) + "\n")
-                        out.flush()
+                    emit(rec, out)
                     continue
                 max_steps = 200_000 if sname in ("tsit5", "dopri5") else 20_000
                 res, compile_s, run_s = run(net, x, solver, max_steps)
@@ -127,11 +124,7 @@ def main() -> None:
                 }
                 if not ok or agree != n:
                     rec["error"] = "wrong answer or failed samples"
-                line = json.dumps(rec)
-                print(line, flush=True)
-                if out:
-                    out.write(line + "\n")
-                    out.flush()
+                emit(rec, out)
 
 
 if __name__ == "__main__":
