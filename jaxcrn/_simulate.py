@@ -576,7 +576,8 @@ def simulate_batch(
     if n == 0:
         raise ValueError("inputs is empty: nothing to simulate.")
     dtype = network.y_init.dtype
-    _warn_tolerance(rtol, dtype)
+    if method == "lanes":  # method="vmap" goes through simulate, which warns
+        _warn_tolerance(rtol, dtype)
     t1 = jnp.asarray(t1, dtype)
     if not bool(t1 > 0):
         raise ValueError(f"t1 must be positive, got {float(t1)}.")
