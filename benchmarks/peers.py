@@ -70,7 +70,6 @@ import argparse
 import datetime
 import importlib.metadata
 import importlib.util
-import inspect
 import json
 import math
 import multiprocessing
@@ -840,12 +839,12 @@ def main(argv=None) -> int:
 
     machine = machine_info()
     machine["jax_device"] = str(jax.devices()[0])
+    machine["jax_device_kind"] = jax.devices()[0].device_kind
     mem_total = (machine["memory_gb"] or 8.0) * 2**30
     mem_limit = int(
         args.peer_memory_gb * 2**30 if args.peer_memory_gb else 0.6 * mem_total
     )
-    signature = inspect.signature(jaxcrn.simulate_batch)
-    lanes = args.lanes or signature.parameters["lanes"].default
+    lanes = args.lanes or jaxcrn.default_lanes()[0]
     settings = dict(t1=args.t1, rtol=args.rtol, atol=args.atol, rates=1.0)
     out_file = None
     if args.out:
@@ -1159,7 +1158,7 @@ def run_case(
             tool="jaxcrn",
             config=(
                 f"simulate_batch defaults (form {net.form}, lanes {min(lanes, batch)}, "
-                f"chunk_size 1024, saveat None)"
+                f"chunk_size {jaxcrn.default_lanes()[1]}, saveat None)"
             ),
             form=net.form,
             lanes=min(lanes, batch),

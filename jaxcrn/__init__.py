@@ -59,6 +59,7 @@ from ._simulate import (
     SimulationResult as SimulationResult,
     Status as Status,
     convergence_times as convergence_times,
+    default_lanes as default_lanes,
     simulate as simulate,
     simulate_batch as simulate_batch,
 )

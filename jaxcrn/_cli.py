@@ -159,7 +159,12 @@ def _add_solver_options(p: argparse.ArgumentParser) -> None:
         help="stop each sample as soon as max|dy/dt| <= --steady-tol",
     )
     p.add_argument("--steady-tol", type=float, default=1e-6)
-    p.add_argument("--chunk-size", type=int, default=256, help="samples per batch")
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        default=None,
+        help="samples per engine call (default: 1024 on a CPU, 16384 on a GPU)",
+    )
     p.add_argument("--float32", action="store_true", help="simulate in float32")
 
 
@@ -170,7 +175,7 @@ def _check_solver_options(args) -> None:
         v = getattr(args, name)
         if not (v > 0 and math.isfinite(v)):
             raise CLIError(f"--{name.replace('_', '-')} must be positive, got {v}.")
-    if args.max_steps < 1 or args.chunk_size < 1:
+    if args.max_steps < 1 or (args.chunk_size is not None and args.chunk_size < 1):
         raise CLIError("--max-steps and --chunk-size must be >= 1.")
 
 
@@ -569,7 +574,12 @@ def _add_verify(sub) -> None:
     p.add_argument("--json", metavar="OUT.json", help="write the report as JSON")
     p.add_argument("--force", action="store_true", help="overwrite --json output")
     p.add_argument("--seed", type=int, default=0, help="seed of the random rates")
-    p.add_argument("--lanes", type=int, default=64)
+    p.add_argument(
+        "--lanes",
+        type=int,
+        default=None,
+        help="samples integrated side by side (default: 64 on a CPU, 16384 on a GPU)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress line")
     _add_solver_options(p)
     p.set_defaults(func=_cmd_verify)
@@ -932,7 +942,12 @@ def _add_reproduce(sub) -> None:
         choices=["rodas5p", "tsit5", "dopri5", "kvaerno5"],
         default="rodas5p",
     )
-    p.add_argument("--lanes", type=int, default=64)
+    p.add_argument(
+        "--lanes",
+        type=int,
+        default=None,
+        help="samples integrated side by side (default: 64 on a CPU, 16384 on a GPU)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite results")
     p.add_argument("--no-figures", action="store_true")
     p.add_argument("--quiet", action="store_true")

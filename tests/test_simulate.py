@@ -196,6 +196,31 @@ def test_simulate_batch_chunks_match_single_chunk():
     np.testing.assert_allclose(a.ts[0], np.linspace(0, 10, 21))
 
 
+def test_simulate_batch_lane_count_changes_nothing(monkeypatch):
+    """Per-sample step control: a sample's answer does not depend on how many lanes
+    run beside it, so the accelerator defaults (every sample of a chunk in its own
+    lane) give what the CPU defaults (64 lanes, refilled) give."""
+    from jaxcrn import _simulate
+
+    net = compile_crn(
+        parse_crn("X -> Y + Z\nZ + W -> 0\ninit W = 1\ninput x = X\noutput y = Y - Z")
+    )
+    x = np.linspace(0.1, 3.0, 9)[:, None]
+    kw = dict(progress=False, saveat=None, **TOL)
+    assert _simulate.default_lanes("cpu") == (64, 1024)
+    cpu = simulate_batch(net, x, 10.0, **kw)
+    monkeypatch.setattr(_simulate.jax, "default_backend", lambda: "gpu")
+    lanes, chunk = _simulate.default_lanes()
+    assert lanes == chunk > x.shape[0]
+    gpu_style = simulate_batch(net, x, 10.0, **kw)
+    narrow = simulate_batch(net, x, 10.0, lanes=2, chunk_size=4, **kw)
+    for other in (gpu_style, narrow):
+        np.testing.assert_array_equal(other.num_steps, cpu.num_steps)
+        np.testing.assert_allclose(
+            other.outputs_final, cpu.outputs_final, rtol=1e-12, atol=1e-14
+        )
+
+
 def test_simulate_batch_input_validation():
     net = compile_crn(
         parse_crn("X1p -> Y\nX1n -> 0\ninput x = X1p - X1n\noutput y = Y")
