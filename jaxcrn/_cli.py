@@ -133,8 +133,12 @@ def _json_num(x):
 def _solver(name: str):
     import diffrax
 
+    from ._solver import Rodas5P
+
+    if name == "auto":
+        return None  # simulate/simulate_batch choose (see simulate_batch)
     if name == "rodas5p":
-        return None  # simulate_batch's default: Rodas5P, stages unrolled when large
+        return Rodas5P()
     return {
         "tsit5": diffrax.Tsit5(),
         "dopri5": diffrax.Dopri5(),
@@ -146,9 +150,11 @@ def _add_solver_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--t1", type=float, default=50.0, help="end time (default 50)")
     p.add_argument(
         "--solver",
-        choices=["rodas5p", "tsit5", "dopri5", "kvaerno5"],
-        default="rodas5p",
-        help="ODE solver (default rodas5p: stiff, uses the network structure)",
+        choices=["auto", "rodas5p", "tsit5", "dopri5", "kvaerno5"],
+        default="auto",
+        help="ODE solver (default auto: for a batch of a compiled network, Tsit5 "
+        "with stiffness detection and Rodas5P re-runs on small networks, Rodas5P "
+        "on large ones; one sample: Rodas5P)",
     )
     p.add_argument("--rtol", type=float, default=1e-6)
     p.add_argument("--atol", type=float, default=1e-9)
@@ -939,8 +945,9 @@ def _add_reproduce(sub) -> None:
     p.add_argument("--atol", type=float, default=1e-9)
     p.add_argument(
         "--solver",
-        choices=["rodas5p", "tsit5", "dopri5", "kvaerno5"],
-        default="rodas5p",
+        choices=["auto", "rodas5p", "tsit5", "dopri5", "kvaerno5"],
+        default="auto",
+        help="ODE solver (default auto, see `jaxcrn simulate --help`)",
     )
     p.add_argument(
         "--lanes",

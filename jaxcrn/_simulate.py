@@ -534,18 +534,25 @@ def simulate_batch(
     lanes: int | None = None,
     chunk_size: int | None = None,
     keep_states: bool = False,
-    method: str = "lanes",
+    method: str = "auto",
     exact_inputs: bool | None = None,
+    workers: int | None = None,
     progress: bool = True,
 ) -> SimulationResult:
     """Simulate a batch of input vectors through the network.
 
-    The default `method="lanes"` runs the batch engine: `lanes` samples are
-    integrated side by side, each with its own adaptive step size, and a lane that
-    finishes (t1, or steady state with `stop_when_steady`) takes the next sample, so
-    no sample waits for the slowest one. `method="vmap"` runs `jax.vmap(simulate)`
-    on chunks instead (lock-step; supports any solver option of `simulate`). Both
-    give the same answers to the solver tolerance.
+    Three engines give the same answers to the solver tolerance:
+
+    - `"layered"` (the default on a CPU for networks in the layered layout, i.e.
+      every CRN compiled from a neural network): the state of `lanes` samples is
+      one species-major array, each lane with its own time and adaptive step size;
+      a lane that finishes (t1, or steady state with `stop_when_steady`) takes the
+      next sample, so no sample waits for the slowest one. Runs its own Tsit5 and
+      Rodas5P (see `solver`) and splits each chunk over `workers` threads.
+    - `"lanes"` (the default otherwise, e.g. on a GPU): the same scheme with any
+      diffrax adaptive solver, one sample per lane under `jax.vmap`.
+    - `"vmap"`: `jax.vmap(simulate)` on chunks (lock-step; every option of
+      `simulate`).
 
     Inputs are validated first: a non-finite value, or a negative value for a
     single-species input, raises `ValueError` naming the row and column. A sample
@@ -556,8 +563,13 @@ def simulate_batch(
         network: the compiled network.
         inputs: shape `(batch, inputs)`.
         t1: end time (an upper bound with `stop_when_steady`).
-        solver: a diffrax adaptive solver; default `Rodas5P()` (with unrolled
-            stages for networks of 256+ species or batches of 1,000+ inputs).
+        solver: None (automatic), `Rodas5P()`, `diffrax.Tsit5()` or, with the
+            `"lanes"`/`"vmap"` engines, any diffrax adaptive solver. Automatic: with
+            the layered engine, Tsit5 for networks under 256 species, and any
+            sample on which it detects stiffness (Hairer's test: 15 accepted steps in
+            a row at the stability limit, far from t1) is re-run with Rodas5P;
+            Rodas5P for larger networks. With the other engines, Rodas5P (stages
+            unrolled for networks of 256+ species or batches of 1,000+ inputs).
         rtol, atol: step-size tolerances.
         max_steps: steps (accepted + rejected) per sample before giving up.
         saveat: outputs are saved at these times: an int `n` (n evenly spaced times
@@ -566,15 +578,18 @@ def simulate_batch(
             saved outputs after that time hold the final values.
         steady_tol: the steady-state threshold (also decides `converged`).
         offset: dual-rail offset added to both rails of every input.
-        lanes: samples integrated side by side (the vector width of the engine).
-            Default: 64 on a CPU, 16,384 on a GPU or TPU (`default_lanes`).
+        lanes: samples integrated side by side (per worker thread with the layered
+            engine). Default: 64 on a CPU, 16,384 on a GPU or TPU (`default_lanes`).
         chunk_size: samples per engine call (bounds memory; progress is reported
             per chunk). Default: 1,024 on a CPU, 16,384 on a GPU or TPU.
         keep_states: also return the final state of every sample (`y_final`).
-        method: `"lanes"` (default) or `"vmap"`.
-        exact_inputs: with the lanes engine, solve the input layer exactly (its
-            species decay as `X(0) exp(-k t)`; see `ForcedNetwork`). Default: when
-            the network supports it (layered, inputs decaying at one common rate).
+        method: `"auto"` (default), `"layered"`, `"lanes"` or `"vmap"`.
+        exact_inputs: with the layered and lanes engines, solve the input layer
+            exactly (its species decay as `X(0) exp(-k t)`; see `ForcedNetwork`).
+            Default: when the network supports it (layered, inputs decaying at one
+            common rate).
+        workers: threads for the layered engine, each simulating an equal share of
+            every chunk. Default: the number of CPU cores available.
         progress: draw a progress line on a terminal.
 
     Returns:
@@ -591,9 +606,32 @@ def simulate_batch(
         [1.0, 2.0]
     """
     from ._engine import integrate_lanes
+    from ._layered_engine import layered_kinetics_for
 
-    if method not in ("lanes", "vmap"):
-        raise ValueError(f"method={method!r} is not 'lanes' or 'vmap'.")
+    if method not in ("auto", "layered", "lanes", "vmap"):
+        raise ValueError(
+            f"method={method!r} is not one of 'auto', 'layered', 'lanes', 'vmap'."
+        )
+    layered_method = _layered_solver(solver)
+    layered_ok = layered_kinetics_for(network, False) is not None
+    if method == "auto":
+        method = (
+            "layered"
+            if layered_ok and layered_method and jax.default_backend() == "cpu"
+            else "lanes"
+        )
+    elif method == "layered" and not (layered_ok and layered_method):
+        raise ValueError(
+            "method='layered' needs a network in the aligned layered layout "
+            "(compile_crn(crn, form='layered') of a feed-forward CRN, as every CRN "
+            "compiled from a neural network) and solver None, Rodas5P() or "
+            f"diffrax.Tsit5(); got form {network.form!r} and solver "
+            f"{type(solver).__name__}. Use method='lanes' for other solvers."
+        )
+    if workers is None:
+        workers = _cpu_count()
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}.")
     auto_lanes, auto_chunk = default_lanes()
     lanes = auto_lanes if lanes is None else lanes
     chunk_size = auto_chunk if chunk_size is None else chunk_size
@@ -606,26 +644,52 @@ def simulate_batch(
     if n == 0:
         raise ValueError("inputs is empty: nothing to simulate.")
     dtype = network.y_init.dtype
-    if method == "lanes":  # method="vmap" goes through simulate, which warns
+    if method != "vmap":  # method="vmap" goes through simulate, which warns
         _warn_tolerance(rtol, dtype)
     t1 = jnp.asarray(t1, dtype)
     if not bool(t1 > 0):
         raise ValueError(f"t1 must be positive, got {float(t1)}.")
     off = jnp.asarray(offset, dtype)
-    if solver is None:
+    if solver is None and method != "layered":
         # worth it when run time dominates compile time
         solver = Rodas5P(
             unroll=network.n_species >= UNROLL_MIN_SPECIES or n >= UNROLL_MIN_BATCH
         )
     ts = _resolve_ts(saveat, t1, dtype)
-    supported = method == "lanes" and network.supports_forcing()
+    if method == "layered":
+        from ._layered_engine import can_force
+
+        supported = can_force(network)
+    else:
+        supported = method == "lanes" and network.supports_forcing()
     if exact_inputs is None:
         exact_inputs = supported
     elif exact_inputs and not supported:
         raise ValueError(
-            "exact_inputs=True needs the lanes engine and a layered network whose "
-            "first wavefront decays at one common rate (compile_crn(..., "
-            "form='layered'); equal rate constants on the input reactions)."
+            "exact_inputs=True needs the layered or lanes engine and a layered "
+            "network whose first wavefront decays at one common rate "
+            "(compile_crn(..., form='layered'); equal rate constants on the input "
+            "reactions) and holds no output."
+        )
+    if method == "layered":
+        return _simulate_layered(
+            network,
+            x,
+            t1,
+            ts,
+            off,
+            solver_name=layered_method,
+            rtol=rtol,
+            atol=atol,
+            max_steps=max_steps,
+            stop_when_steady=stop_when_steady,
+            steady_tol=steady_tol,
+            lanes=lanes,
+            chunk_size=chunk_size,
+            keep_states=keep_states,
+            forced=bool(exact_inputs),
+            workers=workers,
+            progress=progress,
         )
     chunk = min(chunk_size, n)
     parts = []
@@ -701,3 +765,133 @@ def simulate_batch(
             bar.update(1, extra=res.summary() if len(parts) == 1 else "")
     out = jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *parts)
     return out
+
+
+def _cpu_count() -> int:
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _layered_solver(solver) -> str | None:
+    """The layered engine's method for `solver`: "auto", "rodas5p", "tsit5", or
+    None when it has no such method (then another engine runs)."""
+    if solver is None:
+        return "auto"
+    if isinstance(solver, Rodas5P):
+        return "rodas5p"
+    if type(solver) is diffrax.Tsit5:
+        return "tsit5"
+    return None
+
+
+# the layered engine's automatic solver: Tsit5 (with stiffness detection and Rodas5P
+# re-runs) below this many species, Rodas5P from here on (benchmarks/solvers.py:
+# the MNIST-14 CRNs are stiff, IRIS and virus are not)
+AUTO_RODAS_MIN_SPECIES = 256
+
+
+def _simulate_layered(
+    network,
+    x,
+    t1,
+    ts,
+    off,
+    *,
+    solver_name,
+    rtol,
+    atol,
+    max_steps,
+    stop_when_steady,
+    steady_tol,
+    lanes,
+    chunk_size,
+    keep_states,
+    forced,
+    workers,
+    progress,
+) -> SimulationResult:
+    from ._layered_engine import STIFF, run_layered
+
+    dtype = network.y_init.dtype
+    n = x.shape[0]
+    first = solver_name
+    if solver_name == "auto":
+        first = "rodas5p" if network.n_species >= AUTO_RODAS_MIN_SPECIES else "tsit5"
+    detect = solver_name == "auto" and first == "tsit5"
+
+    def run(rows, method, detect_stiff, bar):
+        out = []
+        chunk = min(chunk_size, rows.shape[0])
+        for start in range(0, rows.shape[0], chunk):
+            xs = rows[start : start + chunk]
+            m = xs.shape[0]
+            if m < chunk:  # same shape for every chunk: compile once
+                xs = np.concatenate([xs, np.repeat(xs[-1:], chunk - m, axis=0)])
+            res = run_layered(
+                network,
+                jnp.asarray(xs, dtype),
+                off,
+                t1,
+                ts,
+                method=method,
+                forced=forced,
+                rtol=rtol,
+                atol=atol,
+                max_steps=max_steps,
+                lanes=lanes,
+                steady_tol=steady_tol,
+                stop_when_steady=stop_when_steady,
+                keep_states=keep_states,
+                detect_stiff=detect_stiff,
+                workers=workers,
+            )
+            out.append({k: (None if v is None else v[:m]) for k, v in res.items()})
+            if bar is not None:
+                bar.update(1)
+        return {
+            k: None if out[0][k] is None else np.concatenate([o[k] for o in out])
+            for k in out[0]
+        }
+
+    n_chunks = math.ceil(n / min(chunk_size, n))
+    with Progress(n_chunks, "simulating", enabled=progress) as bar:
+        res = run(x, first, detect, bar)
+    stiff = np.flatnonzero(res["status"] == STIFF)
+    if stiff.size:
+        # samples that Tsit5 found stiff: again from t = 0 with Rodas5P
+        again = run(x[stiff], "rodas5p", False, None)
+        for k, v in res.items():
+            if v is not None:
+                v[stiff] = again[k]
+    m = n
+    t_out = (
+        res["t_final"][:, None]
+        if ts is None
+        else np.broadcast_to(np.asarray(ts), (m, ts.shape[0]))
+    )
+    outputs = (
+        res["outputs_final"][:, None, :] if res["outputs"] is None else res["outputs"]
+    )
+    ok = res["status"] == Status.OK
+    steady = res["steady"]
+    return SimulationResult(
+        ts=t_out,
+        ys=None,
+        outputs=outputs,
+        y_final=(
+            res["y_final"]
+            if res["y_final"] is not None
+            else np.zeros((m, 0), np.dtype(dtype))
+        ),
+        outputs_final=res["outputs_final"],
+        t_final=res["t_final"],
+        status=res["status"],
+        converged=ok & steady,
+        t_converged=np.where(ok & steady, res["t_steady"], np.inf),
+        num_steps=res["num_steps"],
+        num_rejected=res["num_rejected"],
+    )

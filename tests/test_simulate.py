@@ -197,16 +197,16 @@ def test_simulate_batch_chunks_match_single_chunk():
 
 
 def test_simulate_batch_lane_count_changes_nothing(monkeypatch):
-    """Per-sample step control: a sample's answer does not depend on how many lanes
-    run beside it, so the accelerator defaults (every sample of a chunk in its own
-    lane) give what the CPU defaults (64 lanes, refilled) give."""
+    """Per-sample step control in the lanes engine: a sample's answer does not
+    depend on how many lanes run beside it, so the accelerator defaults (every
+    sample of a chunk in its own lane) give what 64 refilled lanes give."""
     from jaxcrn import _simulate
 
     net = compile_crn(
         parse_crn("X -> Y + Z\nZ + W -> 0\ninit W = 1\ninput x = X\noutput y = Y - Z")
     )
     x = np.linspace(0.1, 3.0, 9)[:, None]
-    kw = dict(progress=False, saveat=None, **TOL)
+    kw = dict(progress=False, saveat=None, method="lanes", **TOL)
     assert _simulate.default_lanes("cpu") == (64, 1024)
     cpu = simulate_batch(net, x, 10.0, **kw)
     monkeypatch.setattr(_simulate.jax, "default_backend", lambda: "gpu")
