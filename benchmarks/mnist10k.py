@@ -38,6 +38,9 @@ def main() -> None:
     ap.add_argument("--atol", type=float, default=1e-9)
     ap.add_argument("--lanes", type=int, default=None, help="default: simulate_batch's")
     ap.add_argument(
+        "--chunk-size", type=int, default=None, help="default: simulate_batch's"
+    )
+    ap.add_argument(
         "--repeats", type=int, default=0, help="timed calls after the first"
     )
     ap.add_argument(
@@ -66,14 +69,13 @@ def main() -> None:
         saveat=None,
         lanes=lanes,
         progress=False,
-        chunk_size=args.n,
     )
+    if args.chunk_size:
+        kw["chunk_size"] = args.chunk_size
     # the first call on one chunk of lanes images: compilation + a small run (the
     # whole batch has another shape unless lanes < n, so it may compile again)
     t = time.perf_counter()
-    jaxcrn.simulate_batch(
-        net, x[:lanes], args.t1, **dict(kw, chunk_size=min(lanes, len(x)))
-    )
+    jaxcrn.simulate_batch(net, x[:lanes], args.t1, **kw)
     first_small_s = time.perf_counter() - t
     t = time.perf_counter()
     res = jaxcrn.simulate_batch(net, x, args.t1, **kw)
@@ -94,6 +96,7 @@ def main() -> None:
         "rtol": args.rtol,
         "atol": args.atol,
         "lanes": min(lanes, len(x)),
+        "chunk_size": kw.get("chunk_size", jaxcrn.default_lanes()[1]),
         "repeats": args.repeats,
         "first_wall_s": round(first_wall, 2),
         "build_s": round(build_s, 2),

@@ -1,5 +1,7 @@
 """What one right-hand side (and one structured linear solve) of a compiled CRN
-costs, next to one forward pass of the network it computes.
+costs, next to one forward pass of the network it computes: per sample under
+`jax.vmap` (the lanes engine's form) and in the layered engine's species-major form
+(`_batched.py`, the whole batch in one array).
 
 For each trained model (IRIS 4-8-3, virus 10-32-4, MNIST-14 196-512-512-10) and each
 CRN (full, reduced), on a batch of states taken from a real simulation (so the
@@ -29,6 +31,7 @@ import numpy as np  # noqa: E402
 from _jsonl import emit  # noqa: E402
 
 import jaxcrn  # noqa: E402
+from jaxcrn._batched import batched_kinetics  # noqa: E402
 
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -106,6 +109,26 @@ def main() -> None:
                 )
             t_rhs = best_time(rhs, (ys,), args.repeats)
             t_solve = best_time(solve, (ys, b), args.repeats)
+            # the layered engine's species-major form (whole batch, state rows x
+            # samples; the input layer is part of the state here, unforced)
+            bk = batched_kinetics(net.kinetics, forced=False, dtype=jnp.float64)
+            kr = bk.internal_rates(net.rates)
+            lam_b = jnp.full((1, args.batch), 10.0)
+            b_rhs = jax.jit(lambda y: bk.rhs(y, kr))
+            b_solve = jax.jit(lambda y, r: bk.solve(bk.factor(y, kr, lam_b), r))
+            bt = jnp.asarray(ys.T)
+            b_err = float(np.max(np.abs(np.asarray(b_rhs(bt)).T - dense)))
+            b_res = float(
+                np.max(np.abs(np.asarray(b_solve(bt, b.T)).T - np.asarray(xsol)))
+                / np.max(np.abs(np.asarray(xsol)))
+            )
+            if b_err > 1e-9 * scale or b_res > 1e-9:
+                raise SystemExit(
+                    f"{name}/{crn_name}: wrong species-major answer (rhs error "
+                    f"{b_err:.2e}, solve difference {b_res:.2e})"
+                )
+            t_brhs = best_time(b_rhs, (bt,), args.repeats)
+            t_bsolve = best_time(b_solve, (bt, b.T), args.repeats)
             n = args.batch
             rec = {
                 "benchmark": "rhs",
@@ -122,6 +145,12 @@ def main() -> None:
                 "solve_over_forward": round(t_solve / t_fwd, 2),
                 "rhs_max_rel_error": rhs_err / scale,
                 "solve_max_rel_residual": res_err,
+                "batched_rhs_us": round(t_brhs / n * 1e6, 3),
+                "batched_solve_us": round(t_bsolve / n * 1e6, 3),
+                "batched_rhs_over_forward": round(t_brhs / t_fwd, 2),
+                "batched_solve_over_forward": round(t_bsolve / t_fwd, 2),
+                "batched_rhs_max_rel_error": b_err / scale,
+                "batched_solve_max_rel_difference": b_res,
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                 "jax": jax.__version__,
             }

@@ -749,7 +749,11 @@ class MassActionNetwork(eqx.Module):
         kin = self.kinetics
         if not getattr(kin, "first_is_decay", False):
             return False
-        k = np.asarray(kin.decay_rates(self.rates))  # pyright: ignore
+        decay_rxn = getattr(kin, "decay_rxn", None)
+        if decay_rxn is not None:  # aligned layout: on the host (asked per batch)
+            k = np.asarray(self.rates)[np.asarray(kin.rxn_perm)][np.asarray(decay_rxn)]
+        else:
+            k = np.asarray(kin.decay_rates(self.rates))  # pyright: ignore
         k = k[k > 0]
         return k.size > 0 and bool(np.allclose(k, k[0], rtol=1e-12, atol=0))
 

@@ -131,7 +131,7 @@ def _tsit5_step(field, t, h, y, c, f0):
     for i, a in enumerate(_TS_A):
         u = y + hb * _lincomb(a, ks)
         us.append(u)
-        ks.append(field(t + _TS_C[i + 1] * h, u, c))
+        ks.append(field(t + float(_TS_C[i + 1]) * h, u, c))
     y1 = us[-1]  # a[5] == b_sol: the last stage is the solution (FSAL)
     err = hb * _lincomb(_TS_E, ks)
     return y1, err, ks, us[-2]
@@ -151,9 +151,9 @@ def _rodas_step(field, t, h, y, c, f0):
             rhs = f0
         else:
             u = y + _lincomb(_A_FULL[i], ks)
-            rhs = field(t + _STAGE_C[i] * h, u, c) + _lincomb(_C_FULL[i], ks) / hb
+            rhs = field(t + float(_STAGE_C[i]) * h, u, c) + _lincomb(_C_FULL[i], ks) / hb
         if dT is not None and _D[i] != 0.0:
-            rhs = rhs + (_D[i] * hb) * dT
+            rhs = rhs + (float(_D[i]) * hb) * dT
         ks.append(field.kin.solve(factors, rhs.astype(dt)))
     y1 = y + _lincomb(_B_FULL, ks)
     return y1, ks[7], ks, None
@@ -605,8 +605,9 @@ def can_force(network) -> bool:
 
 
 @eqx.filter_jit
-def _chunk_inputs(network, bk: BatchedKinetics, xs, offset):
-    """Initial state rows `(state, m)` and input forcing `(forcing rows, m)`."""
+def _share_inputs(network, bk: BatchedKinetics, xs, offset):
+    """Initial state rows `(state, m)`, input forcing `(forcing rows, m)` and the
+    initial input wavefront `(m, first rows)` of the input rows `xs`."""
     y0 = jax.vmap(lambda x: network.initial_state(x, offset=offset))(xs)
     fr = bk.first_rows
     if bk.forced:
@@ -617,6 +618,28 @@ def _chunk_inputs(network, bk: BatchedKinetics, xs, offset):
     else:
         c = jnp.zeros((xs.shape[0], 0), y0.dtype)
     return y0[:, fr:].T, c.T, y0[:, :fr]
+
+
+@eqx.filter_jit
+def _constants(network, bk: BatchedKinetics):
+    """Rate constants in the engine's order and the input decay rate."""
+    rates = network.rates.astype(network.y_init.dtype)
+    kr = bk.internal_rates(rates)
+    if bk.forced:
+        decay = jnp.max(network.kinetics.decay_rates(rates))
+    else:
+        decay = jnp.zeros((), rates.dtype)
+    return kr, decay
+
+
+def share_size(m: int, workers: int) -> int:
+    """Samples per worker for a chunk of `m`: equal shares of a bucketed size (a
+    power of two from 8 to 64, then multiples of 64), so that one compiled program
+    serves every worker and batches of similar sizes."""
+    share = -(-m // workers)
+    if share <= 64:
+        return max(8, 1 << (share - 1).bit_length())
+    return -(-share // 64) * 64
 
 
 def run_layered(
@@ -638,10 +661,11 @@ def run_layered(
     detect_stiff: bool,
     workers: int,
 ) -> dict:
-    """Simulate the input rows `xs` (one chunk, a JAX array) with the layered engine,
-    split over `workers` threads (each runs the same compiled program on an equal
-    share; XLA's CPU kernels for arrays of this size use one core each). Returns
-    NumPy arrays: `y_final` in the network's species order (with `keep_states`)."""
+    """Simulate the input rows `xs` (one chunk, NumPy) with the layered engine,
+    split over `workers` threads: each builds, integrates and finishes an equal
+    share with the same compiled programs (XLA's CPU kernels for arrays of this
+    size use one core each). Returns NumPy arrays; `y_final` (with `keep_states`)
+    in the network's species order."""
     import threading
 
     import numpy as np
@@ -649,24 +673,16 @@ def run_layered(
     bk = layered_kinetics_for(network, forced)
     assert bk is not None
     dtype = network.y_init.dtype
-    kr = bk.internal_rates(network.rates.astype(dtype))
-    if forced:
-        decay = jnp.max(network.kinetics.decay_rates(network.rates.astype(dtype)))
-    else:
-        decay = jnp.zeros((), dtype)
+    kr, decay = _constants(network, bk)
     fr = bk.first_rows
     out_pos = jnp.asarray(np.asarray(network.output_pos) - fr, jnp.int32)
     neg = np.asarray(network.output_neg)
     out_neg = jnp.asarray(np.where(neg >= 0, neg - fr, -1), jnp.int32)
     m = xs.shape[0]
     workers = max(1, min(workers, m))
-    # equal shares of a bucketed size (a power of two from 8 to 64, then multiples
-    # of 64): one compiled program serves every worker and batches of similar size
-    share = -(-m // workers)
-    per = max(8, 1 << (share - 1).bit_length()) if share <= 64 else -(-share // 64) * 64
+    per = share_size(m, workers)
     if per * workers != m:
-        xs = jnp.concatenate([xs, jnp.repeat(xs[-1:], per * workers - m, axis=0)])
-    y0s, cs, first0 = _chunk_inputs(network, bk, xs, offset)
+        xs = np.concatenate([xs, np.repeat(xs[-1:], per * workers - m, axis=0)])
     kw = dict(
         method=method,
         rtol=jnp.asarray(rtol, dtype),
@@ -679,10 +695,12 @@ def run_layered(
     )
 
     def call(i):
-        sl = slice(i * per, (i + 1) * per)
-        return integrate_layered(
-            bk, kr, decay, y0s[:, sl], cs[:, sl], t1, save_ts, out_pos, out_neg, **kw
+        share = jnp.asarray(xs[i * per : (i + 1) * per], dtype)
+        y0s, cs, first0 = _share_inputs(network, bk, share, offset)
+        res = integrate_layered(
+            bk, kr, decay, y0s, cs, t1, save_ts, out_pos, out_neg, **kw
         )
+        return res, first0
 
     if workers == 1:
         parts = [jax.block_until_ready(call(0))]
@@ -703,7 +721,7 @@ def run_layered(
             th.join()
         if errors:
             raise errors[0]
-    res = jax.tree_util.tree_map(
+    res, first0 = jax.tree_util.tree_map(
         lambda *a: (
             np.concatenate([np.asarray(v) for v in a])[:m]
             if np.ndim(a[0])
@@ -725,7 +743,7 @@ def run_layered(
     if keep_states:
         y_state = np.asarray(res.y_final)
         if fr:
-            x0 = np.asarray(first0)[:m]
+            x0 = first0
             k = float(decay)
             xt = x0 * np.exp(-k * np.asarray(res.t_final))[:, None]
             xt = np.where(np.isfinite(y_state[:, :1]), xt, np.nan)

@@ -833,7 +833,7 @@ def _simulate_layered(
                 xs = np.concatenate([xs, np.repeat(xs[-1:], chunk - m, axis=0)])
             res = run_layered(
                 network,
-                jnp.asarray(xs, dtype),
+                xs,
                 off,
                 t1,
                 ts,

@@ -209,3 +209,18 @@ def test_layered_method_errors():
         )
     with pytest.raises(ValueError, match="workers must be >= 1"):
         simulate_batch(net, np.ones((1, 1)), 1.0, workers=0, progress=False)
+
+
+def test_float32_network():
+    """A float32 network stays float32 through the engine (no silent promotion)."""
+    net = compile_crn(
+        parse_crn("X -> Y + Z\nZ + W -> 0\ninit W = 1\ninput x = X\noutput y = Y - Z"),
+        dtype=jnp.float32,
+    )
+    x = np.array([[0.5], [2.0]])
+    res = simulate_batch(
+        net, x, 20.0, saveat=5, keep_states=True, rtol=1e-5, atol=1e-7, progress=False
+    )
+    assert res.outputs.dtype == res.y_final.dtype == np.float32
+    # y = x - max(x - 1, 0): W annihilates up to 1 of Z
+    np.testing.assert_allclose(res.outputs_final[:, 0], [0.5, 1.0], rtol=1e-4)
