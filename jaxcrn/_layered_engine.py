@@ -151,7 +151,9 @@ def _rodas_step(field, t, h, y, c, f0):
             rhs = f0
         else:
             u = y + _lincomb(_A_FULL[i], ks)
-            rhs = field(t + float(_STAGE_C[i]) * h, u, c) + _lincomb(_C_FULL[i], ks) / hb
+            rhs = (
+                field(t + float(_STAGE_C[i]) * h, u, c) + _lincomb(_C_FULL[i], ks) / hb
+            )
         if dT is not None and _D[i] != 0.0:
             rhs = rhs + (float(_D[i]) * hb) * dT
         ks.append(field.kin.solve(factors, rhs.astype(dt)))
@@ -633,13 +635,19 @@ def _constants(network, bk: BatchedKinetics):
 
 
 def share_size(m: int, workers: int) -> int:
-    """Samples per worker for a chunk of `m`: equal shares of a bucketed size (a
-    power of two from 8 to 64, then multiples of 64), so that one compiled program
+    """Samples per worker for a chunk of `m`: equal shares, rounded up to a multiple
+    of 8 (at most 7 padded samples per worker), so that one compiled program
     serves every worker and batches of similar sizes."""
-    share = -(-m // workers)
-    if share <= 64:
-        return max(8, 1 << (share - 1).bit_length())
-    return -(-share // 64) * 64
+    return max(8, -(-(-(-m // workers)) // 8) * 8)
+
+
+def default_lanes_for(n_state: int) -> int:
+    """Lanes per worker on a CPU: about 4,096 state values per lane array (a few
+    dozen KB, cache-resident), between 32 and 128 lanes. Tiny networks get more
+    lanes, so XLA's per-operation overhead is spread over more samples."""
+    return int(
+        min(128, max(32, 1 << (max(1, 4096 // max(n_state, 1))).bit_length() - 1))
+    )
 
 
 def run_layered(
@@ -654,7 +662,7 @@ def run_layered(
     rtol: float,
     atol: float,
     max_steps: int,
-    lanes: int,
+    lanes: int | None,
     steady_tol: float,
     stop_when_steady: bool,
     keep_states: bool,
@@ -681,6 +689,8 @@ def run_layered(
     m = xs.shape[0]
     workers = max(1, min(workers, m))
     per = share_size(m, workers)
+    if lanes is None:
+        lanes = default_lanes_for(bk.n_state)
     if per * workers != m:
         xs = np.concatenate([xs, np.repeat(xs[-1:], per * workers - m, axis=0)])
     kw = dict(

@@ -579,7 +579,9 @@ def simulate_batch(
         steady_tol: the steady-state threshold (also decides `converged`).
         offset: dual-rail offset added to both rails of every input.
         lanes: samples integrated side by side (per worker thread with the layered
-            engine). Default: 64 on a CPU, 16,384 on a GPU or TPU (`default_lanes`).
+            engine). Default: with the layered engine, 32 to 128 by network size
+            (about 4,096 state values per lane array); otherwise 64 on a CPU,
+            16,384 on a GPU or TPU (`default_lanes`).
         chunk_size: samples per engine call (bounds memory; progress is reported
             per chunk). Default: 1,024 on a CPU, 16,384 on a GPU or TPU.
         keep_states: also return the final state of every sample (`y_final`).
@@ -633,6 +635,7 @@ def simulate_batch(
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}.")
     auto_lanes, auto_chunk = default_lanes()
+    lanes_given = lanes
     lanes = auto_lanes if lanes is None else lanes
     chunk_size = auto_chunk if chunk_size is None else chunk_size
     if chunk_size < 1 or lanes < 1:
@@ -684,7 +687,7 @@ def simulate_batch(
             max_steps=max_steps,
             stop_when_steady=stop_when_steady,
             steady_tol=steady_tol,
-            lanes=lanes,
+            lanes=lanes_given,
             chunk_size=chunk_size,
             keep_states=keep_states,
             forced=bool(exact_inputs),
