@@ -28,24 +28,41 @@ def _rms(x):
     return jnp.sqrt(jnp.mean(jnp.square(x), axis=-1))
 
 
+def hairer_initial_step(f, y0, t1, order, rtol, atol, *, axis=-1):
+    """Hairer's initial step heuristic (as diffrax's): `f(h, y)` evaluates the
+    vector field at time `h` (0 for the first call); the norms reduce over `axis`
+    (the species), so `y0` may hold one sample or a batch. Returns `(h, f(0, y0))`.
+    """
+
+    def rms(x):
+        return jnp.sqrt(jnp.mean(jnp.square(x), axis=axis))
+
+    def along(h):  # a per-sample step broadcast against y0
+        return jnp.expand_dims(h, axis) if jnp.ndim(h) else h
+
+    f0 = f(jnp.zeros_like(rms(y0)), y0)
+    scale = atol + rtol * jnp.abs(y0)
+    d0 = rms(y0 / scale)
+    d1 = rms(f0 / scale)
+    h0 = jnp.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / d1)
+    f1 = f(h0, y0 + along(h0) * f0)
+    d2 = rms((f1 - f0) / scale) / h0
+    h1 = jnp.where(
+        jnp.maximum(d1, d2) <= 1e-15,
+        jnp.maximum(1e-6, h0 * 1e-3),
+        (0.01 / jnp.maximum(d1, d2)) ** (1.0 / (order + 1)),
+    )
+    return jnp.clip(jnp.minimum(100 * h0, h1), 1e-12, t1), f0
+
+
 def _initial_step(field_of, y0s, cs, t1, order, rtol, atol):
-    """Hairer's initial step heuristic (as diffrax), per sample."""
+    """Hairer's initial step heuristic, per sample."""
 
     def one(y0, c):
         network = field_of(c)
-        f0 = network(0.0, y0, None)
-        scale = atol + rtol * jnp.abs(y0)
-        d0 = _rms(y0 / scale)
-        d1 = _rms(f0 / scale)
-        h0 = jnp.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / d1)
-        f1 = network(h0, y0 + h0 * f0, None)
-        d2 = _rms((f1 - f0) / scale) / h0
-        h1 = jnp.where(
-            jnp.maximum(d1, d2) <= 1e-15,
-            jnp.maximum(1e-6, h0 * 1e-3),
-            (0.01 / jnp.maximum(d1, d2)) ** (1.0 / (order + 1)),
-        )
-        return jnp.clip(jnp.minimum(100 * h0, h1), 1e-12, t1)
+        return hairer_initial_step(
+            lambda t, y: network(t, y, None), y0, t1, order, rtol, atol
+        )[0]
 
     return jax.vmap(one)(y0s, cs)
 

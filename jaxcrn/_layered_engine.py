@@ -27,7 +27,8 @@ from diffrax._solver.tsit5 import _tsit5_tableau
 from jaxtyping import Array, Float
 
 from ._batched import BatchedKinetics, batched_kinetics
-from ._solver import _A_FULL, _B_FULL, _C_FULL, _D, _GAMMA, _H, _STAGE_C
+from ._engine import hairer_initial_step
+from ._solver import _A_FULL, _B_FULL, _C_FULL, _D, _GAMMA, _H, _STAGE_C, _combine
 
 
 STIFF = 4  # status of a lane that Tsit5 found stiff (re-run by simulate_batch)
@@ -36,21 +37,8 @@ STIFF = 4  # status of a lane that Tsit5 found stiff (re-run by simulate_batch)
 STIFF_STEPS = 500
 
 _TS_A = [np.asarray(a, np.float64) for a in _tsit5_tableau.a_lower]
-_TS_B = np.asarray(_tsit5_tableau.b_sol, np.float64)
 _TS_E = np.asarray(_tsit5_tableau.b_error, np.float64)
 _TS_C = np.concatenate([[0.0], np.asarray(_tsit5_tableau.c, np.float64)])
-
-
-def _lincomb(coeffs, ks):
-    """sum_j coeffs[j] * ks[j], static coefficients, zeros skipped (None if empty)."""
-    out = None
-    for c, k in zip(coeffs, ks, strict=False):
-        c = float(c)
-        if c == 0.0:
-            continue
-        term = k if c == 1.0 else c * k
-        out = term if out is None else out + term
-    return out
 
 
 # Tsit5's dense-output weights b_i(theta) = scale * prod (theta - root) * theta^2...
@@ -117,10 +105,6 @@ class _Field(eqx.Module):
         return jnp.pad(d, ((k.force_lo, k.n_state - k.force_hi), (0, 0)))
 
 
-def _rms(x):
-    return jnp.sqrt(jnp.mean(jnp.square(x), axis=0))
-
-
 def _tsit5_step(field, t, h, y, c, f0):
     """One Tsit5 step for every lane (`h`: per-lane step). Returns the solution,
     the error estimate, the 7 stage derivatives (k7 = f(t + h, y1): FSAL) and the
@@ -129,11 +113,11 @@ def _tsit5_step(field, t, h, y, c, f0):
     ks = [f0]
     us = []
     for i, a in enumerate(_TS_A):
-        u = y + hb * _lincomb(a, ks)
+        u = y + hb * _combine(a, ks)
         us.append(u)
         ks.append(field(t + float(_TS_C[i + 1]) * h, u, c))
     y1 = us[-1]  # a[5] == b_sol: the last stage is the solution (FSAL)
-    err = hb * _lincomb(_TS_E, ks)
+    err = hb * _combine(_TS_E, ks)
     return y1, err, ks, us[-2]
 
 
@@ -150,32 +134,15 @@ def _rodas_step(field, t, h, y, c, f0):
         if i == 0:
             rhs = f0
         else:
-            u = y + _lincomb(_A_FULL[i], ks)
+            u = y + _combine(_A_FULL[i], ks)
             rhs = (
-                field(t + float(_STAGE_C[i]) * h, u, c) + _lincomb(_C_FULL[i], ks) / hb
+                field(t + float(_STAGE_C[i]) * h, u, c) + _combine(_C_FULL[i], ks) / hb
             )
         if dT is not None and _D[i] != 0.0:
             rhs = rhs + (float(_D[i]) * hb) * dT
         ks.append(field.kin.solve(factors, rhs.astype(dt)))
-    y1 = y + _lincomb(_B_FULL, ks)
+    y1 = y + _combine(_B_FULL, ks)
     return y1, ks[7], ks, None
-
-
-def _initial_step(field, y0, c, t1, order, rtol, atol):
-    """Hairer's initial step heuristic (as diffrax), per lane."""
-    f0 = field(jnp.zeros(y0.shape[1], y0.dtype), y0, c)
-    scale = atol + rtol * jnp.abs(y0)
-    d0 = _rms(y0 / scale)
-    d1 = _rms(f0 / scale)
-    h0 = jnp.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / d1)
-    f1 = field(h0, y0 + h0[None, :] * f0, c)
-    d2 = _rms((f1 - f0) / scale) / h0
-    h1 = jnp.where(
-        jnp.maximum(d1, d2) <= 1e-15,
-        jnp.maximum(1e-6, h0 * 1e-3),
-        (0.01 / jnp.maximum(d1, d2)) ** (1.0 / (order + 1)),
-    )
-    return jnp.clip(jnp.minimum(100 * h0, h1), 1e-12, t1), f0
 
 
 @eqx.filter_jit
@@ -184,7 +151,9 @@ def _prepare(kin, kr, decay, y0s, cs, t1, rtol, atol):
     initial state is finite. Compiled apart from the loop (smaller programs, shared
     by both methods)."""
     field = _Field(kin, kr.astype(y0s.dtype), decay.astype(y0s.dtype))
-    h, f0 = _initial_step(field, y0s, cs, t1, 5, rtol, atol)
+    h, f0 = hairer_initial_step(
+        lambda t, y: field(t, y, cs), y0s, t1, 5, rtol, atol, axis=0
+    )
     return h, f0, ~jnp.all(jnp.isfinite(y0s), axis=0)
 
 
@@ -422,7 +391,7 @@ def _integrate(
                 else:
                     y1_out = outputs_of(y1)
                     ks_out = [outputs_of(k) for k in ks]
-                    kk_out = [_lincomb(row, ks_out) for row in _H]
+                    kk_out = [_combine(row, ks_out) for row in _H]
 
                 def interp(tk):
                     theta = jnp.where(h > 0, (tk - t0) / jnp.where(h > 0, h, 1.0), 0.0)

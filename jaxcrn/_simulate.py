@@ -1,6 +1,7 @@
 """Simulation: `simulate` (one sample, vmap-able), `simulate_batch` (chunked batches),
 and convergence-time measures computed on device for whole batches."""
 
+import dataclasses
 import enum
 import math
 import warnings
@@ -736,34 +737,8 @@ def simulate_batch(
                     forced=bool(exact_inputs),
                 )
                 eng = jax.tree_util.tree_map(lambda a: np.asarray(a)[:m], eng)
-                t_out = (
-                    np.asarray(eng.t_final)[:, None]
-                    if ts is None
-                    else np.broadcast_to(np.asarray(ts), (m, ts.shape[0]))
-                )
-                outputs = (
-                    eng.outputs_final[:, None, :]
-                    if eng.outputs is None
-                    else eng.outputs
-                )
-                ok = eng.status == Status.OK
-                res = SimulationResult(
-                    ts=t_out,
-                    ys=None,
-                    outputs=outputs,
-                    y_final=(
-                        eng.y_final
-                        if eng.y_final is not None
-                        else np.zeros((m, 0), np.asarray(y0s).dtype)
-                    ),
-                    outputs_final=eng.outputs_final,
-                    t_final=eng.t_final,
-                    status=eng.status,
-                    converged=ok & eng.steady,
-                    t_converged=np.where(ok & eng.steady, eng.t_steady, np.inf),
-                    num_steps=eng.num_steps,
-                    num_rejected=eng.num_rejected,
-                )
+                fields = {f.name: getattr(eng, f.name) for f in dataclasses.fields(eng)}
+                res = _batch_result(fields, ts, np.asarray(y0s).dtype)
             parts.append(res)
             bar.update(1, extra=res.summary() if len(parts) == 1 else "")
     out = jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *parts)
@@ -870,7 +845,12 @@ def _simulate_layered(
         for k, v in res.items():
             if v is not None:
                 v[stiff] = again[k]
-    m = n
+    return _batch_result(res, ts, np.dtype(dtype))
+
+
+def _batch_result(res: dict, ts, dtype) -> SimulationResult:
+    """A `SimulationResult` of NumPy arrays from an engine's per-sample fields."""
+    m = res["t_final"].shape[0]
     t_out = (
         res["t_final"][:, None]
         if ts is None
@@ -886,9 +866,7 @@ def _simulate_layered(
         ys=None,
         outputs=outputs,
         y_final=(
-            res["y_final"]
-            if res["y_final"] is not None
-            else np.zeros((m, 0), np.dtype(dtype))
+            res["y_final"] if res["y_final"] is not None else np.zeros((m, 0), dtype)
         ),
         outputs_final=res["outputs_final"],
         t_final=res["t_final"],
