@@ -53,6 +53,35 @@ def ints(text: str) -> list[int]:
     return vals
 
 
+def engine_settings(net, batch, lanes=None, chunk_size=None):
+    """What `simulate_batch` runs with its defaults: engine, lanes (per worker),
+    chunk size, worker threads."""
+    from jaxcrn._layered_engine import (
+        can_force,
+        default_lanes_for,
+        layered_kinetics_for,
+        share_size,
+    )
+    from jaxcrn._simulate import _cpu_count
+
+    auto_lanes, auto_chunk = jaxcrn.default_lanes()
+    chunk = min(chunk_size or auto_chunk, batch)
+    layered = (
+        jax.default_backend() == "cpu" and layered_kinetics_for(net, False) is not None
+    )
+    if not layered:
+        return "lanes", min(lanes or auto_lanes, chunk), chunk, 1
+    workers = max(1, min(_cpu_count(), chunk))
+    per = share_size(chunk, workers)
+    first = net.kinetics.waves[0].size if can_force(net) else 0
+    return (
+        "layered",
+        min(lanes or default_lanes_for(net.n_species - first), per),
+        (chunk),
+        workers,
+    )
+
+
 def device_memory_peak_mb() -> float | None:
     try:
         stats = jax.devices()[0].memory_stats() or {}
@@ -148,8 +177,9 @@ def main(argv=None) -> int:
             kw = dict(rtol=rtol, atol=atol, saveat=None, progress=False)
             if lanes is not None:
                 kw.update(lanes=lanes, chunk_size=max(lanes, batch))
-            used_lanes, used_chunk = jaxcrn.default_lanes()
-            used_lanes = min(kw.get("lanes", used_lanes), batch)
+            engine, used_lanes, used_chunk, workers = engine_settings(
+                net, batch, kw.get("lanes"), kw.get("chunk_size")
+            )
             t = time.perf_counter()
             res = jaxcrn.simulate_batch(net, x, args.t1, **kw)
             first_s = time.perf_counter() - t
@@ -163,8 +193,10 @@ def main(argv=None) -> int:
             rec = dict(
                 common,
                 batch=batch,
+                engine=engine,
+                workers=workers,
                 lanes=used_lanes,
-                chunk_size=kw.get("chunk_size", used_chunk),
+                chunk_size=used_chunk,
                 first_call_s=round(first_s, 4),
                 finished=ok,
                 forward_argmax_mismatches=int(mism.sum()),

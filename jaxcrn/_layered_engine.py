@@ -604,10 +604,11 @@ def _constants(network, bk: BatchedKinetics):
 
 
 def share_size(m: int, workers: int) -> int:
-    """Samples per worker for a chunk of `m`: equal shares, rounded up to a multiple
-    of 8 (at most 7 padded samples per worker), so that one compiled program
-    serves every worker and batches of similar sizes."""
-    return max(8, -(-(-(-m // workers)) // 8) * 8)
+    """Samples per worker for a chunk of `m`: equal shares, from 8 on rounded up to
+    a multiple of 8 (at most 7 padded samples per worker), so that one compiled
+    program serves every worker and batches of similar sizes."""
+    share = -(-m // workers)
+    return share if share < 8 else -(-share // 8) * 8
 
 
 def default_lanes_for(n_state: int) -> int:
