@@ -33,6 +33,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import jaxcrn  # noqa: E402
+from jaxcrn._simulate import engine_settings  # noqa: E402
 
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -51,35 +52,6 @@ def ints(text: str) -> list[int]:
     if not vals or min(vals) < 1:
         raise SystemExit(f"expected positive integers, got {text!r}")
     return vals
-
-
-def engine_settings(net, batch, lanes=None, chunk_size=None):
-    """What `simulate_batch` runs with its defaults: engine, lanes (per worker),
-    chunk size, worker threads."""
-    from jaxcrn._layered_engine import (
-        can_force,
-        default_lanes_for,
-        layered_kinetics_for,
-        share_size,
-    )
-    from jaxcrn._simulate import _cpu_count
-
-    auto_lanes, auto_chunk = jaxcrn.default_lanes()
-    chunk = min(chunk_size or auto_chunk, batch)
-    layered = (
-        jax.default_backend() == "cpu" and layered_kinetics_for(net, False) is not None
-    )
-    if not layered:
-        return "lanes", min(lanes or auto_lanes, chunk), chunk, 1
-    workers = max(1, min(_cpu_count(), chunk))
-    per = share_size(chunk, workers)
-    first = net.kinetics.waves[0].size if can_force(net) else 0
-    return (
-        "layered",
-        min(lanes or default_lanes_for(net.n_species - first), per),
-        (chunk),
-        workers,
-    )
 
 
 def device_memory_peak_mb() -> float | None:
@@ -177,8 +149,8 @@ def main(argv=None) -> int:
             kw = dict(rtol=rtol, atol=atol, saveat=None, progress=False)
             if lanes is not None:
                 kw.update(lanes=lanes, chunk_size=max(lanes, batch))
-            engine, used_lanes, used_chunk, workers = engine_settings(
-                net, batch, kw.get("lanes"), kw.get("chunk_size")
+            plan = engine_settings(
+                net, batch, lanes=kw.get("lanes"), chunk_size=kw.get("chunk_size")
             )
             t = time.perf_counter()
             res = jaxcrn.simulate_batch(net, x, args.t1, **kw)
@@ -193,10 +165,7 @@ def main(argv=None) -> int:
             rec = dict(
                 common,
                 batch=batch,
-                engine=engine,
-                workers=workers,
-                lanes=used_lanes,
-                chunk_size=used_chunk,
+                **plan,
                 first_call_s=round(first_s, 4),
                 finished=ok,
                 forward_argmax_mismatches=int(mism.sum()),
@@ -242,7 +211,7 @@ def main(argv=None) -> int:
             )
             emit(rec, out)
             print(
-                f"# {args.model}/{args.crn} batch {batch:>6} lanes {used_lanes:>6}: "
+                f"# {args.model}/{args.crn} batch {batch:>6} lanes {plan['lanes']:>6}: "
                 f"{batch / best:10.1f} samples/s, {best:8.3f} s, first call "
                 f"{first_s:7.2f} s, steps {rec['steps_median']:.0f}/{rec['steps_max']}",
                 file=sys.stderr,

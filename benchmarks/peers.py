@@ -844,7 +844,6 @@ def main(argv=None) -> int:
     mem_limit = int(
         args.peer_memory_gb * 2**30 if args.peer_memory_gb else 0.6 * mem_total
     )
-    lanes = args.lanes or jaxcrn.default_lanes()[0]
     settings = dict(t1=args.t1, rtol=args.rtol, atol=args.atol, rates=1.0)
     out_file = None
     if args.out:
@@ -900,7 +899,6 @@ def main(argv=None) -> int:
                     crn,
                     data,
                     peers,
-                    lanes,
                     mem_limit,
                     emit,
                     log,
@@ -920,7 +918,6 @@ def run_case(
     crn,
     data,
     peers,
-    lanes,
     mem,
     emit,
     log,
@@ -1153,15 +1150,22 @@ def run_case(
         )
         status_ok = bool(np.all(res.status == 0))
         passed = c["passed"] and status_ok and not (fwd_mis & ~fwd_tie).any()
+        from jaxcrn._simulate import engine_settings
+
+        plan = engine_settings(net, batch, lanes=args.lanes)
         rec = dict(
             common,
             tool="jaxcrn",
             config=(
-                f"simulate_batch defaults (form {net.form}, lanes {min(lanes, batch)}, "
-                f"chunk_size {jaxcrn.default_lanes()[1]}, saveat None)"
+                f"simulate_batch defaults ({plan['engine']} engine, form {net.form}, "
+                f"lanes {plan['lanes']} x {plan['workers']} workers, chunk_size "
+                f"{plan['chunk_size']}, saveat None)"
             ),
             form=net.form,
-            lanes=min(lanes, batch),
+            engine=plan["engine"],
+            lanes=plan["lanes"],
+            workers=plan["workers"],
+            chunk_size=plan["chunk_size"],
             batch=batch,
             samples=batch,
             samples_checked=batch,

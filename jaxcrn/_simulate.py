@@ -609,28 +609,9 @@ def simulate_batch(
         [1.0, 2.0]
     """
     from ._engine import integrate_lanes
-    from ._layered_engine import layered_kinetics_for
 
-    if method not in ("auto", "layered", "lanes", "vmap"):
-        raise ValueError(
-            f"method={method!r} is not one of 'auto', 'layered', 'lanes', 'vmap'."
-        )
+    method = _choose_method(network, method, solver)
     layered_method = _layered_solver(solver)
-    layered_ok = layered_kinetics_for(network, False) is not None
-    if method == "auto":
-        method = (
-            "layered"
-            if layered_ok and layered_method and jax.default_backend() == "cpu"
-            else "lanes"
-        )
-    elif method == "layered" and not (layered_ok and layered_method):
-        raise ValueError(
-            "method='layered' needs a network in the aligned layered layout "
-            "(compile_crn(crn, form='layered') of a feed-forward CRN, as every CRN "
-            "compiled from a neural network) and solver None, Rodas5P() or "
-            f"diffrax.Tsit5(); got form {network.form!r} and solver "
-            f"{type(solver).__name__}. Use method='lanes' for other solvers."
-        )
     if workers is None:
         workers = _cpu_count()
     if workers < 1:
@@ -743,6 +724,80 @@ def simulate_batch(
             bar.update(1, extra=res.summary() if len(parts) == 1 else "")
     out = jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *parts)
     return out
+
+
+def _choose_method(network, method: str, solver) -> str:
+    """The engine `simulate_batch(..., method=method, solver=solver)` runs:
+    "layered", "lanes" or "vmap"; errors for an unknown or unusable method."""
+    from ._layered_engine import layered_kinetics_for
+
+    if method not in ("auto", "layered", "lanes", "vmap"):
+        raise ValueError(
+            f"method={method!r} is not one of 'auto', 'layered', 'lanes', 'vmap'."
+        )
+    layered_ok = layered_kinetics_for(network, False) is not None
+    layered_method = _layered_solver(solver)
+    if method == "auto":
+        return (
+            "layered"
+            if layered_ok and layered_method and jax.default_backend() == "cpu"
+            else "lanes"
+        )
+    if method == "layered" and not (layered_ok and layered_method):
+        raise ValueError(
+            "method='layered' needs a network in the aligned layered layout "
+            "(compile_crn(crn, form='layered') of a feed-forward CRN, as every CRN "
+            "compiled from a neural network) and solver None, Rodas5P() or "
+            f"diffrax.Tsit5(); got form {network.form!r} and solver "
+            f"{type(solver).__name__}. Use method='lanes' for other solvers."
+        )
+    return method
+
+
+def engine_settings(
+    network,
+    batch: int,
+    *,
+    method: str = "auto",
+    solver=None,
+    lanes: int | None = None,
+    chunk_size: int | None = None,
+    workers: int | None = None,
+    exact_inputs: bool | None = None,
+) -> dict:
+    """What `simulate_batch(network, x, ...)` runs a batch of `batch` samples with,
+    for the same keyword arguments: `engine` ("layered", "lanes" or "vmap"),
+    `lanes` (per worker thread with the layered engine; None with "vmap"),
+    `chunk_size` (samples per engine call) and `workers` (threads). For benchmark
+    records; nothing is compiled.
+
+    Example:
+        >>> from jaxcrn import compile_crn, parse_crn
+        >>> from jaxcrn._simulate import engine_settings
+        >>> net = compile_crn(parse_crn("X -> Y\\ninput x = X\\noutput y = Y"))
+        >>> engine_settings(net, 10, method="lanes", lanes=4)
+        {'engine': 'lanes', 'lanes': 4, 'chunk_size': 10, 'workers': 1}
+    """
+    from ._layered_engine import can_force, default_lanes_for, share_size
+
+    engine = _choose_method(network, method, solver)
+    auto_lanes, auto_chunk = default_lanes()
+    chunk = max(1, min(chunk_size or auto_chunk, batch))
+    if engine == "vmap":
+        return dict(engine=engine, lanes=None, chunk_size=chunk, workers=1)
+    if engine == "lanes":
+        return dict(
+            engine=engine,
+            lanes=min(lanes or auto_lanes, chunk),
+            chunk_size=chunk,
+            workers=1,
+        )
+    workers = max(1, min(workers or _cpu_count(), chunk))
+    forced = can_force(network) if exact_inputs is None else exact_inputs
+    first = network.kinetics.waves[0].size if forced else 0
+    per = share_size(chunk, workers)
+    lanes = min(lanes or default_lanes_for(network.n_species - first), per)
+    return dict(engine=engine, lanes=lanes, chunk_size=chunk, workers=workers)
 
 
 def _cpu_count() -> int:

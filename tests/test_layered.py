@@ -151,18 +151,39 @@ def test_layered_matches_lanes_engine(iris_nets):
         assert (np.argmax(a.outputs_final, 1) == np.argmax(forward(params, x), 1)).all()
 
 
-def test_lanes_workers_and_chunks_change_nothing(iris_nets):
+def test_lanes_workers_and_chunks_change_nothing(iris_nets, monkeypatch):
     """Every lane has its own step-size control: how many lanes, threads and
-    chunks share the work does not change any sample's steps or answer."""
+    chunks share the work does not change any sample's steps or answer. And
+    `engine_settings` (what benchmarks record) reports the lanes, threads and
+    chunks that really run."""
+    from jaxcrn import _layered_engine
+    from jaxcrn._simulate import engine_settings
+
+    seen = []
+    real = _layered_engine.integrate_layered
+
+    def spy(*args, **kw):
+        seen.append(kw["lanes"])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(_layered_engine, "integrate_layered", spy)
     _, _, reduced = iris_nets
     x = np.asarray(jax.random.normal(jax.random.PRNGKey(1), (10, 4)))
     kw = dict(progress=False, saveat=None, **TOL)
-    base = simulate_batch(reduced, x, 30.0, method="layered", workers=1, **kw)
-    for extra in (dict(workers=3, lanes=2, chunk_size=4),):
-        other = simulate_batch(reduced, x, 30.0, method="layered", **extra, **kw)
-        np.testing.assert_array_equal(other.num_steps, base.num_steps)
+    results = []
+    for extra in (dict(workers=1), dict(workers=3, lanes=2, chunk_size=4), dict()):
+        seen.clear()
+        results.append(
+            simulate_batch(reduced, x, 30.0, method="layered", **extra, **kw)
+        )
+        plan = engine_settings(reduced, x.shape[0], **extra)
+        assert plan["engine"] == "layered"
+        chunks = -(-x.shape[0] // plan["chunk_size"])
+        assert seen == [plan["lanes"]] * (plan["workers"] * chunks), (extra, plan)
+    for other in results[1:]:
+        np.testing.assert_array_equal(other.num_steps, results[0].num_steps)
         np.testing.assert_allclose(
-            other.outputs_final, base.outputs_final, rtol=1e-13, atol=1e-13
+            other.outputs_final, results[0].outputs_final, rtol=1e-13, atol=1e-13
         )
 
 
