@@ -28,6 +28,15 @@ def _rms(x):
     return jnp.sqrt(jnp.mean(jnp.square(x), axis=-1))
 
 
+def step_factor(enorm, accept, finite, exponent):
+    """The integral controller's step-size factor, per sample: 0.9 enorm^-exponent,
+    within [0.2, 10] after an accepted step, [0.2, 0.9] after a rejected one, 0.2
+    after a non-finite one. Both engines use it."""
+    factor = 0.9 * jnp.where(enorm > 0, enorm, 1e-10) ** (-exponent)
+    factor = jnp.where(accept, jnp.clip(factor, 0.2, 10.0), jnp.clip(factor, 0.2, 0.9))
+    return jnp.where(finite, factor, 0.2)
+
+
 def hairer_initial_step(f, y0, t1, order, rtol, atol, *, axis=-1):
     """Hairer's initial step heuristic (as diffrax's): `f(h, y)` evaluates the
     vector field at time `h` (0 for the first call); the norms reduce over `axis`
@@ -213,11 +222,7 @@ def integrate_lanes(
         finite = jnp.isfinite(enorm) & jnp.all(jnp.isfinite(y1), axis=1)
         enorm = jnp.where(finite, enorm, jnp.inf)
         accept = active & (enorm <= 1.0)
-        factor = 0.9 * jnp.where(enorm > 0, enorm, 1e-10) ** (-exponent)
-        factor = jnp.where(
-            accept, jnp.clip(factor, 0.2, 10.0), jnp.clip(factor, 0.2, 0.9)
-        )
-        factor = jnp.where(finite, factor, 0.2)
+        factor = step_factor(enorm, accept, finite, exponent)
         # after a step shortened to hit t1, base the next step on the proposal
         h_used = t_next - t0
         h_new = jnp.where(accept & (t_next >= t1), c["h"], h_used * factor)

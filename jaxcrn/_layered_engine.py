@@ -27,7 +27,7 @@ from diffrax._solver.tsit5 import _tsit5_tableau
 from jaxtyping import Array, Float
 
 from ._batched import BatchedKinetics, batched_kinetics
-from ._engine import hairer_initial_step
+from ._engine import EngineResult, hairer_initial_step, step_factor
 from ._solver import _A_FULL, _B_FULL, _C_FULL, _D, _GAMMA, _H, _STAGE_C, _combine
 
 
@@ -69,19 +69,6 @@ def _tsit5_weights(t):
             w = w * (t * t + quad[0] * t + quad[1])
         out.append(w)
     return out
-
-
-class LayeredResult(eqx.Module):
-    y_final: Float[Array, "batch state"]
-    outputs_final: Float[Array, "batch outputs"]
-    outputs: Float[Array, "batch times outputs"] | None
-    t_final: Float[Array, " batch"]
-    status: Array
-    steady: Array
-    t_steady: Float[Array, " batch"]
-    num_steps: Array
-    num_rejected: Array
-    iterations: Array  # loop iterations (each steps every lane)
 
 
 class _Field(eqx.Module):
@@ -189,7 +176,7 @@ def integrate_layered(
     steady_tol: float | Array,
     stop_when_steady: bool,
     detect_stiff: bool,
-) -> LayeredResult:
+) -> EngineResult:
     """Integrate every column of `y0s` (state rows, samples) from 0 to `t1`.
 
     `cs` holds each sample's input forcing (rows `kin.force_lo:kin.force_hi`);
@@ -262,7 +249,7 @@ def _integrate(
     lanes: int,
     stop_when_steady: bool,
     detect_stiff: bool,
-) -> LayeredResult:
+) -> EngineResult:
     """The loop of `integrate_layered`; `steady` and `t_steady` of its result are
     finished by `_finalize`."""
     s, n = y0s.shape
@@ -302,7 +289,6 @@ def _integrate(
         save_k=jnp.zeros(lanes, jnp.int32),
         n_stiff=jnp.zeros(lanes, jnp.int32),
         n_nonstiff=jnp.zeros(lanes, jnp.int32),
-        it=jnp.zeros((), jnp.int32),
         # per sample
         y_fin=jnp.zeros((s, n), dtype),
         grid=jnp.full((n, n_times, n_out), jnp.nan, dtype),
@@ -343,11 +329,7 @@ def _integrate(
         finite = jnp.isfinite(e2)
         enorm = jnp.where(finite, jnp.sqrt(e2), jnp.inf)
         accept = active & ~stop_steady & (enorm <= 1.0)
-        factor = 0.9 * jnp.where(enorm > 0, enorm, 1e-10) ** (-exponent)
-        factor = jnp.where(
-            accept, jnp.clip(factor, 0.2, 10.0), jnp.clip(factor, 0.2, 0.9)
-        )
-        factor = jnp.where(finite, factor, 0.2)
+        factor = step_factor(enorm, accept, finite, exponent)
         # after a step shortened to hit t1, keep the proposal
         h_new = jnp.where(accept & (t_next >= t1), h0, h * factor)
         y_new = jnp.where(accept[None, :], y1, y)
@@ -502,7 +484,6 @@ def _integrate(
             save_k=jnp.where(finished, 0, save_k),
             n_stiff=jnp.where(finished, 0, n_stiff),
             n_nonstiff=jnp.where(finished, 0, n_nonstiff),
-            it=cr["it"] + 1,
             y_fin=y_fin,
             grid=grid,
             t_fin=t_fin,
@@ -515,7 +496,7 @@ def _integrate(
     cr = jax.lax.while_loop(lambda cr: jnp.any(cr["sample"] >= 0), body, carry)
     y_fin, status = cr["y_fin"], cr["status"]
     ok = status == 0
-    return LayeredResult(
+    return EngineResult(
         y_final=y_fin.T,
         outputs_final=jnp.where(ok[:, None], outputs_of(y_fin), jnp.nan),
         outputs=cr["grid"] if n_times else None,
@@ -525,7 +506,6 @@ def _integrate(
         t_steady=cr["t_steady_fin"],
         num_steps=cr["steps_fin"],
         num_rejected=cr["rejected_fin"],
-        iterations=cr["it"],
     )
 
 
