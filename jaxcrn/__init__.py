@@ -2,14 +2,10 @@
 networks, and simulate them fast with JAX and diffrax."""
 
 from . import datasets as datasets
-from ._compile import (
-    DenseKinetics as DenseKinetics,
-    ForcedNetwork as ForcedNetwork,
-    LayeredKinetics as LayeredKinetics,
-    MassActionNetwork as MassActionNetwork,
-    SparseKinetics as SparseKinetics,
-    compile_crn as compile_crn,
-    layered_structure as layered_structure,
+from ._batch import (
+    BatchPlan as BatchPlan,
+    plan_batch as plan_batch,
+    simulate_batch as simulate_batch,
 )
 from ._crn import (
     CRN as CRN,
@@ -21,6 +17,15 @@ from ._crn import (
     parse_crn as parse_crn,
     save_crn as save_crn,
 )
+from ._kinetics import (
+    AbstractKinetics as AbstractKinetics,
+    DenseKinetics as DenseKinetics,
+    LayeredKinetics as LayeredKinetics,
+    SparseKinetics as SparseKinetics,
+    Stoichiometry as Stoichiometry,
+    layered_structure as layered_structure,
+)
+from ._network import MassActionNetwork as MassActionNetwork, compile_crn as compile_crn
 from ._nn import (
     BinaryDense as BinaryDense,
     BinaryMLP as BinaryMLP,
@@ -59,11 +64,9 @@ from ._simulate import (
     SimulationResult as SimulationResult,
     Status as Status,
     convergence_times as convergence_times,
-    default_lanes as default_lanes,
     simulate as simulate,
-    simulate_batch as simulate_batch,
 )
-from ._solver import Rodas5P as Rodas5P
+from ._solvers import Rodas5P as Rodas5P
 from ._verify import (
     RateSample as RateSample,
     VerifyReport as VerifyReport,

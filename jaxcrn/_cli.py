@@ -133,7 +133,7 @@ def _json_num(x):
 def _solver(name: str):
     import diffrax
 
-    from ._solver import Rodas5P
+    from ._solvers import Rodas5P
 
     if name == "auto":
         return None  # simulate/simulate_batch choose (see simulate_batch)
@@ -308,8 +308,9 @@ def _cmd_simulate(args) -> int:
     import jax.numpy as jnp
     import numpy as np
 
-    from ._compile import compile_crn
-    from ._simulate import Status, simulate, simulate_batch
+    from ._batch import simulate_batch
+    from ._network import compile_crn
+    from ._simulate import Status, simulate
 
     net = compile_crn(crn)
     if sets:

@@ -540,7 +540,7 @@ def stable_state(
         >>> s["Y0p"] - s["Y0n"]
         -1.5
     """
-    from ._compile import layered_structure
+    from ._kinetics import layered_structure
 
     check = is_noncompetitive(crn)
     if not check:

@@ -94,8 +94,9 @@ def simulate_variant(
 ) -> VariantResult:
     import jax
 
-    from ._compile import compile_crn
-    from ._simulate import Status, convergence_times, simulate_batch
+    from ._batch import simulate_batch
+    from ._network import compile_crn
+    from ._simulate import Status, convergence_times
 
     net = compile_crn(crn)
     if saveat is None:

@@ -5,10 +5,11 @@ import time
 
 import numpy as np
 
-from ._compile import compile_crn
+from ._batch import simulate_batch
 from ._crn import CRN
+from ._network import compile_crn
 from ._nn2crn import network_params
-from ._simulate import Status, convergence_times, simulate_batch
+from ._simulate import Status, convergence_times
 
 
 __all__ = ["RateSample", "VerifyReport", "verify"]
