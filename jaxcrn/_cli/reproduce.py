@@ -96,7 +96,7 @@ def run(args) -> int:
             model = _nn.init_model(
                 (ds.n_features, *hidden, ds.n_classes), key=jr.PRNGKey(config.seed)
             )
-            model, _ = _nn.train(model, ds, config, quiet=args.quiet)
+            model, _ = _nn.train(model, ds, config, progress=not args.quiet)
         else:
             mpath = os.path.join(args.models, f"{name}.npz")
             if not os.path.exists(mpath):
@@ -165,13 +165,7 @@ def _reproduce_figures(name, report, variants, ds, x, y, out) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from .._plot import (
-            figure_convergence_hist,
-            figure_digit_traces,
-            figure_full_vs_reduced,
-            figure_misclassified,
-            save_figure,
-        )
+        from .. import plot
     except ImportError:
         print("matplotlib is not installed: no figures (pip install 'jaxcrn[plot]').")
         return
@@ -182,7 +176,7 @@ def _reproduce_figures(name, report, variants, ds, x, y, out) -> None:
     written = []
     if name == "iris":
         idx = int(np.flatnonzero(y == 1)[0])
-        fig = figure_full_vs_reduced(
+        fig = plot.full_vs_reduced(
             full.grid_ts,
             full.grid[idx],
             red.grid[idx],
@@ -190,13 +184,16 @@ def _reproduce_figures(name, report, variants, ds, x, y, out) -> None:
             title=f"Figure 2: IRIS example {idx} ({names[y[idx]]})",
             t_max=t_max,
         )
-        written += save_figure(fig, os.path.join(figdir, "fig2_iris_traces"))
-        plt.close(fig)
+        written += plot.save_figure(fig, os.path.join(figdir, "fig2_iris_traces"))
+        plt.close(fig[0].figure)
     if name == "mnist14":
         idx = 0
         pred = int(np.argmax(red.outputs[idx]))
-        fig = figure_digit_traces(
-            x[idx],
+        # the raw image (pixels / 255, 2 x 2 block means): the centred input plus
+        # the per-pixel mean that centring subtracted
+        raw = x[idx] + np.asarray(ds.preprocessing["mean_test_14"])
+        fig = plot.digit_traces(
+            raw,
             red.grid_ts,
             red.grid[idx],
             predicted=pred,
@@ -204,14 +201,14 @@ def _reproduce_figures(name, report, variants, ds, x, y, out) -> None:
             t_max=t_max,
             title="Figure 3: MNIST-14 test image 0, reduced CRN",
         )
-        written += save_figure(fig, os.path.join(figdir, "fig3_mnist_digit"))
-        plt.close(fig)
+        written += plot.save_figure(fig, os.path.join(figdir, "fig3_mnist_digit"))
+        plt.close(fig[0].figure)
     if name == "virus":
         pred = red.outputs.argmax(1)
         wrong = np.flatnonzero(pred != y[: len(pred)])
         if wrong.size:
             idx = int(wrong[0])
-            fig = figure_misclassified(
+            fig = plot.misclassified(
                 red.grid_ts,
                 red.grid[idx],
                 true=int(y[idx]),
@@ -221,11 +218,11 @@ def _reproduce_figures(name, report, variants, ds, x, y, out) -> None:
                 title=f"Figure 4: virus test example {idx}: true {names[y[idx]]}, "
                 f"predicted {names[pred[idx]]} (reduced CRN)",
             )
-            written += save_figure(
+            written += plot.save_figure(
                 fig, os.path.join(figdir, "fig4_virus_misclassified")
             )
-            plt.close(fig)
-    fig = figure_convergence_hist(
+            plt.close(fig.figure)
+    fig = plot.convergence_histograms(
         {
             k: {"t_eps": v.t_eps, "t_rel": v.t_rel, "t_argmax": v.t_argmax}
             for k, v in variants.items()
@@ -233,6 +230,6 @@ def _reproduce_figures(name, report, variants, ds, x, y, out) -> None:
         dataset=name,
         eps=report["eps"],
     )
-    written += save_figure(fig, os.path.join(figdir, f"convergence_{name}"))
-    plt.close(fig)
+    written += plot.save_figure(fig, os.path.join(figdir, f"convergence_{name}"))
+    plt.close(fig[0].figure)
     print("  figures: " + ", ".join(written))

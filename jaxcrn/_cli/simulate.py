@@ -216,20 +216,20 @@ def _with_init(net, idx, values):
 
 
 def _plot_species(path, res, net) -> None:
-    from .._plot import plot_trajectories
+    from .. import plot
 
     plt = _require_matplotlib()
-    fig = plot_trajectories(res, net)
+    fig = plot.trajectories(res).figure
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     print(f"wrote {path}")
 
 
 def _plot_outputs(path, res, net, max_rows: int) -> None:
-    from .._plot import plot_batch_outputs
+    from .. import plot
 
     plt = _require_matplotlib()
-    fig = plot_batch_outputs(res, net, max_rows=max_rows)
+    fig = plot.batch_outputs(res, max_samples=max_rows)[0].figure
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     print(f"wrote {path}")
