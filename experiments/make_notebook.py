@@ -120,9 +120,40 @@ def main() -> None:
     NotebookClient(
         nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": root}}
     ).execute()
+    _final_progress_text(nb)
     out = os.path.join(root, "experiments", "notebooks", "quickstart.ipynb")
     nbformat.write(nb, out)
     print(f"wrote {out}")
+
+
+def _final_progress_text(nb) -> None:
+    """Progress widgets keep their final state in the notebook's metadata, but
+    their plain-text fallback (shown where widgets are not rendered) is the bar as
+    it was drawn first (0%): replace it with the final bar."""
+    import html
+
+    state = (
+        nb.metadata.get("widgets", {})
+        .get("application/vnd.jupyter.widget-state+json", {})
+        .get("state", {})
+    )
+
+    def text(model_id: str) -> str:
+        model = state.get(model_id, {})
+        parts = []
+        for child in model.get("state", {}).get("children", []):
+            child_state = state.get(child.removeprefix("IPY_MODEL_"), {})
+            if child_state.get("model_name") == "HTMLModel":
+                parts.append(html.unescape(child_state["state"].get("value", "")))
+        return " ".join(p.strip() for p in parts if p.strip())
+
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            view = output.get("data", {}).get(
+                "application/vnd.jupyter.widget-view+json"
+            )
+            if view and text(view["model_id"]):
+                output["data"]["text/plain"] = text(view["model_id"])
 
 
 if __name__ == "__main__":
