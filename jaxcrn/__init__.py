@@ -61,7 +61,14 @@ if TYPE_CHECKING:
         reduce_crn as reduce_crn,
         stable_state as stable_state,
     )
-    from ._sbml import save_sbml as save_sbml, to_sbml as to_sbml
+    from ._sbml import (
+        SBMLImportError as SBMLImportError,
+        SBMLModel as SBMLModel,
+        load_sbml as load_sbml,
+        read_sbml as read_sbml,
+        save_sbml as save_sbml,
+        to_sbml as to_sbml,
+    )
     from ._simulate import (
         ConvergenceTimes as ConvergenceTimes,
         SimulationResult as SimulationResult,

@@ -5,12 +5,21 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import compile, demo, export, reproduce, simulate, train, verify
+from . import (
+    compile,
+    demo,
+    export,
+    import_sbml,
+    reproduce,
+    simulate,
+    train,
+    verify,
+)
 from ._common import CLIError, Parser, UsageError
 
 
 # In the order `jaxcrn --help` lists them; each module has `add(sub)`.
-_COMMANDS = (simulate, compile, verify, export, demo, reproduce, train)
+_COMMANDS = (simulate, compile, verify, export, import_sbml, demo, reproduce, train)
 
 _EPILOG = """\
 examples:
