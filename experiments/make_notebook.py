@@ -27,7 +27,7 @@ CELLS = [
         "code",
         'hidden, config = jaxcrn.preset("iris")\n'
         "model = jaxcrn.init_model((4, *hidden, 3), key=jax.random.PRNGKey(0))\n"
-        "model, history = jaxcrn.train(model, data, config, quiet=True)\n"
+        "model, history = jaxcrn.train(model, data, config, progress=True)\n"
         'print(f"accuracy {jaxcrn.accuracy(model, data.test.x, data.test.y):.4f}, '
         "best epoch {history['best_epoch']}\")",
     ),

@@ -565,8 +565,10 @@ def test_help_documents_every_option_and_ends_with_examples(capsys):
             helptext = p._get_formatter()._get_help_string(action)
             assert flag or "default" in helptext or action.required, (name, action)
     code, out, _ = run(capsys, "simulate", "--help")
-    assert code == 0 and "comma-separated numbers" in out and out.rstrip().endswith(
-        "--plot relu.png"
+    assert (
+        code == 0
+        and "comma-separated numbers" in out
+        and out.rstrip().endswith("--plot relu.png")
     )
 
 

@@ -1,4 +1,3 @@
-import io
 import os
 
 import equinox as eqx
@@ -34,7 +33,6 @@ from jaxcrn import (
 )
 from jaxcrn._cli import main
 from jaxcrn._nn.model import _dropout
-from jaxcrn._nn.train import _Progress
 
 from .helpers import Payload, array_npy, npy_bytes, npz_bytes
 
@@ -204,7 +202,7 @@ def iris():
 def trained_iris(iris):
     model = init_model((4, 8, 3), key=jr.PRNGKey(0))
     config = TrainConfig(epochs=400, batch_size=16, lr_start=3e-3, lr_end=1e-4)
-    return train(model, iris, config, quiet=True)
+    return train(model, iris, config)
 
 
 def test_short_iris_training_beats_85_percent(iris, trained_iris):
@@ -232,14 +230,14 @@ def test_short_iris_training_beats_85_percent(iris, trained_iris):
 def test_training_is_reproducible_and_restarts_keep_the_best(iris, trained_iris):
     model = init_model((4, 8, 3), key=jr.PRNGKey(0))
     config = TrainConfig(epochs=400, batch_size=16, lr_start=3e-3, lr_end=1e-4)
-    again, _ = train(model, iris, config, quiet=True)
+    again, _ = train(model, iris, config)
     for a, b in zip(quantized_params(again), quantized_params(trained_iris[0])):
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_array_equal(a[1], b[1])
     config = TrainConfig(
         epochs=400, batch_size=16, lr_start=3e-3, lr_end=1e-4, restarts=2
     )
-    _, history = train(model, iris, config, quiet=True)
+    _, history = train(model, iris, config)
     scores = history["restart_scores"]
     assert len(scores) == 2 and scores[0][0] == trained_iris[1]["best_valid_acc"]
     assert history["best_valid_acc"] == max(scores)[0]
@@ -248,28 +246,13 @@ def test_training_is_reproducible_and_restarts_keep_the_best(iris, trained_iris)
 def test_train_rejects_mismatched_data(iris):
     model = init_model((5, 8, 3), key=jr.PRNGKey(0))
     with pytest.raises(ValueError, match="the model expects"):
-        train(model, iris, TrainConfig(epochs=1), quiet=True)
+        train(model, iris, TrainConfig(epochs=1))
     with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
         TrainConfig(epochs=0)
     with pytest.raises(ValueError, match="loss_scale must be a positive number"):
         TrainConfig(loss_scale=0.0)
     with pytest.raises(ValueError, match="dropout_in must be in"):
         TrainConfig(dropout_in=1.0)
-
-
-def test_progress_line_only_on_a_terminal():
-    class Tty(io.StringIO):
-        def isatty(self):
-            return True
-
-    tty, pipe = Tty(), io.StringIO()
-    for stream in (tty, pipe):
-        p = _Progress(10, True, stream)
-        p.update(10, 0.5, 0.9, 0.8, (7, 0.85), force=True)
-        p.close()
-    assert "epoch 10/10" in tty.getvalue() and "valid 80.00%" in tty.getvalue()
-    assert "best 85.00% @ 7" in tty.getvalue()
-    assert pipe.getvalue() == ""
 
 
 # --------------------------------------------------------------------- save/load

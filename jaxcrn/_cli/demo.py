@@ -98,7 +98,7 @@ def run(args) -> int:
         hidden, config = _nn.preset("iris")
         model = _nn.init_model((4, *hidden, 3), key=jr.PRNGKey(config.seed))
         t = time.perf_counter()
-        model, _ = _nn.train(model, data, config, quiet=True)
+        model, _ = _nn.train(model, data, config)
         print(
             f"IRIS 4-8-3 binary network: trained in {time.perf_counter() - t:.1f} s "
             f"({config.epochs} epochs x {config.restarts} runs)"
@@ -158,12 +158,12 @@ def run(args) -> int:
             "(pip install 'jaxcrn[plot]')."
         )
         return 0 if ok else 1
-    from .._plot import figure_full_vs_reduced
+    from .. import plot
 
     plt = require_matplotlib()
     idx = int(np.flatnonzero(y == 1)[0]) if (y == 1).any() else 0
     full, red = variants["full"], variants["reduced"]
-    fig = figure_full_vs_reduced(
+    axes = plot.full_vs_reduced(
         full.grid_ts,
         full.grid[idx],
         red.grid[idx],
@@ -173,6 +173,7 @@ def run(args) -> int:
         "y_i(t) = [Y_i+] - [Y_i-]",
         t_max=min(args.t1, 40.0),
     )
+    fig = axes[0].figure
     try:
         write_files(
             {path: figure_writer(fig, "png", dpi=130, bbox_inches="tight")},

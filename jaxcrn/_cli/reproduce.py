@@ -161,7 +161,7 @@ def run(args) -> int:
             model = _nn.init_model(
                 (ds.n_features, *hidden, ds.n_classes), key=jr.PRNGKey(config.seed)
             )
-            model, _ = _nn.train(model, ds, config, quiet=args.quiet)
+            model, _ = _nn.train(model, ds, config, progress=not args.quiet)
         else:
             model = load_model_or_fail(os.path.join(args.models, f"{name}.npz"))
         class_names = list(ds.class_names)
@@ -201,9 +201,7 @@ def run(args) -> int:
             all_ok &= report["agreement"][k] == n
         print(f"  wrote {path}")
         if not args.no_figures:
-            _reproduce_figures(
-                name, report, variants, class_names, x, y, args.out, args.force
-            )
+            _reproduce_figures(name, report, variants, ds, x, y, args.out, args.force)
     reports = []
     for p in sorted(glob.glob(os.path.join(args.out, "*.json"))):
         try:
@@ -233,7 +231,17 @@ def _dataset(name: str, data: str | None):
         raise CLIError(str(e)) from None
 
 
+def _figure(axes):
+    """The matplotlib figure of an Axes or an array of them."""
+    import numpy as np
+
+    if isinstance(axes, np.ndarray):
+        axes = axes.ravel()[0]
+    return getattr(axes, "figure", axes)
+
+
 def _save(fig, stem: str, force: bool) -> list[str]:
+    fig = _figure(fig)
     files = {
         f"{stem}.{ext}": figure_writer(fig, ext, dpi=150, bbox_inches="tight")
         for ext in FORMATS
@@ -241,7 +249,7 @@ def _save(fig, stem: str, force: bool) -> list[str]:
     return write_files(files, force, make_parents=True)
 
 
-def _reproduce_figures(name, report, variants, names, x, y, out, force) -> None:
+def _reproduce_figures(name, report, variants, ds, x, y, out, force) -> None:
     import numpy as np
 
     try:
@@ -249,20 +257,16 @@ def _reproduce_figures(name, report, variants, names, x, y, out, force) -> None:
     except CLIError:
         print("matplotlib is not installed: no figures (pip install 'jaxcrn[plot]').")
         return
-    from .._plot import (
-        figure_convergence_hist,
-        figure_digit_traces,
-        figure_full_vs_reduced,
-        figure_misclassified,
-    )
+    from .. import plot
 
     figdir = os.path.join(out, "figures")
     full, red = variants["full"], variants["reduced"]
+    names = list(ds.class_names)
     t_max = min(report["t1"], 40.0)
     written = []
     if name == "iris":
         idx = int(np.flatnonzero(y == 1)[0])
-        fig = figure_full_vs_reduced(
+        fig = plot.full_vs_reduced(
             full.grid_ts,
             full.grid[idx],
             red.grid[idx],
@@ -271,12 +275,15 @@ def _reproduce_figures(name, report, variants, names, x, y, out, force) -> None:
             t_max=t_max,
         )
         written += _save(fig, os.path.join(figdir, "fig2_iris_traces"), force)
-        plt.close(fig)
+        plt.close(_figure(fig))
     if name == "mnist14":
         idx = 0
         pred = int(np.argmax(red.outputs[idx]))
-        fig = figure_digit_traces(
-            x[idx],
+        # the raw image (pixels / 255, 2 x 2 block means): the centred input plus
+        # the per-pixel mean that centring subtracted
+        raw = x[idx] + np.asarray(ds.preprocessing["mean_test_14"])
+        fig = plot.digit_traces(
+            raw,
             red.grid_ts,
             red.grid[idx],
             predicted=pred,
@@ -285,13 +292,13 @@ def _reproduce_figures(name, report, variants, names, x, y, out, force) -> None:
             title="Figure 3: MNIST-14 test image 0, reduced CRN",
         )
         written += _save(fig, os.path.join(figdir, "fig3_mnist_digit"), force)
-        plt.close(fig)
+        plt.close(_figure(fig))
     if name == "virus":
         pred = red.outputs.argmax(1)
         wrong = np.flatnonzero(pred != y[: len(pred)])
         if wrong.size:
             idx = int(wrong[0])
-            fig = figure_misclassified(
+            fig = plot.misclassified(
                 red.grid_ts,
                 red.grid[idx],
                 true=int(y[idx]),
@@ -304,8 +311,8 @@ def _reproduce_figures(name, report, variants, names, x, y, out, force) -> None:
             written += _save(
                 fig, os.path.join(figdir, "fig4_virus_misclassified"), force
             )
-            plt.close(fig)
-    fig = figure_convergence_hist(
+            plt.close(_figure(fig))
+    fig = plot.convergence_histograms(
         {
             k: {"t_eps": v.t_eps, "t_rel": v.t_rel, "t_argmax": v.t_argmax}
             for k, v in variants.items()
@@ -314,5 +321,5 @@ def _reproduce_figures(name, report, variants, names, x, y, out, force) -> None:
         eps=report["eps"],
     )
     written += _save(fig, os.path.join(figdir, f"convergence_{name}"), force)
-    plt.close(fig)
+    plt.close(_figure(fig))
     print("  figures: " + ", ".join(written))

@@ -223,9 +223,10 @@ def run(args) -> int:
         status = np.asarray(res.status)
         _print_batch(args, net, x, lines, res)
         if plot:
-            from .._plot import plot_batch_outputs
+            from .. import plot as plots
 
-            _write_plot(args, plot, plot_batch_outputs(res, net, max_rows=8))
+            axes = plots.batch_outputs(res, max_samples=8)
+            _write_plot(args, plot, axes[0].figure)
         where = [f"{args.inputs} line {n}" for n in lines]
         report_failures("simulate", status, where)
         return 0 if bool(np.all(status == Status.OK)) else 1
@@ -233,9 +234,9 @@ def run(args) -> int:
     res = simulate(net, y0, jnp.asarray(args.t1, y0.dtype), saveat=201, **kw)
     _print_single(args, net, np.asarray(y0), res)
     if plot:
-        from .._plot import plot_trajectories
+        from .. import plot as plots
 
-        _write_plot(args, plot, plot_trajectories(res, net))
+        _write_plot(args, plot, plots.trajectories(res).figure)
     report_failures("simulate", res.status)
     return 0 if int(res.status) == Status.OK else 1
 

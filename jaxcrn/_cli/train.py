@@ -176,7 +176,7 @@ def run(args) -> int:
             flush=True,
         )
     start = time.perf_counter()
-    model, history = _nn.train(model, data, config, quiet=args.quiet)
+    model, history = _nn.train(model, data, config, progress=not args.quiet)
     seconds = time.perf_counter() - start
     acc = {
         s: _nn.accuracy(model, data.split(s).x, data.split(s).y)
