@@ -767,7 +767,7 @@ def parse_crn(text: str, *, path: str | None = None) -> CRN:
 
 
 def decode_text(data: bytes, path: str | None = None) -> str:
-    """UTF-8 bytes as text (a leading byte-order mark dropped); invalid UTF-8 is a
+    r"""UTF-8 bytes as text (a leading byte-order mark dropped); invalid UTF-8 is a
     `CRNSyntaxError` naming the line, column and byte offset of the first bad byte.
 
     Example:
@@ -824,7 +824,8 @@ def save_crn(crn: CRN, path: str | os.PathLike, *, overwrite: bool = False) -> N
         >>> import os, tempfile
         >>> path = os.path.join(tempfile.mkdtemp(), "net.crn")
         >>> save_crn(parse_crn("A -> B"), path)
-        >>> print(open(path).read(), end="")
+        >>> import pathlib
+        >>> print(pathlib.Path(path).read_text(), end="")
         # jaxcrn CRN: 2 species, 1 reactions
         A -> B
     """

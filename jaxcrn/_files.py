@@ -165,7 +165,8 @@ def write_outputs(
         Traceback (most recent call last):
         ...
         FileExistsError: ...a.txt already exists; pass --force (overwrite=True) to replace it.
-        >>> open(path).read(), os.listdir(folder)
+        >>> import pathlib
+        >>> pathlib.Path(path).read_text(), os.listdir(folder)
         ('hello\\n', ['a.txt'])
     """  # noqa: E501
     paths = check_outputs(files, overwrite=overwrite, make_parents=make_parents)
@@ -213,7 +214,8 @@ def write_output(
     Example:
         >>> import os, tempfile
         >>> path = write_output(os.path.join(tempfile.mkdtemp(), "b.txt"), b"hi")
-        >>> open(path, "rb").read()
+        >>> import pathlib
+        >>> pathlib.Path(path).read_bytes()
         b'hi'
     """
     return write_outputs({path: content}, overwrite=overwrite)[0]
