@@ -413,7 +413,10 @@ class CRNSyntaxError(ValueError):
         (and one line saying how many more there are)."""
         where = f"{self.path}, " if self.path else ""
         shown = self.errors if limit is None else self.errors[:limit]
-        out = [f'{where}line {n}: "{_show(text)}": {msg}' for n, text, msg in shown]
+        out = [
+            f'{where}line {n}: "{_show(text)}": {_show(msg, 1000)}'
+            for n, text, msg in shown
+        ]
         if len(shown) < len(self.errors):
             out.append(f"... and {len(self.errors) - len(shown)} more errors")
         return out

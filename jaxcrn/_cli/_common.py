@@ -6,6 +6,7 @@ Nothing here imports JAX or NumPy at module level.
 
 import argparse
 import csv
+import functools
 import io
 import math
 import os
@@ -54,18 +55,22 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(self.prog, message)
 
 
+@functools.lru_cache(maxsize=64)
+def _wrap(description: str) -> str:
+    return "\n\n".join(
+        textwrap.fill(" ".join(par.split()), 80) for par in description.split("\n\n")
+    )
+
+
 def command(sub, name: str, *, help: str, description: str, examples: str):
     """A subcommand parser: `description` wrapped to 80 columns, then `examples`
     (lines `jaxcrn ...  # what it does`) at the end of `--help`."""
-    paragraphs = [
-        textwrap.fill(" ".join(par.split()), 80) for par in description.split("\n\n")
-    ]
     lines = [ln.strip() for ln in examples.strip().splitlines()]
     epilog = "examples:\n" + "\n".join(f"  {ln}" for ln in lines)
     return sub.add_parser(
         name,
         help=help,
-        description="\n\n".join(paragraphs),
+        description=_wrap(description),
         epilog=epilog,
         formatter_class=HelpFormatter,
     )
