@@ -131,8 +131,7 @@ def to_dataframe(result, kind: str = "trajectories", *, species=True, outputs=Tr
         status = status.take(np.repeat(np.arange(n), n_times))  # pyright: ignore
     else:
         columns["sample"] = np.arange(n)
-        for key in ("converged", "t_final", "t_converged", "num_steps",
-                    "num_rejected"):
+        for key in ("converged", "t_final", "t_converged", "num_steps", "num_rejected"):
             columns[key] = a[key]
         blocks = []
         out = a["outputs_final"]
@@ -140,8 +139,9 @@ def to_dataframe(result, kind: str = "trajectories", *, species=True, outputs=Tr
             names = _column_names("output", result.output_names, out.shape[-1])
             blocks.append((names, out))
         if species and a["y_final"].shape[-1]:
-            names = _column_names("species", result.species_names,
-                                  a["y_final"].shape[-1])
+            names = _column_names(
+                "species", result.species_names, a["y_final"].shape[-1]
+            )
             blocks.append((names, a["y_final"]))
     tail: dict[str, object] = {}
     if kind == "final" and a["outputs_final"].shape[-1]:
@@ -257,8 +257,7 @@ def load(path):
         ) from None
     except (OSError, EOFError, zipfile.BadZipFile) as e:
         raise ValueError(
-            f"{path} is not a saved SimulationResult (not a readable .npz file: "
-            f"{e})."
+            f"{path} is not a saved SimulationResult (not a readable .npz file: {e})."
         ) from None
     fmt = data.get("format")
     if fmt is None or fmt.shape != () or str(fmt) != FORMAT:

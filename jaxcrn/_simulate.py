@@ -42,8 +42,8 @@ class Status(enum.IntEnum):
             Status.OK: "ok",
             Status.MAX_STEPS: "ran out of solver steps (increase max_steps, or "
             "check that the CRN is not too stiff for the solver)",
-            Status.NONFINITE: "produced NaN or inf (check the inputs and initial "
-            "concentrations: concentrations must be finite and >= 0)",
+            Status.NONFINITE: "the state overflowed or became NaN (check the inputs "
+            "and initial concentrations: too large, or negative)",
             Status.FAILED: "the solver failed",
         }[self]
 
@@ -232,7 +232,10 @@ def _warn_tolerance(rtol, dtype) -> None:
         )
 
 
-def _status_from(result, y_final) -> Int[Array, ""]:
+def _status_from(result, y_final, rate_final=None) -> Int[Array, ""]:
+    """The `Status` of a diffrax solve. A state whose rate of change is not finite
+    (it overflowed: the solver rejects every step, then runs out of steps) is
+    NONFINITE, not MAX_STEPS."""
     ok = diffrax.is_okay(result)
     status = jnp.where(
         ok,
@@ -242,6 +245,8 @@ def _status_from(result, y_final) -> Int[Array, ""]:
         ),
     )
     finite = jnp.all(jnp.isfinite(y_final))
+    if rate_final is not None:
+        finite = finite & jnp.all(jnp.isfinite(rate_final))
     return jnp.where(finite, status, Status.NONFINITE).astype(jnp.int32)
 
 
@@ -380,7 +385,7 @@ def simulate(
     assert sol.ys is not None and sol.ts is not None
     y_final = sol.ys[0][-1]
     t_final = sol.ts[0][-1]
-    status = _status_from(sol.result, y_final)
+    status = _status_from(sol.result, y_final, network(t_final, y_final, None))
     ok = status == Status.OK
     y_final = jnp.where(ok, y_final, jnp.nan)
     outputs_final = network.read_outputs(y_final)

@@ -378,8 +378,9 @@ def full_vs_reduced(
         ("full CRN (Algorithm 1)", "reduced CRN (Algorithm 2)"),
         strict=True,
     ):
-        outputs(ts, out, names=class_names, highlight=_final_argmax(out), ax=ax,
-                title=name)
+        outputs(
+            ts, out, names=class_names, highlight=_final_argmax(out), ax=ax, title=name
+        )
         if nn_output is not None:
             for i, v in enumerate(nn_output):
                 ax.axhline(v, color=f"C{i}", ls=":", lw=0.8)
@@ -404,8 +405,15 @@ def digit_traces(image, ts, traces, *, predicted, true, t_max=None, title=""):
     digit(image, ax=a0, title=f"input image (14 x 14), label {true}")
     traces = np.asarray(traces)
     names = [str(i) for i in range(traces.shape[1])]
-    outputs(ts, traces, names=names, highlight=predicted, muted=True, ax=a1,
-            title=f"CRN outputs: predicted class {predicted}")
+    outputs(
+        ts,
+        traces,
+        names=names,
+        highlight=predicted,
+        muted=True,
+        ax=a1,
+        title=f"CRN outputs: predicted class {predicted}",
+    )
     ts = np.asarray(ts)
     end = ts[-1] if t_max is None else min(t_max, ts[-1])
     k = int(np.searchsorted(ts, end, side="right")) - 1
@@ -441,8 +449,7 @@ def misclassified(ts, traces, *, true, predicted, class_names, title="", t_max=N
         names=class_names,
         highlight=predicted,
         ax=_ax(None, (6.5, 3.8)),
-        title=title
-        or f"true {class_names[true]}, predicted {class_names[predicted]}",
+        title=title or f"true {class_names[true]}, predicted {class_names[predicted]}",
     )
     if t_max is not None:
         ax.set_xlim(0, t_max)

@@ -27,8 +27,9 @@ def batch(net):
 
 @pytest.fixture(scope="module")
 def single(net):
-    return simulate(net, net.initial_state(jnp.array([2.0])), jnp.asarray(6.0),
-                    saveat=13)
+    return simulate(
+        net, net.initial_state(jnp.array([2.0])), jnp.asarray(6.0), saveat=13
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -41,12 +42,14 @@ def test_trajectories_draw_outputs_or_species(single):
     res = single
     ax = plot.trajectories(res)
     assert [ln.get_label() for ln in ax.get_lines()] == ["y", "z"]
-    np.testing.assert_array_equal(ax.get_lines()[1].get_ydata(),
-                                  np.asarray(res.outputs)[:, 1])
+    np.testing.assert_array_equal(
+        ax.get_lines()[1].get_ydata(), np.asarray(res.outputs)[:, 1]
+    )
     assert ax.get_ylabel() == "output value"
     ax = plot.trajectories(res, ["X", "z"])
-    np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(),
-                                  np.asarray(res.ys)[:, 0])
+    np.testing.assert_array_equal(
+        ax.get_lines()[0].get_ydata(), np.asarray(res.ys)[:, 0]
+    )
     assert ax.get_ylabel() == "value"
     with pytest.raises(KeyError, match="'W' is neither an output"):
         plot.trajectories(res, ["W"])
@@ -55,8 +58,9 @@ def test_trajectories_draw_outputs_or_species(single):
 def test_trajectories_of_one_sample_of_a_batch(batch):
     fig, ax = plt.subplots()
     assert plot.trajectories(batch, sample=1, ax=ax) is ax
-    np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(),
-                                  np.asarray(batch.outputs)[1, :, 0])
+    np.testing.assert_array_equal(
+        ax.get_lines()[0].get_ydata(), np.asarray(batch.outputs)[1, :, 0]
+    )
     with pytest.raises(ValueError, match="no species trajectories"):
         plot.trajectories(batch, ["X"])
     with pytest.raises(IndexError, match="sample 5 is out of range"):

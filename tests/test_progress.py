@@ -98,13 +98,11 @@ def test_simulate_batch_and_train_show_progress_on_a_terminal(terminal):
     )
 
     net = compile_crn(parse_crn("X -> Y\ninput x = X\noutput y = Y"))
-    simulate_batch(net, np.ones((5, 1)), 2.0, saveat=None, chunk_size=2,
-                   progress=True)
+    simulate_batch(net, np.ones((5, 1)), 2.0, saveat=None, chunk_size=2, progress=True)
     text = terminal()
     assert "simulating" in text and "5/5" in text and "sample" in text
     model = init_model((4, 3), key=jr.PRNGKey(0))
-    train(model, datasets.iris(), TrainConfig(epochs=3, batch_size=16),
-          progress=True)
+    train(model, datasets.iris(), TrainConfig(epochs=3, batch_size=16), progress=True)
     text = terminal()
     assert "training" in text and "3/3" in text and "valid" in text
 

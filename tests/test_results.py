@@ -53,8 +53,9 @@ def test_names_are_filled_by_simulate_and_simulate_batch(net, batch, single):
 def test_with_names_checks_lengths(batch):
     named = batch.with_names(classes=["low", "high"])
     assert named.class_names == ("low", "high") and named.output_names == ("y", "z")
-    with pytest.raises(ValueError, match="class_names has 3 entries but the result "
-                       "has 2 outputs"):
+    with pytest.raises(
+        ValueError, match="class_names has 3 entries but the result has 2 outputs"
+    ):
         batch.with_names(classes=["a", "b", "c"])
 
 
@@ -75,15 +76,31 @@ def test_trajectory_table_with_species(single):
     np.testing.assert_allclose(df["X"], 2 * np.exp(-0.5 * df["time"]), rtol=1e-5)
     np.testing.assert_array_equal(df["Y"], df["y"])  # output y = Y
     assert list(single.to_dataframe(species=False).columns) == [
-        "sample", "time", "y", "z", "status",
+        "sample",
+        "time",
+        "y",
+        "z",
+        "status",
     ]
 
 
 def test_final_table(batch):
     df = batch.with_names(classes=["low", "high"]).to_dataframe("final")
     assert list(df.columns) == [
-        "sample", "converged", "t_final", "t_converged", "num_steps",
-        "num_rejected", "y", "z", "X", "Y", "Z", "argmax", "class", "status",
+        "sample",
+        "converged",
+        "t_final",
+        "t_converged",
+        "num_steps",
+        "num_rejected",
+        "y",
+        "z",
+        "X",
+        "Y",
+        "Z",
+        "argmax",
+        "class",
+        "status",
     ]
     out = np.asarray(batch.outputs_final)
     np.testing.assert_array_equal(df["argmax"], out.argmax(1))
@@ -97,7 +114,12 @@ def test_name_collision_is_an_error(single):
     with pytest.raises(ValueError, match="'X' names both an output and a species"):
         res.to_dataframe()
     assert list(res.to_dataframe(outputs=False).columns) == [
-        "sample", "time", "X", "Y", "Z", "status",
+        "sample",
+        "time",
+        "X",
+        "Y",
+        "Z",
+        "status",
     ]
 
 
@@ -112,18 +134,31 @@ def test_xarray(batch, single):
     assert isinstance(ds, xr.Dataset)
     assert dict(ds.sizes) == {"sample": 3, "time": 5, "output": 2, "species": 3}
     assert ds.output.values.tolist() == ["y", "z"]
-    np.testing.assert_array_equal(ds.outputs.sel(output="z"),
-                                  np.asarray(batch.outputs)[..., 1])
-    np.testing.assert_array_equal(ds.y_final.sel(species="X"),
-                                  np.asarray(batch.y_final)[:, 0])
+    np.testing.assert_array_equal(
+        ds.outputs.sel(output="z"), np.asarray(batch.outputs)[..., 1]
+    )
+    np.testing.assert_array_equal(
+        ds.y_final.sel(species="X"), np.asarray(batch.y_final)[:, 0]
+    )
     assert ds.status.values.tolist() == ["ok"] * 3
     one = single.to_xarray()
     assert "sample" not in one.dims and dict(one.ys.sizes) == {"time": 5, "species": 3}
 
 
 def _assert_same(a: SimulationResult, b: SimulationResult):
-    for f in ("ts", "ys", "outputs", "y_final", "outputs_final", "t_final", "status",
-              "converged", "t_converged", "num_steps", "num_rejected"):
+    for f in (
+        "ts",
+        "ys",
+        "outputs",
+        "y_final",
+        "outputs_final",
+        "t_final",
+        "status",
+        "converged",
+        "t_converged",
+        "num_steps",
+        "num_rejected",
+    ):
         x, y = getattr(a, f), getattr(b, f)
         if x is None:
             assert y is None
@@ -131,7 +166,10 @@ def _assert_same(a: SimulationResult, b: SimulationResult):
             np.testing.assert_array_equal(np.asarray(x), y)
             assert np.asarray(x).dtype == y.dtype
     assert (a.species_names, a.output_names, a.class_names) == (
-        b.species_names, b.output_names, b.class_names)
+        b.species_names,
+        b.output_names,
+        b.class_names,
+    )
 
 
 @pytest.mark.parametrize("which", ["batch", "single"])
@@ -169,8 +207,11 @@ def test_load_rejects_other_files(tmp_path):
     with pytest.raises(ValueError, match="not a readable .npz file"):
         SimulationResult.load(tmp_path / "text.npz")
     # an object array (a pickle) is refused, never unpickled
-    np.savez(tmp_path / "obj.npz", format=np.asarray("jaxcrn.SimulationResult/1"),
-             ts=np.array([object()], dtype=object))
+    np.savez(
+        tmp_path / "obj.npz",
+        format=np.asarray("jaxcrn.SimulationResult/1"),
+        ts=np.array([object()], dtype=object),
+    )
     with pytest.raises(ValueError, match="obj.npz is not a saved SimulationResult"):
         SimulationResult.load(tmp_path / "obj.npz")
     with pytest.raises(FileNotFoundError, match="no such file"):
