@@ -227,3 +227,20 @@ def test_load_checks_shapes(tmp_path, batch):
     np.savez(tmp_path / "bad.npz", **entries)
     with pytest.raises(ValueError, match=r"t_final has shape \(2,\), expected \(3,\)"):
         SimulationResult.load(tmp_path / "bad.npz")
+
+
+def test_names_in_the_command_line_json(tmp_path, capsys):
+    import json
+
+    from jaxcrn._cli import main
+
+    crn = tmp_path / "net.crn"
+    crn.write_text(TEXT)
+    csv = tmp_path / "x.csv"
+    csv.write_text("x\n1\n2\n")
+    assert (
+        main(["simulate", str(crn), "--inputs", str(csv), "--json", "--t1", "5"]) == 0
+    )
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["input_names"] == ["x"] and obj["output_names"] == ["y", "z"]
+    assert [len(r["outputs"]) for r in obj["rows"]] == [2, 2]
