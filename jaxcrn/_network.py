@@ -26,8 +26,9 @@ class MassActionNetwork(eqx.Module):
 
     Call it as `network(t, y, args)` to get `dy/dt` (the signature of
     `diffrax.ODETerm`). The rate constants `rates` and initial concentrations `y_init`
-    are array leaves (differentiable); the stoichiometry (`structure`), species names
-    and the input/output maps are static metadata.
+    are array leaves (differentiable); species names and the input/output maps are
+    static metadata. The stoichiometry is part of the kinetics (`structure` gives
+    it as tables).
 
     Example:
         >>> import jax.numpy as jnp
@@ -40,7 +41,6 @@ class MassActionNetwork(eqx.Module):
     rates: Float[Array, " reactions"]
     y_init: Float[Array, " species"]
     kinetics: AbstractKinetics
-    structure: Stoichiometry = eqx.field(static=True)
     species: tuple[str, ...] = eqx.field(static=True)
     input_names: tuple[str, ...] = eqx.field(static=True)
     input_pos: tuple[int, ...] = eqx.field(static=True)
@@ -83,6 +83,11 @@ class MassActionNetwork(eqx.Module):
     def jacobian(self, y: Float[Array, " species"]) -> Float[Array, "species species"]:
         """The Jacobian `d(dy/dt)_i / d y_j` at `y` (dense)."""
         return self.kinetics.jacobian(y, self.rates.astype(y.dtype))
+
+    @property
+    def structure(self) -> Stoichiometry:
+        """The stoichiometry as host-side tables, species in `self.species` order."""
+        return self.kinetics.tables  # pyright: ignore[reportAttributeAccessIssue]
 
     # -- sizes and names ----------------------------------------------------------
     @property
@@ -209,10 +214,8 @@ class MassActionNetwork(eqx.Module):
 
 # Under form="auto": feed-forward networks that can be aligned, with at most this
 # many wavefronts (every operation is unrolled per wavefront), use the layered
-# layout; other networks up to DENSE_MAX_SPECIES species the dense one, larger ones
-# the sparse one.
+# layout; every other network the sparse one.
 LAYERED_MAX_WAVEFRONTS = 64
-DENSE_MAX_SPECIES = 48
 FORMS = ("auto", "dense", "sparse", "layered")
 
 
@@ -221,13 +224,14 @@ def compile_crn(crn: CRN, *, form: str = "auto", dtype=None) -> MassActionNetwor
 
     Arguments:
         crn: the symbolic network.
-        form: the array layout: `"dense"` (one matrix product per right-hand side),
-            `"sparse"` (gathers; large sparse networks), `"layered"` (feed-forward
+        form: the array layout: `"dense"`, `"sparse"`, `"layered"` (feed-forward
             networks whose blocks are each consumed by one reaction, as every CRN
             compiled from a neural network: slices and exact block solves), or
             `"auto"`: layered when possible (with at most 64 wavefronts), else
-            dense up to 48 species and sparse above. Implicit steps of the dense
-            and sparse layouts use a sparse LU scheduled from the stoichiometry.
+            sparse. `"dense"` holds the stoichiometry as plain arrays (networks of
+            equal shape share one compilation and can be stacked and vmapped
+            over; implicit steps by a dense pivoted LU); `"sparse"` compiles the
+            sparsity in (a sparse LU scheduled from the stoichiometry).
         dtype: floating dtype of rates and concentrations (default: JAX's default
             float, i.e. float64 when `jax_enable_x64` is on). float32 halves memory
             and is faster on GPUs; use float64 for tolerances below ~1e-6.
@@ -274,7 +278,7 @@ def compile_crn(crn: CRN, *, form: str = "auto", dtype=None) -> MassActionNetwor
                 f"consumed by one reaction, but {why}. Use form='sparse' or 'dense'."
             )
         else:
-            form = "dense" if tables.n_species <= DENSE_MAX_SPECIES else "sparse"
+            form = "sparse"
     if kinetics is None:
         cls = DenseKinetics if form == "dense" else SparseKinetics
         kinetics = cls.build(tables, dtype)
@@ -287,7 +291,6 @@ def compile_crn(crn: CRN, *, form: str = "auto", dtype=None) -> MassActionNetwor
         rates=jnp.asarray(rates, dtype),
         y_init=jnp.asarray(y_init, dtype),
         kinetics=kinetics,
-        structure=tables,
         species=species,
         input_names=tuple(s.name for s in crn.inputs),
         input_pos=tuple(index[s.pos] for s in crn.inputs),

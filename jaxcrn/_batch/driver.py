@@ -78,9 +78,11 @@ def _check_inputs(network, inputs) -> np.ndarray | None:
     return x
 
 
-def _check_rows(name, value, width, what, labels, *, allow_zero=True):
-    """A `(n, width)` array (or `(width,)`, one row for every sample) of finite,
-    non-negative numbers; errors name the row, the column and its label."""
+def _check_rows(name, value, width, what, quantity, labels):
+    """A `(n, width)` array (or `(width,)`, one row shared by every sample) of
+    finite, non-negative numbers; errors name the row, the column and its label.
+    `what`: the columns ("species"); `quantity`: the values ("concentrations");
+    `labels`: one name per column."""
     a = _as_float_array(name, value)
     if a.ndim == 1:
         a = a[None, :]
@@ -93,8 +95,8 @@ def _check_rows(name, value, width, what, labels, *, allow_zero=True):
     if bad.any():
         i, j = np.argwhere(bad)[0]
         raise ValueError(
-            f"{name}[{i}, {j}] ({what[:-1]} {labels[j]}) = {a[i, j]}: {what} must be "
-            "finite and >= 0."
+            f"{name}[{i}, {j}] ({labels[j]}) = {a[i, j]}: {quantity} must be finite "
+            "and >= 0."
         )
     return a
 
@@ -181,7 +183,10 @@ class _Share:
                 return carry.record
             n_iter = self.segment.next(n_iter, time.perf_counter() - t0)
 
-    def __call__(self, network, forcing, rows, x, base, rates, offset):
+    def __call__(self, network, forcing, rows, x, base, rates, offset, real):
+        """Simulate the share; `real`: how many of its rows are samples (the rest
+        pad it to the common share size, and are not counted as progress)."""
+        self.real = real
         y0_net, y0, rates_l, p = _initial(
             network, forcing, rows, x, base, rates, offset
         )
@@ -198,9 +203,14 @@ class _Share:
         queue = L.Queue.build(y0, f0, t0, h0, inf, zi, zi, zi, bad0, p)
         first, second = _steppers(self.plan, self.ctl)
         if second is None:
-            record = self._loop(first, queue, lambda s: s >= 0)
+            record = self._loop(first, queue, lambda s: s[:real] >= 0)
         else:
-            record = self._loop(first, queue, lambda s: (s >= 0) & (s != Status.STIFF))
+            record = self._loop(
+                first, queue, lambda s: (s[:real] >= 0) & (s[:real] != Status.STIFF)
+            )
+            n_stiff = int(jnp.sum(record.status == Status.STIFF))
+            if n_stiff and self.bar is not None:
+                self.bar.set_postfix(f"{n_stiff} stiff: continued with Rodas5P")
             record = self._continue_stiff(second, queue, record)
         steady, t_steady, saved = L.finalize(
             self.system, self.saving, record, p, self.ctl.steady_tol
@@ -232,11 +242,13 @@ class _Share:
             bad0,
             p,
         )
-        r2 = self._loop(stepper, q2, lambda s: s >= 0)
-        k = jnp.asarray(idx)
         c = idx.size
+        real = jnp.asarray(idx < self.real)
+        r2 = self._loop(stepper, q2, lambda s: (s[:c] >= 0) & real)
+        k = jnp.asarray(idx)
         later = (
-            jnp.arange(record.saved.shape[1], dtype=jnp.int32)[None, :] >= record.save_k[k][:, None]
+            jnp.arange(record.saved.shape[1], dtype=jnp.int32)[None, :]
+            >= record.save_k[k][:, None]
         )[:, :, None]
         return L.Record(
             y=record.y.at[k].set(r2.y[:c]),
@@ -360,7 +372,7 @@ def simulate_batch(
         >>> from jaxcrn import compile_crn, parse_crn, simulate_batch
         >>> net = compile_crn(parse_crn("X -> Y\\ninput x = X\\noutput y = Y"))
         >>> res = simulate_batch(net, np.array([[1.0], [2.0]]), 30.0)
-        >>> np.round(res.outputs_final[:, 0], 6).tolist()
+        >>> np.round(res.outputs_final[:, 0], 4).tolist()
         [1.0, 2.0]
     """
     from .._network import MassActionNetwork
@@ -371,22 +383,18 @@ def simulate_batch(
             f"{type(network).__name__}."
         )
     x = _check_inputs(network, inputs)
-    base = (
-        None
-        if y0 is None
-        else _check_rows("y0", y0, network.n_species, "species", network.species)
-    )
-    rate_rows = (
-        None
-        if rates is None
-        else _check_rows(
-            "rates",
-            rates,
-            network.n_reactions,
-            "reactions",
-            [f"R{i}" for i in range(network.n_reactions)],
+    base = None
+    if y0 is not None:
+        labels = [f"species {sp}" for sp in network.species]
+        base = _check_rows(
+            "y0", y0, network.n_species, "species", "concentrations", labels
         )
-    )
+    rate_rows = None
+    if rates is not None:
+        labels = [f"reaction {r}" for r in range(network.n_reactions)]
+        rate_rows = _check_rows(
+            "rates", rates, network.n_reactions, "reactions", "rate constants", labels
+        )
     if x is None and network.n_inputs:
         raise ValueError(
             f"The network has {network.n_inputs} inputs "
@@ -466,8 +474,8 @@ def simulate_batch(
     devs = plan.device_objects
     parts = []
     segment = _Segments(progress)
-    with Progress(n, "simulating", enabled=progress) as bar:
-        bar_ = _Locked(bar) if progress else None
+    with Progress(n, "simulating", enabled=progress, unit="sample") as bar:
+        bar_ = bar if progress else None
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
             m = stop - start
@@ -499,7 +507,10 @@ def simulate_batch(
                     share = _Share(
                         plan, system, smap, saving, ctl, stop_when_steady, bar_, segment
                     )
-                    out = share(network, forcing, rows, put(xc), put(bc), put(rc), off)
+                    real = max(0, min(per, m - i * per))
+                    out = share(
+                        network, forcing, rows, put(xc), put(bc), put(rc), off, real
+                    )
                     results[i] = jax.tree_util.tree_map(np.asarray, out)
                 except BaseException as e:  # re-raised in the caller's thread
                     errors.append(e)
@@ -522,17 +533,6 @@ def simulate_batch(
                 )
             )
     return jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *parts)
-
-
-class _Locked:
-    def __init__(self, bar):
-        self.bar = bar
-        self.lock = threading.Lock()
-
-    def update(self, k):
-        if k:
-            with self.lock:
-                self.bar.update(k)
 
 
 def _assemble(results, m, network, smap, saving, ts, save, keep_states, dtype):
@@ -587,7 +587,7 @@ def _assemble(results, m, network, smap, saving, ts, save, keep_states, dtype):
         ts=t_out,
         ys=ys,
         outputs=outputs,
-        y_final=y_full if keep_states else np.zeros((m, 0), y_full.dtype),
+        y_final=y_full if keep_states or ys is not None else y_full[:, :0],
         outputs_final=out_final,
         t_final=t_final,
         status=status,
@@ -595,6 +595,8 @@ def _assemble(results, m, network, smap, saving, ts, save, keep_states, dtype):
         t_converged=np.where(ok & steady, t_steady, np.inf),
         num_steps=steps - rejected,
         num_rejected=rejected,
+        species_names=network.species,
+        output_names=network.output_names,
     )
 
 

@@ -316,7 +316,7 @@ def _body(system, stepper, queue, saving, ctl, stop_when_steady, carry: Carry) -
     t0, y = ln.t, ln.y
     t_next = jnp.minimum(t0 + ln.h, ctl.t1)
     h = t_next - t0
-    st = stepper.step(system, t0, h, y, ln.p, ln.stepper_state, ctl.t1)
+    st = stepper.step(system, t0, h, y, ln.p, ln.stepper_state, ctl)
     dt = y.dtype
 
     # steadiness of the current state, from f(t0, y) of the step

@@ -7,7 +7,7 @@ import diffrax
 import jax
 import numpy as np
 
-from .._kinetics import LayeredKinetics, SparseLU
+from .._kinetics import DenseKinetics, LayeredKinetics, SparseLU
 from .._solvers import Rodas5P
 from .system import build_system, common_decay, free_decay_split
 
@@ -39,8 +39,9 @@ class BatchPlan:
         stepper: the method: "tsit5", "rodas5p", "tsit5 -> rodas5p" (Tsit5, each
             sample it finds stiff continued by Rodas5P) or "diffrax:<Solver>".
         linear_solve: how implicit steps solve `(I/(gamma h) - J) x = b`: "block
-            substitution" (layered networks), "sparse LU" (any other network;
-            dense when the pattern is), or "none" (explicit methods only).
+            substitution" (layered networks), "sparse LU" (the sparse layout: a
+            schedule from the stoichiometry), "dense LU" (the dense layout), or
+            "none" (explicit methods only).
         layout: the network's array layout ("dense", "sparse", "layered").
         exact_inputs: freely decaying species (the inputs of compiled networks)
             solved exactly and left out of the state.
@@ -234,10 +235,12 @@ def plan_batch(
     kin = system.kinetics
     if stepper == "tsit5":
         linear = "none"
-    elif isinstance(kin, LayeredKinetics):
-        linear = "block substitution"
     elif stepper.startswith("diffrax:"):
         linear = "the solver's own"
+    elif isinstance(kin, LayeredKinetics):
+        linear = "block substitution"
+    elif isinstance(kin, DenseKinetics):
+        linear = "dense LU"
     else:
         linear = "sparse LU"
     details: dict = {}

@@ -3,7 +3,8 @@
 The scheduler (`lanes.py`) owns the loop; a stepper is a small object with
 
 - `init(system, t, y, p, f0) -> state`: its per-lane state for lanes that (re)start,
-- `step(system, t, h, y, p, state, t_end) -> Step`: a step of size `h` (one per lane),
+- `step(system, t, h, y, p, state, ctl) -> Step`: a step of size `h` (one per lane;
+  `ctl` holds t1 and the tolerances),
 - `status(state) -> (lanes,)`: `Status.OK`, or a code that ends the lane
   (`Status.STIFF`: Tsit5 found the problem stiff),
 - `interpolate(dense, theta, project)`: the dense output at step fraction `theta`,
@@ -61,7 +62,7 @@ class AbstractStepper(eqx.Module):
     def init(self, system: LaneSystem, t, y, p: LaneParams, f0) -> Any: ...
 
     @abc.abstractmethod
-    def step(self, system, t, h, y, p, state, t_end) -> Step: ...
+    def step(self, system, t, h, y, p, state, ctl) -> Step: ...
 
     def status(self, state) -> Array | None:
         """Per-lane status the stepper imposes (None: never)."""
@@ -101,17 +102,17 @@ class Tsit5Stepper(AbstractStepper):
         zero = jnp.zeros(y.shape[1:], jnp.int32)
         return _Tsit5State(f0, zero, zero)
 
-    def step(self, system, t, h, y, p, state, t_end):
+    def step(self, system, t, h, y, p, state, ctl):
         def f(tt, u):
             return system.rhs(tt, u, p)
 
         y1, err, ks, u6 = tsit5.tsit5_stages(f, _row(t), _row(h), y, state.f)
         n_stiff, n_nonstiff = state.n_stiff, state.n_nonstiff
         if self.detect_stiff:
-            hl, valid = tsit5.stiffness_estimate(h, ks, y1, u6, jnp)
-            limited = (
-                valid & (hl > tsit5.STABILITY_EDGE) & (t_end - t - h > self.far * h)
-            )
+            weight = 1.0 / (ctl.atol + ctl.rtol * jnp.abs(y1))
+            hl, valid = tsit5.stiffness_estimate(h, ks, y1, u6, weight, jnp)
+            far = ctl.t1 - t - h > self.far * h
+            limited = valid & (hl > tsit5.STABILITY_EDGE) & far
             n_stiff = jnp.where(limited, n_stiff + 1, n_stiff)
             n_nonstiff = jnp.where(limited, 0, n_nonstiff + 1)
             n_stiff = jnp.where(n_nonstiff >= 6, 0, n_stiff)
@@ -150,7 +151,7 @@ class Rodas5PStepper(AbstractStepper):
     def init(self, system, t, y, p, f0):
         return None
 
-    def step(self, system, t, h, y, p, state, t_end):
+    def step(self, system, t, h, y, p, state, ctl):
         hb = _row(h)
         tb = _row(t)
 
@@ -251,7 +252,7 @@ class DiffraxStepper(AbstractStepper):
         st = jax.vmap(one, in_axes=(0, 1, -1))(t, y, p)
         return (st, jnp.ones(y.shape[1:], bool))
 
-    def step(self, system, t, h, y, p, state, t_end):
+    def step(self, system, t, h, y, p, state, ctl):
         solver_state, jump = state
 
         def one(t_, h_, y_, p_, st, j):

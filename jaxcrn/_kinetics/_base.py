@@ -51,6 +51,8 @@ class AbstractKinetics(eqx.Module):
 
     n_species: eqx.AbstractVar[int]
     n_reactions: eqx.AbstractVar[int]
+    # the stoichiometry as host-side tables, species in the layout's order
+    tables: eqx.AbstractVar[Stoichiometry]
 
     # -- the public, shape-polymorphic methods -------------------------------------
     def flux(

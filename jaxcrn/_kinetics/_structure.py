@@ -79,6 +79,27 @@ class Stoichiometry:
             *_coo(prod),
         )
 
+    @classmethod
+    def from_arrays(cls, reactant_index: np.ndarray, net: np.ndarray):
+        """Tables from a padded reactant index `(reactions, order)` (padding: the
+        number of species) and the net stoichiometry `(species, reactions)`."""
+        n, r = net.shape
+        reactants = tuple(
+            tuple(int(s) for s in row if s < n) for row in np.asarray(reactant_index)
+        )
+        reac = np.zeros((r, n), np.int64)
+        for i, lst in enumerate(reactants):
+            for s in lst:
+                reac[i, s] += 1
+        net_rs = np.rint(np.asarray(net).T).astype(np.int64)
+        prod = net_rs + reac
+
+        def coo(m):
+            rr, ss = np.nonzero(m)
+            return rr.astype(np.int64), ss.astype(np.int64), m[rr, ss].astype(np.int64)
+
+        return cls(n, r, reactants, *coo(net_rs), *coo(reac), *coo(prod))
+
     # -- identity -----------------------------------------------------------------
     def _key(self):
         return (

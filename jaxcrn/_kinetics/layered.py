@@ -350,6 +350,7 @@ class LayeredKinetics(AbstractKinetics):
     waves: tuple[_Wave, ...]
     rxn_perm: Int[Array, " reactions"]  # internal reaction -> network reaction
     rxn_inv: Int[Array, " reactions"]  # network reaction -> internal reaction
+    tables: Stoichiometry = eqx.field(static=True)  # in the aligned species order
     has_gather: bool = eqx.field(static=True)
     n_species: int = eqx.field(static=True)
     n_reactions: int = eqx.field(static=True)
@@ -419,6 +420,7 @@ class LayeredKinetics(AbstractKinetics):
             waves=tuple(waves),
             rxn_perm=jnp.asarray(rxn_order.astype(np.int32)),
             rxn_inv=jnp.asarray(inv.astype(np.int32)),
+            tables=tables.permuted(order),
             has_gather=has_gather,
             n_species=n,
             n_reactions=tables.n_reactions,
