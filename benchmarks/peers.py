@@ -1095,6 +1095,13 @@ def parse_args(argv=None):
         "--ref-max-steps", default="200000", help="steps per reference sample"
     )
     ap.add_argument(
+        "--ref-tool",
+        default="jaxcrn",
+        help="general CRNs: the reference simulator, jaxcrn or scipy's radau or bdf "
+        "(sparse analytic Jacobian; for networks the engine is too slow on at "
+        "--ref-rtol); per case, e.g. jaxcrn,random600=radau",
+    )
+    ap.add_argument(
         "--ref-samples",
         default="0",
         help="general CRNs: the reference (and so every check) covers the first K "
@@ -1187,6 +1194,16 @@ def parse_args(argv=None):
         cast = float if name == "peer_timeout" else int
         flag = "--" + name.replace("_", "-")
         setattr(args, name, per_case(getattr(args, name), cast, flag, known))
+    args.ref_tool = per_case(args.ref_tool, str, "--ref-tool", known)
+    for entry in args.models:
+        if entry in MODELS:
+            continue
+        tool = args.ref_tool(case_name(entry), "-", GENERAL, "jaxcrn")
+        if tool not in ("jaxcrn", "radau", "bdf"):
+            raise SystemExit(
+                f"--ref-tool {tool!r} for {case_name(entry)}: expected jaxcrn, "
+                "radau or bdf."
+            )
     args.ref_rtol = per_case(args.ref_rtol, float, "--ref-rtol", known)
     args.ref_atol = per_case(args.ref_atol, float, "--ref-atol", known)
     args.skip = [frozenset(k.strip().split("/")) for k in args.skip.split(",") if k]
@@ -1420,26 +1437,47 @@ def run_case(args, jaxcrn, case, peers, mem, emit, log):
         first_s = time.perf_counter() - t
         jx = dict(first_s=first_s, res=res)
         log(f"{tag} jaxcrn first call {first_s:.2f} s")
+    ref_tool = opt("ref_tool")
+    if ref_tool != "jaxcrn" and not states:
+        raise SystemExit(f"{tag} --ref-tool {ref_tool}: only for general CRNs.")
+    spec = network_spec(crn)
     t = time.perf_counter()
-    ref = jaxcrn.simulate_batch(
-        net,
-        ref_x,
-        t1,
-        rtol=ref_rtol,
-        atol=ref_atol,
-        saveat=None,
-        progress=False,
-        keep_states=True,
-        max_steps=opt("ref_max_steps"),
-    )
-    ref_s = time.perf_counter() - t
-    if not np.all(ref.status == 0):
-        raise SystemExit(
-            f"{tag} the reference failed on {int(np.sum(ref.status != 0))} samples "
-            f"({ref.summary()}); try a looser --ref-rtol or a larger --ref-max-steps."
+    if ref_tool == "jaxcrn":
+        ref = jaxcrn.simulate_batch(
+            net,
+            ref_x,
+            t1,
+            rtol=ref_rtol,
+            atol=ref_atol,
+            saveat=None,
+            progress=False,
+            keep_states=True,
+            max_steps=opt("ref_max_steps"),
         )
+        if not np.all(ref.status == 0):
+            raise SystemExit(
+                f"{tag} the reference failed on {int(np.sum(ref.status != 0))} "
+                f"samples ({ref.summary()}); try a looser --ref-rtol or a larger "
+                "--ref-max-steps."
+            )
+        ref_y = np.asarray(ref.y_final)
+        ref_steps = float(np.median(ref.num_steps))
+    else:  # scipy, for networks today's engine is too slow to take to 1e-10 on
+        job = dict(tool=ref_tool, spec=spec, x=ref_x, t1=t1, state=True)
+        job.update(rtol=ref_rtol, atol=ref_atol, memory_bytes=mem)
+        r = run_peer(job, opt("peer_timeout", ref_tool))
+        if r["status"] != "ok":
+            raise SystemExit(
+                f"{tag} the reference ({ref_tool}) {r['status']}: {r['message'][:300]}"
+            )
+        ref_y = np.asarray(r["pos"])
+        ref_steps = None
+    ref_s = time.perf_counter() - t
+    ref_name = {"jaxcrn": "jaxcrn", "radau": "scipy Radau", "bdf": "scipy BDF"}[
+        ref_tool
+    ]
     if states:
-        ref_vals = np.asarray(ref.y_final)
+        ref_vals = ref_y
 
         def check(values, idx, tol=tol):
             return check_states(
@@ -1447,20 +1485,20 @@ def run_case(args, jaxcrn, case, peers, mem, emit, log):
             )
 
         log(
-            f"{tag} reference ({ref_rtol:g}/{ref_atol:g}) {ref_s:.2f} s, {n_ref} "
-            f"samples, largest concentration {np.abs(ref_vals).max():.3g}"
+            f"{tag} reference ({ref_name} {ref_rtol:g}/{ref_atol:g}) {ref_s:.2f} s, "
+            f"{n_ref} samples, largest concentration {np.abs(ref_vals).max():.3g}"
         )
         ref_fields = dict(
-            reference=f"jaxcrn rtol {ref_rtol:g} atol {ref_atol:g}",
+            reference=f"{ref_name} rtol {ref_rtol:g} atol {ref_atol:g}",
             reference_s=round(ref_s, 3),
             reference_samples=n_ref,
-            reference_steps_median=float(np.median(ref.num_steps)),
+            reference_steps_median=ref_steps,
         )
     else:
         ref_vals = np.asarray(ref.outputs_final)
         pos_idx = [net.index(s.pos) for s in crn.outputs]
         neg_idx = [net.index(s.neg) for s in crn.outputs if s.neg is not None]
-        rails = np.abs(np.asarray(ref.y_final)[:, pos_idx + neg_idx])
+        rails = np.abs(ref_y[:, pos_idx + neg_idx])
         scale = np.maximum(1.0, rails.max(axis=1))
 
         def check(values, idx, tol=tol):
@@ -1486,10 +1524,10 @@ def run_case(args, jaxcrn, case, peers, mem, emit, log):
             return np.asarray(r["pos"])
         return np.asarray(r["pos"]) - np.asarray(r["neg"])
 
-    spec = network_spec(crn)
     # independent checks of the reference: scipy at the reference tolerance
     n_check = min(args.ref_check, n_ref) if counts.species < 1000 else 0
     checkers = ("radau", "lsoda") if states else ("radau",)
+    checkers = tuple(c for c in checkers if c != ref_tool)
     if n_check and importlib.util.find_spec("scipy") is not None:
         for tool in checkers:
             name = {"radau": "scipy Radau", "lsoda": "scipy LSODA"}[tool]
