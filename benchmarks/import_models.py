@@ -205,7 +205,9 @@ def to_crn(spec: Model, model):
         mono = sympy.Integer(1)
         for i in r["reactants"]:
             mono *= sympy.Symbol(f"__s{i}")
-        k = sympy.simplify(sympy.sympify(r["rate"]).subs(symbols) / mono)
+        k = sympy.sympify(r["rate"]).xreplace(symbols) / mono  # monomials cancel
+        if k.free_symbols:
+            k = sympy.simplify(k)
         if k.is_number and float(k) == 0:
             dropped.append(r["rule"][0])  # a switched-off rule: no flux
             continue
@@ -258,8 +260,13 @@ def roadrunner_sbml_states(
     out = []
     for row in x:
         rr.resetAll()
-        for sid, v in zip(targets, row, strict=True):
-            rr.setValue(f"init({sid})", float(v))
+        # the initial amounts are assigned from these parameters; setting the
+        # species' init() instead regenerates the model (minutes at 3,000 reactions)
+        for param, sid, v in zip(spec.inputs, targets, row, strict=True):
+            try:
+                rr[param] = float(v)
+            except RuntimeError:  # an expression (assignment rule): set the species
+                rr.setValue(f"init({sid})", float(v))
         rr.reset()
         got = [rr.getValue(sid) for sid in targets]
         if not np.allclose(got, row, rtol=1e-12):
@@ -281,7 +288,7 @@ def header(
         f"# {spec.title}: {counts.species} species, {counts.reactions} reactions "
         "(mass action).",
         f"# Source: {spec.reference}.",
-        f"#   {origin} (PySB {pysb_v}),",
+        f"#   {origin}, PySB {pysb_v};",
         f"#   expanded to reactions by BioNetGen {bng_v} and converted by "
         "benchmarks/import_models.py.",
         f"#   {spec.note}",

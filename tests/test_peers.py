@@ -258,3 +258,23 @@ def test_general_crn_end_to_end(peers, tmp_path):
     assert "## General CRNs" in md and "| tiny | 3 / 3 | 5 | 4 |" in md
     with pytest.raises(SystemExit, match="already exists"):
         peers.main(argv)
+    # the same table, rendered again from the records alone
+    again = tmp_path / "again.md"
+    assert peers.main(["--from-jsonl", str(out), "--table", str(again)]) == 0
+    assert again.read_text() == md
+
+
+def test_parse_args_models_and_per_case_keys(peers):
+    args = peers.parse_args(["--models", "corpus,iris", "--batch", "500,random600=16"])
+    names = peers.corpus_names()
+    assert args.models == names + ["iris"] and "robertson" in names
+    assert args.batch("random600", "-", "general", "jaxcrn") == 16
+    assert args.batch("robertson", "-", "general", "jaxcrn") == 500
+    args = peers.parse_args(["--models", "robertson", "--ref-samples", "0,general=7"])
+    assert args.ref_samples("robertson", "-", "general", "jaxcrn") == 7
+    with pytest.raises(SystemExit, match="expected a comma-separated list"):
+        peers.parse_args(["--models", "robertsn"])
+    with pytest.raises(SystemExit, match="expected jaxcrn, radau or bdf"):
+        peers.parse_args(["--models", "robertson", "--ref-tool", "cvode"])
+    with pytest.raises(SystemExit, match="not a MODEL"):
+        peers.parse_args(["--models", "robertson", "--batch", "10,robertsn=3"])
