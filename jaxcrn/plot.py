@@ -417,17 +417,16 @@ def digit_traces(image, ts, traces, *, predicted, true, t_max=None, title=""):
     ts = np.asarray(ts)
     end = ts[-1] if t_max is None else min(t_max, ts[-1])
     k = int(np.searchsorted(ts, end, side="right")) - 1
-    for i in range(traces.shape[1]):  # class labels at the line ends
-        a1.annotate(
-            names[i],
-            xy=(ts[k], traces[k, i]),
-            xytext=(4, 0),
-            textcoords="offset points",
-            va="center",
-            fontsize=11 if i == predicted else 7,
-            fontweight="bold" if i == predicted else "normal",
-            color=HIGHLIGHT if i == predicted else "0.45",
-        )
+    a1.annotate(  # the predicted class named at the end of its line
+        names[predicted],
+        xy=(ts[k], traces[k, predicted]),
+        xytext=(4, 0),
+        textcoords="offset points",
+        va="center",
+        fontsize=12,
+        fontweight="bold",
+        color=HIGHLIGHT,
+    )
     if t_max is not None:
         a1.set_xlim(0, t_max * 1.06)
     handles = [

@@ -109,17 +109,16 @@ def test_final_table(batch):
     np.testing.assert_allclose(df["X"] + df["Y"] + df["Z"], [1.0, 2.0, 3.0])
 
 
-def test_name_collision_is_an_error():
-    net = compile_crn(parse_crn("X -> Y\ninput x = X\noutput Y = Y"))
-    y0 = net.initial_state(jnp.array([1.0]))
-    res = simulate(net, y0, jnp.asarray(1.0), saveat=3)
-    with pytest.raises(ValueError, match="'Y' names both an output and a species"):
+def test_name_collision_is_an_error(single):
+    res = single.with_names(outputs=["X", "z"])  # an output named like a species
+    with pytest.raises(ValueError, match="'X' names both an output and a species"):
         res.to_dataframe()
     assert list(res.to_dataframe(outputs=False).columns) == [
         "sample",
         "time",
         "X",
         "Y",
+        "Z",
         "status",
     ]
 
@@ -228,3 +227,20 @@ def test_load_checks_shapes(tmp_path, batch):
     np.savez(tmp_path / "bad.npz", **entries)
     with pytest.raises(ValueError, match=r"t_final has shape \(2,\), expected \(3,\)"):
         SimulationResult.load(tmp_path / "bad.npz")
+
+
+def test_names_in_the_command_line_json(tmp_path, capsys):
+    import json
+
+    from jaxcrn._cli import main
+
+    crn = tmp_path / "net.crn"
+    crn.write_text(TEXT)
+    csv = tmp_path / "x.csv"
+    csv.write_text("x\n1\n2\n")
+    assert (
+        main(["simulate", str(crn), "--inputs", str(csv), "--json", "--t1", "5"]) == 0
+    )
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["input_names"] == ["x"] and obj["output_names"] == ["y", "z"]
+    assert [len(r["outputs"]) for r in obj["rows"]] == [2, 2]

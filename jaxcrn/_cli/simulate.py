@@ -323,6 +323,8 @@ def _print_batch(args, net, x, lines, res) -> None:
             "t1": args.t1,
             "eps": args.eps,
             "preprocessed": bool(args.preprocess),
+            "input_names": list(net.input_names),
+            "output_names": list(res.output_names),  # the order of each row's outputs
             "rows": rows_json,
         }
         print(json.dumps(obj, allow_nan=False))
