@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 # documentation tools read the imports below as they are; at run time `__getattr__`
 # reads the same lines (one list of names, never two).
 if TYPE_CHECKING:
-    from . import datasets as datasets
+    from . import datasets as datasets, plot as plot
     from ._compile import (
         DenseKinetics as DenseKinetics,
         ForcedNetwork as ForcedNetwork,
@@ -113,6 +113,15 @@ __all__ = sorted(_PUBLIC)
 
 
 def __getattr__(name: str):
+    if name == "__version__":  # from the installed package's metadata
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("jaxcrn")
+        except PackageNotFoundError:  # pragma: no cover - run from a bare tree
+            value = "0+unknown"
+        globals()["__version__"] = value
+        return value
     if name not in _PUBLIC:
         raise AttributeError(f"module 'jaxcrn' has no attribute {name!r}")
     import importlib
@@ -126,6 +135,3 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_PUBLIC})
-
-
-__version__ = "0.1.0"

@@ -3,8 +3,9 @@ and convergence-time measures computed on device for whole batches."""
 
 import dataclasses
 import enum
-import math
+import os
 import warnings
+from collections.abc import Sequence
 
 import diffrax
 import equinox as eqx
@@ -41,8 +42,8 @@ class Status(enum.IntEnum):
             Status.OK: "ok",
             Status.MAX_STEPS: "ran out of solver steps (increase max_steps, or "
             "check that the CRN is not too stiff for the solver)",
-            Status.NONFINITE: "produced NaN or inf (check the inputs and initial "
-            "concentrations: concentrations must be finite and >= 0)",
+            Status.NONFINITE: "the state overflowed or became NaN (check the inputs "
+            "and initial concentrations: too large, or negative)",
             Status.FAILED: "the solver failed",
         }[self]
 
@@ -71,6 +72,13 @@ class SimulationResult(eqx.Module):
             spacing of `ts`; `t_final` when no states were saved). `inf` when never.
         num_steps: accepted solver steps.
         num_rejected: rejected solver steps.
+        species_names: the species, in state order (static; `network.species`).
+        output_names: the outputs (static; `network.output_names`).
+        class_names: one name per output when the outputs are class scores (static;
+            empty unless set with `with_names`).
+
+    Tables, files and plots: `to_dataframe`, `to_xarray`, `save`, `load`, and
+    `jaxcrn.plot`.
     """
 
     ts: Float[_Arr, "*batch times"]
@@ -84,10 +92,113 @@ class SimulationResult(eqx.Module):
     t_converged: Float[_Arr, "*batch"]
     num_steps: Int[_Arr, "*batch"]
     num_rejected: Int[_Arr, "*batch"]
+    species_names: tuple[str, ...] = eqx.field(static=True, default=())
+    output_names: tuple[str, ...] = eqx.field(static=True, default=())
+    class_names: tuple[str, ...] = eqx.field(static=True, default=())
 
     @property
     def ok(self) -> Bool[Array, "*batch"]:
         return self.status == Status.OK
+
+    def with_names(
+        self,
+        *,
+        species: Sequence[str] | None = None,
+        outputs: Sequence[str] | None = None,
+        classes: Sequence[str] | None = None,
+    ) -> "SimulationResult":
+        """A copy with other names (None keeps a name list as it is).
+
+        Example:
+            >>> import jax.numpy as jnp
+            >>> from jaxcrn import compile_crn, parse_crn, simulate
+            >>> net = compile_crn(parse_crn("X -> Y\\ninit X = 1\\noutput y = Y"))
+            >>> res = simulate(net, net.y_init, jnp.asarray(1.0))
+            >>> res.species_names, res.output_names
+            (('X', 'Y'), ('y',))
+            >>> res.with_names(classes=["yes"]).class_names
+            ('yes',)
+        """
+        from ._results import with_names
+
+        return with_names(self, species, outputs, classes)
+
+    def to_dataframe(
+        self, kind: str = "trajectories", *, species: bool = True, outputs: bool = True
+    ):
+        """The result as a pandas DataFrame (pandas from the `tables` extra).
+
+        `kind="trajectories"`: one row per sample and saved time, with columns
+        `sample`, `time`, one per output, one per species (when states were saved)
+        and `status`. `kind="final"`: one row per sample with `status`,
+        `converged`, `t_final`, `t_converged`, `num_steps`, `num_rejected`, the
+        final outputs and species, and `argmax` (plus `class` when `class_names`
+        are set). `species=False` or `outputs=False` leaves those columns out.
+
+        Example:
+            >>> import numpy as np
+            >>> from jaxcrn import compile_crn, parse_crn, simulate_batch
+            >>> net = compile_crn(parse_crn("X -> Y\\ninput x = X\\noutput y = Y"))
+            >>> res = simulate_batch(net, np.array([[1.0], [2.0]]), 10.0, saveat=3)
+            >>> res.to_dataframe().round(4)
+               sample  time       y status
+            0       0   0.0  0.0000     ok
+            1       0   5.0  0.9933     ok
+            2       0  10.0  1.0000     ok
+            3       1   0.0  0.0000     ok
+            4       1   5.0  1.9865     ok
+            5       1  10.0  1.9999     ok
+        """
+        from ._results import to_dataframe
+
+        return to_dataframe(self, kind, species=species, outputs=outputs)
+
+    def to_xarray(self):
+        """The result as an `xarray.Dataset` with dimensions `sample` (for a
+        batch), `time`, `species` and `output`, names as coordinates.
+
+        Example:
+            >>> import numpy as np
+            >>> from jaxcrn import compile_crn, parse_crn, simulate_batch
+            >>> net = compile_crn(parse_crn("X -> Y\\ninput x = X\\noutput y = Y"))
+            >>> res = simulate_batch(net, np.array([[1.0], [2.0]]), 10.0, saveat=3)
+            >>> ds = res.to_xarray()
+            >>> [round(float(v), 4) for v in ds.outputs.sel(output="y", time=10.0)]
+            [1.0, 1.9999]
+        """
+        from ._results import to_xarray
+
+        return to_xarray(self)
+
+    def save(self, path: "str | os.PathLike", *, overwrite: bool = False) -> None:
+        """Write the result to an `.npz` file (no pickle; written atomically).
+
+        Refuses to replace an existing file unless `overwrite`. Read it back with
+        `SimulationResult.load`.
+
+        Example:
+            >>> import os, tempfile
+            >>> import numpy as np
+            >>> from jaxcrn import SimulationResult, compile_crn, parse_crn
+            >>> from jaxcrn import simulate_batch
+            >>> net = compile_crn(parse_crn("X -> Y\\ninput x = X\\noutput y = Y"))
+            >>> res = simulate_batch(net, np.array([[1.0]]), 10.0, saveat=3)
+            >>> path = os.path.join(tempfile.mkdtemp(), "run.npz")
+            >>> res.save(path)
+            >>> back = SimulationResult.load(path)
+            >>> back.output_names, np.array_equal(back.outputs, res.outputs)
+            (('y',), True)
+        """
+        from ._results import save
+
+        save(self, path, overwrite=overwrite)
+
+    @staticmethod
+    def load(path: "str | os.PathLike") -> "SimulationResult":
+        """Read a result written by `save` (NumPy arrays, names restored)."""
+        from ._results import load
+
+        return load(path)
 
     def summary(self) -> str:
         """One line: how many samples were ok / converged, step counts."""
@@ -121,7 +232,10 @@ def _warn_tolerance(rtol, dtype) -> None:
         )
 
 
-def _status_from(result, y_final) -> Int[Array, ""]:
+def _status_from(result, y_final, rate_final=None) -> Int[Array, ""]:
+    """The `Status` of a diffrax solve. A state whose rate of change is not finite
+    (it overflowed: the solver rejects every step, then runs out of steps) is
+    NONFINITE, not MAX_STEPS."""
     ok = diffrax.is_okay(result)
     status = jnp.where(
         ok,
@@ -131,6 +245,8 @@ def _status_from(result, y_final) -> Int[Array, ""]:
         ),
     )
     finite = jnp.all(jnp.isfinite(y_final))
+    if rate_final is not None:
+        finite = finite & jnp.all(jnp.isfinite(rate_final))
     return jnp.where(finite, status, Status.NONFINITE).astype(jnp.int32)
 
 
@@ -269,7 +385,7 @@ def simulate(
     assert sol.ys is not None and sol.ts is not None
     y_final = sol.ys[0][-1]
     t_final = sol.ts[0][-1]
-    status = _status_from(sol.result, y_final)
+    status = _status_from(sol.result, y_final, network(t_final, y_final, None))
     ok = status == Status.OK
     y_final = jnp.where(ok, y_final, jnp.nan)
     outputs_final = network.read_outputs(y_final)
@@ -315,6 +431,8 @@ def simulate(
         t_converged=t_conv.astype(dtype),
         num_steps=jnp.asarray(stats["num_accepted_steps"], jnp.int32),
         num_rejected=jnp.asarray(stats["num_rejected_steps"], jnp.int32),
+        species_names=network.species,
+        output_names=network.output_names,
     )
 
 
@@ -538,7 +656,7 @@ def simulate_batch(
     method: str = "auto",
     exact_inputs: bool | None = None,
     workers: int | None = None,
-    progress: bool = True,
+    progress: bool = False,
 ) -> SimulationResult:
     """Simulate a batch of input vectors through the network.
 
@@ -593,7 +711,8 @@ def simulate_batch(
             common rate).
         workers: threads for the layered engine, each simulating an equal share of
             every chunk. Default: the number of CPU cores available.
-        progress: draw a progress line on a terminal.
+        progress: show a progress bar (a widget in Jupyter, a bar on a terminal;
+            updated as chunks finish), as the command line does.
 
     Returns:
         A `SimulationResult` of NumPy arrays with a leading batch axis; `ys` is
@@ -604,8 +723,8 @@ def simulate_batch(
         >>> import numpy as np
         >>> from jaxcrn import compile_crn, parse_crn, simulate_batch
         >>> net = compile_crn(parse_crn("X -> Y\\ninput x = X\\noutput y = Y"))
-        >>> res = simulate_batch(net, np.array([[1.0], [2.0]]), 30.0, progress=False)
-        >>> np.round(res.outputs_final[:, 0], 6).tolist()
+        >>> res = simulate_batch(net, np.array([[1.0], [2.0]]), 30.0)
+        >>> np.round(res.outputs_final[:, 0], 4).tolist()
         [1.0, 2.0]
     """
     from ._engine import integrate_lanes
@@ -678,7 +797,7 @@ def simulate_batch(
         )
     chunk = min(chunk_size, n)
     parts = []
-    with Progress(math.ceil(n / chunk), "simulating", enabled=progress) as bar:
+    with Progress(n, "simulating", enabled=progress, unit="sample") as bar:
         for start in range(0, n, chunk):
             xs = x[start : start + chunk]
             m = xs.shape[0]
@@ -719,9 +838,9 @@ def simulate_batch(
                 )
                 eng = jax.tree_util.tree_map(lambda a: np.asarray(a)[:m], eng)
                 fields = {f.name: getattr(eng, f.name) for f in dataclasses.fields(eng)}
-                res = _batch_result(fields, ts, np.asarray(y0s).dtype)
+                res = _batch_result(fields, ts, np.asarray(y0s).dtype, network)
             parts.append(res)
-            bar.update(1, extra=res.summary() if len(parts) == 1 else "")
+            bar.update(m, res.summary() if len(parts) == 1 else None)
     out = jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *parts)
     return out
 
@@ -884,27 +1003,28 @@ def _simulate_layered(
             )
             out.append({k: (None if v is None else v[:m]) for k, v in res.items()})
             if bar is not None:
-                bar.update(1)
+                bar.update(m)
         return {
             k: None if out[0][k] is None else np.concatenate([o[k] for o in out])
             for k in out[0]
         }
 
-    n_chunks = math.ceil(n / min(chunk_size, n))
-    with Progress(n_chunks, "simulating", enabled=progress) as bar:
+    with Progress(n, "simulating", enabled=progress, unit="sample") as bar:
         res = run(x, first, detect, bar)
-    stiff = np.flatnonzero(res["status"] == STIFF)
-    if stiff.size:
-        # samples that Tsit5 found stiff: again from t = 0 with Rodas5P
-        again = run(x[stiff], "rodas5p", False, None)
-        for k, v in res.items():
-            if v is not None:
-                v[stiff] = again[k]
-    return _batch_result(res, ts, np.dtype(dtype))
+        stiff = np.flatnonzero(res["status"] == STIFF)
+        if stiff.size:
+            # samples that Tsit5 found stiff: again from t = 0 with Rodas5P
+            bar.set_postfix(f"{stiff.size} stiff: again with Rodas5P")
+            again = run(x[stiff], "rodas5p", False, None)
+            for k, v in res.items():
+                if v is not None:
+                    v[stiff] = again[k]
+    return _batch_result(res, ts, np.dtype(dtype), network)
 
 
-def _batch_result(res: dict, ts, dtype) -> SimulationResult:
-    """A `SimulationResult` of NumPy arrays from an engine's per-sample fields."""
+def _batch_result(res: dict, ts, dtype, network) -> SimulationResult:
+    """A `SimulationResult` of NumPy arrays from an engine's per-sample fields
+    (names from `network`)."""
     m = res["t_final"].shape[0]
     t_out = (
         res["t_final"][:, None]
@@ -930,4 +1050,6 @@ def _batch_result(res: dict, ts, dtype) -> SimulationResult:
         t_converged=np.where(ok & steady, res["t_steady"], np.inf),
         num_steps=res["num_steps"],
         num_rejected=res["num_rejected"],
+        species_names=network.species,
+        output_names=network.output_names,
     )
