@@ -806,10 +806,15 @@ def machine_info() -> dict:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
+    try:
+        load = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        load = None
     return dict(
         cpu=cpu,
         cores=os.cpu_count(),
         cores_available=len(os.sched_getaffinity(0)),
+        load_average_at_start=load,  # 1, 5, 15 minutes: a shared machine shows here
         memory_gb=mem_gb,
         python=platform.python_version(),
         versions={

@@ -278,3 +278,23 @@ def test_parse_args_models_and_per_case_keys(peers):
         peers.parse_args(["--models", "robertson", "--ref-tool", "cvode"])
     with pytest.raises(SystemExit, match="not a MODEL"):
         peers.parse_args(["--models", "robertson", "--batch", "10,robertsn=3"])
+
+
+def test_scipy_reference_without_jaxcrn(peers, tmp_path):
+    """--ref-tool radau: the reference is scipy Radau (checked against LSODA), and
+    a run without jaxcrn compiles nothing."""
+    path = tmp_path / "decay.crn"
+    path.write_text(
+        "#@ t1: 3\n#@ sample a: uniform 1 2\nA -> B  [k=0.7]\ninput a = A\n"
+    )
+    out = tmp_path / "r.jsonl"
+    argv = ["--models", str(path), "--tools", "lsoda", "--ref-tool", "radau"]
+    argv += ["--batch", "3", "--peer-samples", "3", "--ref-check", "1"]
+    assert peers.main(argv + ["--out", str(out)]) == 0
+    import json
+
+    (rec,) = map(json.loads, out.read_text().splitlines())
+    assert rec["tool"] == "lsoda" and rec["status"] == "ok", rec
+    assert rec["reference"] == "scipy Radau rtol 1e-10 atol 1e-12"
+    assert rec["max_scaled_err"] < 1e-4 and rec["samples"] == 3
+    assert len(rec["machine"]["load_average_at_start"]) == 3
