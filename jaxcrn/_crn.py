@@ -770,8 +770,9 @@ def parse_crn(text: str, *, path: str | None = None) -> CRN:
 
 
 def decode_text(data: bytes, path: str | None = None) -> str:
-    r"""UTF-8 bytes as text (a leading byte-order mark dropped); invalid UTF-8 is a
-    `CRNSyntaxError` naming the line, column and byte offset of the first bad byte.
+    r"""UTF-8 bytes as text; invalid UTF-8 is a `CRNSyntaxError` naming the line,
+    column and byte offset of the first bad byte. (A byte-order mark is kept: the
+    readers drop one at the start.)
 
     Example:
         >>> decode_text(b"A -> B\n\xff -> C\n")  # doctest: +ELLIPSIS
@@ -795,12 +796,17 @@ def decode_text(data: bytes, path: str | None = None) -> str:
                     len(breaks) + 1,
                     raw,
                     f"invalid UTF-8: byte 0x{data[e.start]:02x} at byte offset "
-                    f"{e.start} (column {col}); save the file as UTF-8 text",
+                    f"{e.start} (column {col}); save the file as UTF-8 text"
+                    + (
+                        " (it looks like UTF-16)"
+                        if data[:2] in (b"\xff\xfe", b"\xfe\xff")
+                        else ""
+                    ),
                 )
             ],
             path,
         ) from None
-    return text[1:] if text.startswith("\ufeff") else text
+    return text
 
 
 def load_crn(path: str | os.PathLike) -> CRN:

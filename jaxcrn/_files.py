@@ -37,6 +37,20 @@ def _existing_ancestor(folder: str) -> str:
     return folder
 
 
+def _probe(folder: str, path: str) -> None:
+    """Create and remove a temporary file in `folder`: the one sure test that files
+    can be written there (permissions, read-only file systems, /proc, ...)."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".jaxcrn-probe.", dir=folder)
+    except OSError as e:
+        raise PermissionError(
+            f"cannot write {path}: the folder {folder} is not writable "
+            f"({e.strerror or e})."
+        ) from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
 def check_output(
     path: str | os.PathLike, *, overwrite: bool = False, make_parents: bool = False
 ) -> str:
@@ -82,10 +96,7 @@ def check_output(
                     else f"the folder {parent} does not exist."
                 )
             )
-        if not os.access(parent, os.W_OK):
-            raise PermissionError(
-                f"cannot write {p}: the folder {parent} is not writable."
-            )
+        _probe(parent, p)
         if len(os.path.basename(p).encode("utf-8", "surrogateescape")) > 255:
             raise OSError(f"cannot write {p}: the file name is too long.")
     except (FileExistsError, FileNotFoundError, PermissionError):
@@ -173,21 +184,33 @@ def write_outputs(
     contents = list(files.values())
     if make_parents:
         for p in paths:
-            os.makedirs(os.path.dirname(os.path.abspath(p)), exist_ok=True)
+            folder = os.path.dirname(os.path.abspath(p))
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as e:
+                raise OSError(
+                    f"cannot create the folder {folder}: {e.strerror or e}."
+                ) from None
     staged: list[tuple[str, str]] = []
     mode = 0o666 & ~_umask()
     try:
         for p, content in zip(paths, contents, strict=True):
             parent, name = os.path.split(os.path.abspath(p))
-            fd, tmp = tempfile.mkstemp(
-                prefix=f".{name[:64]}.", suffix=".tmp", dir=parent
-            )
+            try:
+                fd, tmp = tempfile.mkstemp(
+                    prefix=f".{name[:64]}.", suffix=".tmp", dir=parent
+                )
+            except OSError as e:
+                raise OSError(f"cannot write {p}: {e.strerror or e}.") from None
             staged.append((tmp, p))
-            with os.fdopen(fd, "wb") as f:
-                _write(f, content)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, mode)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    _write(f, content)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.chmod(tmp, mode)
+            except OSError as e:
+                raise OSError(f"cannot write {p}: {e.strerror or e}.") from None
         for tmp, p in staged:
             if overwrite:
                 os.replace(tmp, p)

@@ -101,7 +101,7 @@ class VerifyReport:
             "n_examples": self.n,
             "agreement": self.agreement,
             "max_abs_error": self.max_abs_error,
-            "converged": int(self.converged.sum()),
+            "steady": int(self.converged.sum()),  # samples at a steady state at t1
             "failed": int((self.status != Status.OK).sum()),
             "t1": self.t1,
             "wall_s": self.wall_s,

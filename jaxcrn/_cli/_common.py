@@ -103,6 +103,8 @@ def check_positive(args, *names: str, integer: bool = False) -> None:
 
 def _open_input(path: str, kind: str) -> bytes:
     """The bytes of an input file, or a CLIError saying why it cannot be read."""
+    if path == "":
+        raise CLIError(f"the file name is empty; expected {kind}.")
     if os.path.isdir(path):
         raise CLIError(f"{path} is a directory, not {kind}.")
     try:
@@ -174,7 +176,7 @@ def read_inputs_csv(path: str, input_names: Sequence[str]):
 
     data = _open_input(path, "a CSV file")
     try:
-        text = decode_text(data, path)
+        text = decode_text(data, path).removeprefix("\ufeff")
     except CRNSyntaxError as e:
         raise CLIError(e.lines()[0]) from None
     names = list(input_names)
