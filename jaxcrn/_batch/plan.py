@@ -20,14 +20,21 @@ SOLVERS = ("auto", "tsit5", "rodas5p")
 # finds stiff (benchmarks/solvers.py: the MNIST-14 CRNs are stiff, IRIS and virus
 # are not)
 AUTO_RODAS_MIN_STATE = 256
-# lanes per worker on a CPU: about this many state values per lane array (cache
-# resident), between the bounds below
-CPU_LANE_VALUES = 8192
+# lanes per worker on a CPU (benchmarks: CPU time per sample against lanes on
+# networks of 3 to 60 state rows): tiny networks gain from many lanes (XLA's fixed
+# cost per operation spread wider), from about a dozen rows 64 lanes keep every
+# working array cache-resident, large networks 32
+CPU_LANES_TINY = 4096  # state values per lane array below CPU_ROWS_MID rows
+CPU_ROWS_MID = (12, 160)
 CPU_LANES = (32, 512)
 ACCELERATOR_LANES = 16_384
 CPU_CHUNK = 1024
 # saved values of one chunk (samples x times x values) at most this many numbers
 SAVED_BUDGET = 32_000_000
+# Rodas5P's 8 stages are unrolled (faster to run) when one linear solve is at most
+# this many sequential levels; beyond, they run in a loop, so the solve is compiled
+# once instead of 8 times (compilation grows with the levels of the schedule)
+UNROLL_MAX_SOLVE_LEVELS = 48
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,9 +170,9 @@ def plan_batch(
             "tsit5", "rodas5p", a `jaxcrn.Rodas5P()` or `diffrax.Tsit5()`, or any
             other `diffrax.AbstractAdaptiveSolver` (stepped one lane per `vmap`
             slot; slower).
-        lanes: samples side by side per worker. Default: on a CPU about 8,192
-            state values per lane array (32 to 512 lanes); on an accelerator
-            16,384.
+        lanes: samples side by side per worker. Default: on a CPU 512 for the
+            tiniest networks (about 4,096 state values per lane array), 64 from
+            12 state rows, 32 above 160; on an accelerator 16,384.
         chunk_size: samples per engine call. Default: on a CPU 1,024 (at least 8
             lanes' worth per worker), on an accelerator the lanes times the workers;
             smaller when the saved values of a chunk would exceed 32 million numbers.
@@ -239,17 +246,26 @@ def plan_batch(
         linear = "the solver's own"
     elif isinstance(kin, LayeredKinetics):
         linear = "block substitution"
-    elif isinstance(kin, DenseKinetics):
+    elif isinstance(kin, DenseKinetics) or not isinstance(
+        getattr(kin, "lu", None), SparseLU
+    ):
         linear = "dense LU"
     else:
         linear = "sparse LU"
     details: dict = {}
     lu = getattr(kin, "lu", None)
+    solve_levels = 0
     if isinstance(lu, SparseLU) and linear == "sparse LU":
         details["lu"] = (
             f"{lu.nnz} non-zeros of {lu.n * lu.n}, {lu.n_pairs} multiply-adds, "
             f"{lu.n_levels} levels"
         )
+        solve_levels = lu.n_solve_levels
+    elif isinstance(kin, LayeredKinetics):
+        solve_levels = len(kin.waves)
+    unroll = solve_levels <= UNROLL_MAX_SOLVE_LEVELS
+    if "rodas5p" in stepper:
+        details["rodas5p stages"] = "unrolled" if unroll else "looped (long solve)"
 
     # sizes
     if workers is None:
@@ -257,14 +273,13 @@ def plan_batch(
     if lanes is None:
         if accel:
             lanes = ACCELERATOR_LANES
+        elif n_state < CPU_ROWS_MID[0]:
+            target = CPU_LANES_TINY // max(n_state, 1)
+            lanes = min(CPU_LANES[1], 1 << max(target, 1).bit_length() - 1)
+        elif n_state <= CPU_ROWS_MID[1]:
+            lanes = 64
         else:
-            target = CPU_LANE_VALUES // max(n_state, 1)
-            lanes = int(
-                min(
-                    CPU_LANES[1],
-                    max(CPU_LANES[0], 1 << max(target, 1).bit_length() - 1),
-                )
-            )
+            lanes = CPU_LANES[0]
     if chunk_size is None:
         chunk_size = lanes * workers if accel else max(CPU_CHUNK, 8 * lanes * workers)
         if n_saved:
@@ -288,5 +303,5 @@ def plan_batch(
         details=details,
         solver=solver,
         device_objects=devs,
-        unroll=os.environ.get("JAXCRN_UNROLL", "1") == "1",
+        unroll=unroll,
     )

@@ -23,6 +23,14 @@ from ._structure import Stoichiometry
 __all__ = ["AbstractKinetics", "ReactantGather"]
 
 
+def host_array(x, dtype=None) -> jax.Array:
+    """Host data (built once, when a network is compiled) as a device array.
+    `jax.device_put` of a NumPy array: `jnp.asarray(x, dtype)` stages a conversion,
+    compiled once per shape, which costs seconds for the thousands of small tables
+    of a large network."""
+    return jax.device_put(np.asarray(x, None if dtype is None else np.dtype(dtype)))
+
+
 def _lanes(y, rates):
     """(2-D y, 2-D rates, squeeze?) for a 1-D or 2-D state."""
     if y.ndim == 1:
@@ -123,7 +131,7 @@ class ReactantGather(eqx.Module):
 
     @classmethod
     def build(cls, tables: Stoichiometry) -> "ReactantGather":
-        return cls(jnp.asarray(tables.padded_reactants()), tables.n_species)
+        return cls(host_array(tables.padded_reactants()), tables.n_species)
 
     @property
     def order(self) -> int:
@@ -197,10 +205,10 @@ class GatherSum(eqx.Module):
                 for j, (q, v) in enumerate(terms[i]):
                     s[k, j] = q
                     c[k, j] = v
-            groups.append(_SumGroup(jnp.asarray(s), jnp.asarray(c, dtype)))
+            groups.append(_SumGroup(host_array(s), host_array(c, dtype)))
         out = np.full(n_rows, len(rows), np.int32)  # rows without terms: zero
         out[np.asarray(rows, np.int64)] = np.arange(len(rows))
-        return cls(tuple(groups), jnp.asarray(out), n_rows, n_cols)
+        return cls(tuple(groups), host_array(out), n_rows, n_cols)
 
     def __call__(self, x: Float[Array, "cols ..."]) -> Float[Array, "rows ..."]:
         lanes = x.shape[1:]

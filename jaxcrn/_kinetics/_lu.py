@@ -21,18 +21,22 @@ retried with a smaller `h`, i.e. a larger diagonal).
 import dataclasses
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
+import jax.scipy.linalg as jsl
 import numpy as np
 from jaxtyping import Array, Float, Int
 
+from ._base import host_array
 
-__all__ = ["LUSchedule", "SparseLU", "fill_reducing_order"]
+
+__all__ = ["DenseLU", "LUSchedule", "SparseLU", "fill_reducing_order"]
 
 # cost model for grouping entries of one level (in units of one multiply-add on
 # one lane): a group costs its padded size times the lanes, plus a fixed overhead
 # per array operation (measured on XLA:CPU: ~0.2 us per operation, ~0.25 ns per
 # element-operation)
-_OP_COST = 4000.0
+_OP_COST = 40000.0
 _TYPICAL_LANES = 128
 
 
@@ -351,7 +355,7 @@ def _device_group(g: _HostGroup) -> _Group:
         g.a.shape[1],
         g.d is not None,
         g.level,
-        jnp.asarray(np.concatenate(cols, axis=1).astype(np.int32)),
+        host_array(np.concatenate(cols, axis=1).astype(np.int32)),
     )
 
 
@@ -397,6 +401,13 @@ class SparseLU(eqx.Module):
     n_levels: int = eqx.field(static=True)
     n_pairs: int = eqx.field(static=True)
 
+    @property
+    def n_solve_levels(self) -> int:
+        """Sequential levels of one solve (forward and backward)."""
+        return len({g.level for g in self.fwd_groups}) + len(
+            {g.level for g in self.bwd_groups}
+        )
+
     @classmethod
     def build(
         cls,
@@ -408,12 +419,13 @@ class SparseLU(eqx.Module):
         *,
         dtype,
         lanes: int = _TYPICAL_LANES,
+        schedule: "LUSchedule | None" = None,
     ) -> "SparseLU":
         pattern = np.unique(
             np.stack([term_row, term_col], axis=1).astype(np.int64).reshape(-1, 2),
             axis=0,
         )
-        sched = LUSchedule.build(n, pattern, lanes=lanes)
+        sched = schedule or LUSchedule.build(n, pattern, lanes=lanes)
         pos = np.empty(n, np.int64)
         pos[sched.order] = np.arange(n)
         # assembly table: terms per slot, padded (src index -1 -> zero row of v)
@@ -441,15 +453,15 @@ class SparseLU(eqx.Module):
         bwd_position = np.empty(n, np.int64)
         bwd_position[sched.bwd_rows] = np.arange(n)
         return cls(
-            asm_src=jnp.asarray(src),
-            asm_coeff=jnp.asarray(coeff, dtype),
-            asm_diag=jnp.asarray(diag, dtype),
+            asm_src=host_array(src),
+            asm_coeff=host_array(coeff, dtype),
+            asm_diag=host_array(diag, dtype),
             factor_groups=tuple(_device_group(g) for g in sched.factor_groups),
             fwd_groups=tuple(_device_group(g) for g in sched.forward_groups),
             bwd_groups=tuple(_device_group(g) for g in sched.backward_groups),
-            fwd_rows=jnp.asarray(sched.order[sched.fwd_rows], jnp.int32),
-            bwd_from_fwd=jnp.asarray(fwd_position[sched.bwd_rows], jnp.int32),
-            out_rows=jnp.asarray(bwd_position[pos], jnp.int32),
+            fwd_rows=host_array(sched.order[sched.fwd_rows], jnp.int32),
+            bwd_from_fwd=host_array(fwd_position[sched.bwd_rows], jnp.int32),
+            out_rows=host_array(bwd_position[pos], jnp.int32),
             n=n,
             nnz=sched.nnz,
             n_levels=sched.n_levels,
@@ -522,3 +534,57 @@ class SparseLU(eqx.Module):
                 x, run[0].lo, parts[0] if len(parts) == 1 else jnp.concatenate(parts)
             )
         return x[self.out_rows]
+
+
+# ---------------------------------------------------------------------------------
+# Dense LU (partial pivoting), for patterns whose fill leaves little sparsity and for
+# the dense layout.
+
+
+def dense_lu_factor(a: Float[Array, "n n lanes"]):
+    """LU factorisations (partial pivoting) of `a[:, :, l]` for every lane."""
+    return jax.vmap(jsl.lu_factor, in_axes=2)(a)
+
+
+def dense_lu_solve(factors, b: Float[Array, "n lanes"]) -> Float[Array, "n lanes"]:
+    return jax.vmap(jsl.lu_solve, in_axes=(0, 1), out_axes=1)(factors, b)
+
+
+class DenseLU(eqx.Module):
+    """`(lam*I - J) x = b` by a dense LU with partial pivoting, `J` assembled from
+    the same terms as `SparseLU` (`J[row_q, col_q] += coeff_q * v[src_q]`). Chosen
+    when a sparse schedule would be long (its levels compile one by one) or its
+    fill leaves little to gain."""
+
+    term_src: Int[Array, " terms"]
+    term_row: Int[Array, " terms"]
+    term_col: Int[Array, " terms"]
+    term_coeff: Float[Array, " terms"]
+    n: int = eqx.field(static=True)
+
+    @classmethod
+    def build(cls, n, term_src, term_row, term_col, term_coeff, *, dtype) -> "DenseLU":
+        return cls(
+            host_array(np.asarray(term_src, np.int32)),
+            host_array(np.asarray(term_row, np.int32)),
+            host_array(np.asarray(term_col, np.int32)),
+            host_array(np.asarray(term_coeff, np.float64), dtype),
+            n,
+        )
+
+    def factor(self, lam, v):
+        lanes = v.shape[1:]
+        n = self.n
+        vals = self.term_coeff.astype(v.dtype)[:, None] * v[self.term_src]
+        jac = (
+            jnp.zeros((n, n) + lanes, v.dtype)
+            .at[self.term_row, self.term_col]
+            .add(vals)
+        )
+        lam = jnp.broadcast_to(jnp.asarray(lam, v.dtype), (1,) + lanes).reshape(
+            1, 1, -1
+        )
+        return dense_lu_factor(lam * jnp.eye(n, dtype=v.dtype)[:, :, None] - jac)
+
+    def solve(self, factors, b):
+        return dense_lu_solve(factors, b)

@@ -18,12 +18,11 @@ read a constant 1, so fluxes have finite gradients at zero concentration).
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg as jsl
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from ._base import AbstractKinetics, GatherSum, ReactantGather
-from ._lu import SparseLU
+from ._base import AbstractKinetics, GatherSum, ReactantGather, host_array
+from ._lu import DenseLU, LUSchedule, SparseLU, dense_lu_factor, dense_lu_solve
 from ._structure import Stoichiometry
 
 
@@ -33,15 +32,29 @@ __all__ = ["DenseKinetics", "SparseKinetics"]
 # of its entries is non-zero (or the network is this small); below, as gathers
 DENSE_NET_FRACTION = 0.15
 DENSE_NET_SIZE = 64
+# a sparse LU schedule of more levels than this compiles slowly (every level is a
+# few operations of its own), and one whose multiply-adds exceed this fraction of a
+# dense factorisation's saves little: then the sparse layout solves with a dense LU
+SPARSE_LU_MAX_LEVELS = 400
+SPARSE_LU_MAX_FRACTION = 0.5
 
 
-def _lu_for(tables: Stoichiometry, dtype) -> SparseLU:
+def _lu_for(tables: Stoichiometry, dtype) -> SparseLU | DenseLU:
     r, slot, row, coeff = tables.jacobian_terms
     pr = tables.padded_reactants()
     col = pr[r, slot] if r.size else np.zeros(0, np.int64)
-    return SparseLU.build(
-        tables.n_species, r * tables.max_order + slot, row, col, coeff, dtype=dtype
-    )
+    n = tables.n_species
+    src = r * tables.max_order + slot
+    sched = LUSchedule.build(n, tables.jacobian_pattern()) if n else None
+    if sched is not None:
+        levels = sched.n_levels + 2 * len({g.level for g in sched.forward_groups})
+        dense_work = n**3 / 3
+        if (
+            levels > SPARSE_LU_MAX_LEVELS
+            or sched.n_pairs > SPARSE_LU_MAX_FRACTION * dense_work
+        ):
+            return DenseLU.build(n, src, row, col, coeff, dtype=dtype)
+    return SparseLU.build(n, src, row, col, coeff, dtype=dtype, schedule=sched)
 
 
 def _net_matrix(tables: Stoichiometry) -> np.ndarray:
@@ -71,8 +84,8 @@ class DenseKinetics(AbstractKinetics):
     @classmethod
     def build(cls, tables: Stoichiometry, dtype) -> "DenseKinetics":
         return cls(
-            jnp.asarray(tables.padded_reactants()),
-            jnp.asarray(_net_matrix(tables), dtype),
+            host_array(tables.padded_reactants()),
+            host_array(_net_matrix(tables), dtype),
             tables.n_species,
             tables.n_reactions,
         )
@@ -106,11 +119,10 @@ class DenseKinetics(AbstractKinetics):
         jac = self._dense_jacobian(y, rates)
         n = self.n_species
         lam3 = jnp.broadcast_to(lam, (1, y.shape[1])).reshape(1, 1, -1)
-        a = lam3 * jnp.eye(n, dtype=y.dtype)[:, :, None] - jac
-        return jax.vmap(jsl.lu_factor, in_axes=2)(a)
+        return dense_lu_factor(lam3 * jnp.eye(n, dtype=y.dtype)[:, :, None] - jac)
 
     def _solve(self, factors, b):
-        return jax.vmap(jsl.lu_solve, in_axes=(0, 1), out_axes=1)(factors, b)
+        return dense_lu_solve(factors, b)
 
 
 class SparseKinetics(AbstractKinetics):
@@ -121,7 +133,7 @@ class SparseKinetics(AbstractKinetics):
     reactants: ReactantGather
     net_dense: Float[Array, "species reactions"] | None
     net_sparse: GatherSum | None
-    lu: SparseLU
+    lu: SparseLU | DenseLU
     tables: Stoichiometry = eqx.field(static=True)
     n_species: int = eqx.field(static=True)
     n_reactions: int = eqx.field(static=True)
@@ -134,7 +146,7 @@ class SparseKinetics(AbstractKinetics):
         dense = small or fraction >= DENSE_NET_FRACTION
         return cls(
             ReactantGather.build(tables),
-            jnp.asarray(net, dtype) if dense else None,
+            host_array(net, dtype) if dense else None,
             None
             if dense
             else GatherSum.build(

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from ._base import AbstractKinetics
+from ._base import AbstractKinetics, host_array
 from ._structure import LayeredStructure, Stoichiometry
 
 
@@ -268,10 +268,10 @@ def _make_block(d: np.ndarray, lo: int, c0: int, dtype) -> _Block:
             c0 + cols,
             runs,
             None,
-            jnp.asarray(src),
-            jnp.asarray(coef, dtype),
+            host_array(src),
+            host_array(coef, dtype),
         )
-    return _Block(lo, lo + rows, c0, c0 + cols, (), jnp.asarray(d, dtype), None, None)
+    return _Block(lo, lo + rows, c0, c0 + cols, (), host_array(d, dtype), None, None)
 
 
 def _make_feed(dense_t: np.ndarray, lo: int, cuts: list[int], dtype) -> list[_Block]:
@@ -384,7 +384,7 @@ class LayeredKinetics(AbstractKinetics):
                 kinds.append(kind)
                 slot_runs.append(runs)
                 gathers.append(
-                    jnp.asarray(col.astype(np.int32)) if kind == _GATHER else None
+                    host_array(col.astype(np.int32)) if kind == _GATHER else None
                 )
             fm, sm, em = w.first_mask.T, w.second_mask.T, w.early_mask.T
             feed = []
@@ -406,11 +406,11 @@ class LayeredKinetics(AbstractKinetics):
                     else tuple(_NONE for _ in range(k_order)),
                     early_kind=tuple(_mask_kind(c) for c in em),
                     gather=tuple(gathers),
-                    first_mask=jnp.asarray(fm[:, :, None], dtype),
-                    second_mask=jnp.asarray(sm[:, :, None], dtype),
-                    early_mask=jnp.asarray(em[:, :, None], dtype),
-                    c1=jnp.asarray(w.c1[:, None], dtype),
-                    c2=jnp.asarray(w.c2[:, None], dtype),
+                    first_mask=host_array(fm[:, :, None], dtype),
+                    second_mask=host_array(sm[:, :, None], dtype),
+                    early_mask=host_array(em[:, :, None], dtype),
+                    c1=host_array(w.c1[:, None], dtype),
+                    c2=host_array(w.c2[:, None], dtype),
                     feed=tuple(feed),
                 )
             )
@@ -418,8 +418,8 @@ class LayeredKinetics(AbstractKinetics):
         inv[rxn_order] = np.arange(tables.n_reactions)
         return order, cls(
             waves=tuple(waves),
-            rxn_perm=jnp.asarray(rxn_order.astype(np.int32)),
-            rxn_inv=jnp.asarray(inv.astype(np.int32)),
+            rxn_perm=host_array(rxn_order.astype(np.int32)),
+            rxn_inv=host_array(inv.astype(np.int32)),
             tables=tables.permuted(order),
             has_gather=has_gather,
             n_species=n,
