@@ -105,10 +105,11 @@ def reaction_index(network, name) -> int:
                     f"reaction {name!r}: name one irreversible reaction ('A -> B')."
                 )
             r = parsed.reactions[0]
+            key = (sorted(r.reactants), sorted(r.products))
             hits = [
                 j
                 for j, s in enumerate(network.reactions)
-                if s.reactants == r.reactants and s.products == r.products
+                if (sorted(s.reactants), sorted(s.products)) == key
             ]
             if not hits:
                 raise ValueError(
