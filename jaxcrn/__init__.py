@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 # documentation tools read the imports below as they are; at run time `__getattr__`
 # reads the same lines (one list of names, never two).
 if TYPE_CHECKING:
-    from . import datasets as datasets, plot as plot
+    from . import datasets as datasets, plot as plot, scan as scan
     from ._batch import (
         BatchPlan as BatchPlan,
         plan_batch as plan_batch,

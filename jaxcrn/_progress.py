@@ -41,6 +41,8 @@ class Progress:
         enabled: draw anything at all (still only where `visible()`).
         unit: the unit's name (`"sample"`, `"epoch"`).
         refresh: seconds between redraws while no update comes (0: never).
+        initial: units already done before (a resumed run); the rate counts
+            only the new ones.
 
     `update(n, postfix)` adds `n` done units and optionally replaces the text after
     the bar; it is thread-safe. `done` counts the units reported, drawn or not.
@@ -61,9 +63,10 @@ class Progress:
         enabled: bool = False,
         unit: str = "it",
         refresh: float = 2.0,
+        initial: int = 0,
     ):
         self.total = max(int(total), 0)
-        self.done = 0
+        self.done = int(initial)
         self._lock = threading.Lock()
         self._bar = None
         self._stop = threading.Event()
@@ -73,6 +76,7 @@ class Progress:
 
             self._bar = tqdm(
                 total=self.total,
+                initial=self.done,
                 desc=label,
                 unit=unit,
                 dynamic_ncols=True,

@@ -147,7 +147,9 @@ def run_dataset(
         limits: optional `{"full": n, "reduced": m}`: simulate only the first n (m)
             examples through that CRN (the network is evaluated on all).
         eps: tolerance of the convergence time.
-        **kwargs: passed to `simulate_batch` (rtol, atol, lanes, ...).
+        **kwargs: passed to `simulate_batch` (rtol, atol, lanes, ...); a
+            `store` folder holds one store per CRN (`store/full`,
+            `store/reduced`).
 
     Returns:
         `(report, variants)`: the JSON-able report of `jaxcrn reproduce` and the
@@ -163,6 +165,7 @@ def run_dataset(
     full = nn_to_crn(params)
     crns = {"full": full, "reduced": reduce_crn(full)}
     limits = limits or {}
+    store = kwargs.pop("store", None)
     variants: dict[str, VariantResult] = {}
     report: dict = {
         "dataset": name,
@@ -186,6 +189,8 @@ def run_dataset(
     }
     for key, crn in crns.items():
         n = min(len(x), limits.get(key, len(x)))
+        if store is not None:
+            kwargs["store"] = os.path.join(os.fspath(store), key)
         v = simulate_variant(
             key, crn, x[:n], t1=t1, eps=eps, progress=progress, **kwargs
         )

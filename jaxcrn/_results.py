@@ -207,6 +207,18 @@ def to_xarray(result):
     return ds
 
 
+def to_arrays(result) -> dict[str, np.ndarray]:
+    """The `.npz` entries of a result (what `save` writes and `load` reads)."""
+    arrays: dict[str, np.ndarray] = {"format": np.asarray(FORMAT)}
+    for name in _ARRAYS:
+        value = getattr(result, name)
+        if value is not None:
+            arrays[name] = np.asarray(value)
+    for name in _NAMES:
+        arrays[name] = np.asarray(getattr(result, name), dtype=np.str_).reshape(-1)
+    return arrays
+
+
 def save(result, path, *, overwrite: bool = False) -> None:
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -215,13 +227,7 @@ def save(result, path, *, overwrite: bool = False) -> None:
         raise FileExistsError(
             f"{path} already exists; pass overwrite=True to replace it."
         )
-    arrays: dict[str, np.ndarray] = {"format": np.asarray(FORMAT)}
-    for name in _ARRAYS:
-        value = getattr(result, name)
-        if value is not None:
-            arrays[name] = np.asarray(value)
-    for name in _NAMES:
-        arrays[name] = np.asarray(getattr(result, name), dtype=np.str_).reshape(-1)
+    arrays = to_arrays(result)
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         with open(tmp, "wb") as f:  # a file object: numpy adds no ".npz"

@@ -5,8 +5,17 @@ thread (one per device on accelerators; on a CPU, XLA runs arrays of this size o
 one core per call, so threads use the cores); each share is one lane scheduler run
 (`lanes.py`) with the plan's stepper, in segments so that progress shows. Samples
 that Tsit5 finds stiff continue with Rodas5P from where it stopped.
+
+Each worker thread is committed to one device: its share's arrays and the
+network's are placed there (`jax.device_put`), so each device runs its own lane
+loop, at its own pace, and the shares are joined in input order. With a store
+(`store.py`) every chunk's results are written as it finishes and a resumed run
+computes only the chunks not done; in a multi-process run (`distributed.py`) each
+process takes its share of the chunks.
 """
 
+import json
+import os
 import threading
 import time
 
@@ -18,8 +27,10 @@ import numpy as np
 from .._progress import Progress
 from .._simulate import SimulationResult, Status, _resolve_ts, _warn_tolerance
 from . import lanes as L
+from .distributed import Processes
 from .plan import BatchPlan, plan_batch
 from .steppers import DiffraxStepper, Rodas5PStepper, Tsit5Stepper
+from .store import META, Store, digest, fingerprint_of
 from .system import Forcing, LaneParams, build_system
 
 
@@ -149,7 +160,18 @@ class _Share:
     """Run one share: pass 1 with the plan's stepper, pass 2 (Rodas5P) for the
     samples Tsit5 finds stiff."""
 
-    def __init__(self, plan, system, smap, saving, ctl, stop_when_steady, bar, segment):
+    def __init__(
+        self,
+        plan,
+        system,
+        smap,
+        saving,
+        ctl,
+        stop_when_steady,
+        bar,
+        segment,
+        halt: threading.Event | None = None,
+    ):
         self.plan = plan
         self.system = system
         self.smap = smap
@@ -158,6 +180,7 @@ class _Share:
         self.stop = stop_when_steady
         self.bar = bar
         self.segment = segment
+        self.halt = halt  # set: stop at the end of the current segment
 
     def _loop(self, stepper, queue, counted):
         carry = L.initial_carry(
@@ -181,6 +204,8 @@ class _Share:
                 reported = finished
             if done:
                 return carry.record
+            if self.halt is not None and self.halt.is_set():
+                raise _Halted
             n_iter = self.segment.next(n_iter, time.perf_counter() - t0)
 
     def __call__(self, network, forcing, rows, x, base, rates, offset, real):
@@ -259,6 +284,10 @@ class _Share:
         )
 
 
+class _Halted(Exception):
+    """A worker stopped because the caller was interrupted."""
+
+
 def _bucket(k: int) -> int:
     """Pad a pass-2 batch to few distinct sizes (one compilation each)."""
     return 8 if k <= 8 else 1 << (k - 1).bit_length()
@@ -317,6 +346,9 @@ def simulate_batch(
     exact_inputs: bool | None = None,
     workers: int | None = None,
     devices=None,
+    store=None,
+    resume: bool = False,
+    distributed: bool | None = None,
     progress: bool = False,
 ) -> SimulationResult:
     """Simulate many samples of a network: input vectors, initial states, rate sets.
@@ -357,9 +389,31 @@ def simulate_batch(
             values after that time hold the final values.
         steady_tol: the steady-state threshold (also decides `converged`).
         offset: dual-rail offset added to both rails of every input.
-        lanes, chunk_size, workers, devices, exact_inputs: see `plan_batch`.
+        lanes, chunk_size, workers, exact_inputs: see `plan_batch`.
+        devices: the devices to spread the workers over, e.g. `jax.devices()`
+            (default: every accelerator, or the first CPU device; see
+            `plan_batch`). Each worker thread runs its share of every chunk on its
+            device; the results come back in input order, the same on any number
+            of devices.
         keep_states: also return the final state of every sample (`y_final`).
-        progress: show a progress bar (samples done, rate).
+        store: a folder to write the results to, chunk by chunk, as each chunk
+            finishes (each file written completely before it is renamed into
+            place, and listed in the store's index only then); an interrupted
+            run keeps every finished chunk. A folder that holds a run is refused
+            unless `resume`.
+        resume: continue the run in `store`: the chunks its index lists are read
+            back, the others computed. The arguments must be those of the run
+            that made the store (its `store.json` records a fingerprint of them;
+            a mismatch raises `ValueError` naming what differs); the chunk size
+            is the store's.
+        distributed: in a multi-process run (`jax.distributed.initialize`), None
+            or True: every process calls `simulate_batch` with the same
+            arguments, simulates its share of the chunks on its own devices, and
+            returns the whole batch (gathered with
+            `jax.experimental.multihost_utils`, or read back from `store`, which
+            must then be on a file system every process sees). False: this
+            process simulates the whole batch alone.
+        progress: show a progress bar (samples done / total, samples per second).
 
     Returns:
         A `SimulationResult` of NumPy arrays with a leading batch axis. `ts` has
@@ -422,18 +476,33 @@ def simulate_batch(
     if rate_rows is not None and rate_rows.shape[0] == 1:
         network = network.with_rates(rate_rows[0])  # one set, shared by every sample
         rate_rows = None
-    plan = plan_batch(
-        network,
-        n,
-        solver=solver,
-        lanes=lanes,
-        chunk_size=chunk_size,
-        workers=workers,
-        devices=devices,
-        exact_inputs=exact_inputs,
-        rates=rate_rows,
-        n_saved=n_times * n_values,
-    )
+    procs = Processes.of(distributed)
+    devices = _devices(devices)
+    if store is not None:
+        store = os.fspath(store)
+        if chunk_size is None and resume:  # resume in the store's chunks
+            chunk_size = _stored_chunk_size(store)
+    elif resume:
+        raise ValueError("resume=True needs a store (store=path) to resume from.")
+
+    def make_plan(chunk_size):
+        return plan_batch(
+            network,
+            n,
+            solver=solver,
+            lanes=lanes,
+            chunk_size=chunk_size,
+            workers=workers,
+            devices=devices,
+            exact_inputs=exact_inputs,
+            rates=rate_rows,
+            n_saved=n_times * n_values,
+        )
+
+    plan = make_plan(chunk_size)
+    if procs.many and chunk_size is None and plan.chunk_size * procs.count > n:
+        # every process gets a share of the batch
+        plan = make_plan(max(1, -(-n // procs.count)))
     system, smap = build_system(network, plan.exact_inputs)
     state_row = smap.state_row()
     n_state = system.n_state
@@ -465,74 +534,283 @@ def simulate_batch(
         jnp.asarray(steady_tol, dtype),
     )
     forcing = Forcing.of(smap, dtype) if smap.exact else None
-    rows = jnp.asarray(smap.rows, jnp.int32)
-    off = jnp.asarray(offset, dtype)
-
+    engine = _Engine(
+        plan=plan,
+        network=network,
+        system=system,
+        smap=smap,
+        saving=saving,
+        ctl=ctl,
+        forcing=forcing,
+        offset=jnp.asarray(offset, dtype),
+        stop_when_steady=stop_when_steady,
+        x=x,
+        base=base,
+        rate_rows=rate_rows,
+        ts=ts,
+        save=save,
+        keep_states=keep_states,
+        dtype=dtype,
+        # segments: for the progress bar, and so that an interrupt is prompt
+        segment=_Segments(progress or store is not None),
+    )
     chunk = plan.chunk_size
-    workers = plan.workers
-    per = -(-chunk // workers)
-    devs = plan.device_objects
-    parts = []
-    segment = _Segments(progress)
-    with Progress(n, "simulating", enabled=progress, unit="sample") as bar:
-        bar_ = bar if progress else None
-        for start in range(0, n, chunk):
-            stop = min(start + chunk, n)
-            m = stop - start
+    n_chunks = -(-n // chunk)
+    order = list(range(n_chunks))
 
-            def rows_of(a):
-                if a is None:
-                    return None
-                if a.shape[0] == 1:
-                    return np.repeat(a, per * workers, axis=0)
-                c = a[start:stop]
-                return np.concatenate([c, np.repeat(c[-1:], per * workers - m, axis=0)])
+    st = None
+    done = np.zeros(n_chunks, bool)
+    if store is not None or procs.many:
+        fingerprint = fingerprint_of(
+            network,
+            inputs=None if x.shape[1] == 0 else x,
+            y0=base,
+            rates=rate_rows,
+            ts=ts,
+            options={
+                "t1": float(t1_arr),
+                "save": save,
+                "keep_states": bool(keep_states),
+                "rtol": float(rtol),
+                "atol": float(atol),
+                "max_steps": int(max_steps),
+                "stop_when_steady": bool(stop_when_steady),
+                "steady_tol": float(steady_tol),
+                "offset": float(offset),
+                "stepper": plan.stepper,
+                "exact_inputs": bool(plan.exact_inputs),
+                "dtype": jnp.dtype(dtype).name,
+            },
+        )
+        procs.check_same(
+            digest(np.frombuffer(repr(sorted(fingerprint.items())).encode(), np.uint8))
+        )
+        if store is not None:
+            st = _open_store(store, fingerprint, n, chunk, resume, procs)
+            for k in st.done():
+                if k < n_chunks:
+                    done[k] = True
+            done = procs.broadcast(done)  # every process the same list
+    todo = [k for k in order if not done[k]]
+    mine = procs.mine(todo)
+    rows = [min(chunk, n - k * chunk) for k in order]
 
-            xc, bc, rc = rows_of(x), rows_of(base), rows_of(rate_rows)
-            results = [None] * workers
-            errors: list[BaseException] = []
+    parts: dict[int, SimulationResult] = {}
+    if procs.many:
+        total, initial = sum(rows[k] for k in mine), 0
+    else:
+        total, initial = n, sum(rows[k] for k in order if done[k])
+    with Progress(
+        total, "simulating", enabled=progress, unit="sample", initial=initial
+    ) as bar:
+        for k in mine:
+            res = engine.run(k * chunk, k * chunk + rows[k], bar if progress else None)
+            if st is not None:
+                st.write(k, res)
+            parts[k] = res
+    if procs.many:
+        if st is not None:
+            procs.barrier("jaxcrn: every chunk is in the store")
+            chunks = [parts[k] if k in parts else st.read(k) for k in order]
+        else:
+            if not parts:  # no chunk of its own: one gives the layout
+                parts[0] = engine.run(0, rows[0], None)
+            chunks = procs.gather(parts, n_chunks, chunk, n)
+    else:
+        chunks = [parts[k] if k in parts else st.read(k) for k in order]  # type: ignore[union-attr]
+    if len(chunks) == 1:
+        return chunks[0]
+    return jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *chunks)
 
-            def go(i):
-                try:
-                    dev = devs[i % len(devs)]
-                    sl = slice(i * per, (i + 1) * per)
 
-                    def put(a):
-                        return (
-                            None
-                            if a is None
-                            else jax.device_put(jnp.asarray(a[sl], dtype), dev)
-                        )
+def _devices(devices):
+    """The devices to run on: as given (each one this process's), or, in a
+    multi-process run, this process's own (the plan's defaults from them)."""
+    if devices is None:
+        if jax.process_count() == 1:
+            return None
+        local = jax.local_devices()
+        return local if local[0].platform != "cpu" else local[:1]
+    devs = tuple(devices)
+    here = jax.process_index()
+    for d in devs:
+        if not isinstance(d, jax.Device):
+            raise TypeError(
+                f"devices must be JAX devices (e.g. jax.devices()), got {d!r}."
+            )
+        if d.process_index != here:
+            raise ValueError(
+                f"device {d} belongs to process {d.process_index}, not to this "
+                f"process ({here}); pass jax.local_devices() or leave devices=None."
+            )
+    return devs
 
-                    share = _Share(
-                        plan, system, smap, saving, ctl, stop_when_steady, bar_, segment
+
+def _stored_chunk_size(path: str) -> int | None:
+    """The chunk size of the store at `path`, if it holds a run."""
+    meta = os.path.join(path, META)
+    if not os.path.isfile(meta):
+        return None
+    try:
+        with open(meta, encoding="utf-8") as f:
+            value = json.load(f).get("chunk_size")
+    except (OSError, ValueError, AttributeError):
+        return None  # Store says what is wrong with it
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def _open_store(path, fingerprint, n, chunk, resume, procs: Processes) -> Store:
+    """Open (or create) the store: process 0 first, the others once it exists; an
+    error on process 0 stops every process."""
+    if not procs.many:
+        return Store(path, fingerprint, n, chunk, resume=resume)
+    error: BaseException | None = None
+    st = None
+    if procs.index == 0:
+        try:
+            st = Store(path, fingerprint, n, chunk, resume=resume)
+        except BaseException as e:  # noqa: BLE001 - re-raised below
+            error = e
+    ok = procs.broadcast(np.asarray([error is None], np.int32))
+    if error is not None:
+        raise error
+    if not bool(ok[0]):
+        raise RuntimeError(
+            f"process 0 could not open the store {path} (its error says why)."
+        )
+    if procs.index != 0:
+        st = Store(
+            path, fingerprint, n, chunk, resume=True, process=procs.index, create=False
+        )
+    assert st is not None
+    return st
+
+
+class _Engine:
+    """Everything that one chunk's simulation needs, the static parts placed once
+    on every device."""
+
+    def __init__(
+        self,
+        *,
+        plan,
+        network,
+        system,
+        smap,
+        saving,
+        ctl,
+        forcing,
+        offset,
+        stop_when_steady,
+        x,
+        base,
+        rate_rows,
+        ts,
+        save,
+        keep_states,
+        dtype,
+        segment,
+    ):
+        self.plan = plan
+        self.network = network
+        self.smap = smap
+        self.saving = saving
+        self.x, self.base, self.rate_rows = x, base, rate_rows
+        self.ts, self.save, self.keep_states, self.dtype = ts, save, keep_states, dtype
+        self.stop_when_steady = stop_when_steady
+        self.segment = segment
+        rows = jnp.asarray(smap.rows, jnp.int32)
+        static = (network, forcing, rows, offset, system, saving, ctl)
+        self.on = {d: _place(static, d) for d in plan.device_objects}
+
+    def run(self, start: int, stop: int, bar) -> SimulationResult:
+        """Samples `[start, stop)` (at most one chunk) as a `SimulationResult`."""
+        plan = self.plan
+        workers = plan.workers
+        per = -(-plan.chunk_size // workers)
+        devs = plan.device_objects
+        m = stop - start
+        dtype = self.dtype
+
+        def rows_of(a):
+            if a is None:
+                return None
+            if a.shape[0] == 1:
+                return np.repeat(a, per * workers, axis=0)
+            c = a[start:stop]
+            return np.concatenate([c, np.repeat(c[-1:], per * workers - m, axis=0)])
+
+        xc, bc, rc = rows_of(self.x), rows_of(self.base), rows_of(self.rate_rows)
+        results = [None] * workers
+        errors: list[BaseException] = []
+        halt = threading.Event()
+
+        def go(i):
+            try:
+                dev = devs[i % len(devs)]
+                network, forcing, rows, off, system, saving, ctl = self.on[dev]
+                sl = slice(i * per, (i + 1) * per)
+
+                def put(a):
+                    return (
+                        None
+                        if a is None
+                        else jax.device_put(jnp.asarray(a[sl], dtype), dev)
                     )
-                    real = max(0, min(per, m - i * per))
-                    out = share(
-                        network, forcing, rows, put(xc), put(bc), put(rc), off, real
-                    )
-                    results[i] = jax.tree_util.tree_map(np.asarray, out)
-                except BaseException as e:  # re-raised in the caller's thread
-                    errors.append(e)
 
-            if workers == 1:
-                go(0)
-            else:
-                threads = [
-                    threading.Thread(target=go, args=(i,)) for i in range(workers)
-                ]
-                for th in threads:
-                    th.start()
+                share = _Share(
+                    plan,
+                    system,
+                    self.smap,
+                    saving,
+                    ctl,
+                    self.stop_when_steady,
+                    bar,
+                    self.segment,
+                    halt,
+                )
+                real = max(0, min(per, m - i * per))
+                out = share(
+                    network, forcing, rows, put(xc), put(bc), put(rc), off, real
+                )
+                results[i] = jax.tree_util.tree_map(np.asarray, out)
+            except BaseException as e:  # re-raised in the caller's thread
+                errors.append(e)
+
+        if workers == 1:
+            go(0)
+        else:
+            threads = [threading.Thread(target=go, args=(i,)) for i in range(workers)]
+            for th in threads:
+                th.start()
+            try:
                 for th in threads:
                     th.join()
-            if errors:
-                raise errors[0]
-            parts.append(
-                _assemble(
-                    results, m, network, smap, saving, ts, save, keep_states, dtype
-                )
-            )
-    return jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *parts)
+            except BaseException:  # KeyboardInterrupt: stop every worker first
+                halt.set()
+                for th in threads:
+                    th.join()
+                raise
+        if errors:
+            raise errors[0]
+        return _assemble(
+            results,
+            m,
+            self.network,
+            self.smap,
+            self.saving,
+            self.ts,
+            self.save,
+            self.keep_states,
+            dtype,
+        )
+
+
+def _place(tree, device):
+    """`tree` with every array leaf committed to `device`."""
+    return jax.tree_util.tree_map(
+        lambda a: jax.device_put(a, device) if eqx.is_array(a) else a, tree
+    )
 
 
 def _assemble(results, m, network, smap, saving, ts, save, keep_states, dtype):

@@ -165,13 +165,9 @@ _CSV_NUMBER = re.compile(
 )
 
 
-def read_inputs_csv(path: str, input_names: Sequence[str]):
-    """Read a CSV of input vectors, one per line; an optional header line names the
-    inputs (in any order). Blank lines are skipped; a leading byte-order mark is
-    ignored. Returns `(x, lines)`: an `(n, inputs)` float64 array and the line of
-    each row in the file (for messages)."""
-    import numpy as np
-
+def read_csv_rows(path: str) -> list[tuple[int, list[str]]]:
+    """The non-blank rows of a CSV file as `(line number, stripped cells)`; a
+    leading byte-order mark is ignored; every problem is a CLIError."""
     from .._crn import CRNSyntaxError, decode_text
 
     data = _open_input(path, "a CSV file")
@@ -179,8 +175,6 @@ def read_inputs_csv(path: str, input_names: Sequence[str]):
         text = decode_text(data, path).removeprefix("\ufeff")
     except CRNSyntaxError as e:
         raise CLIError(e.lines()[0]) from None
-    names = list(input_names)
-    short = ",".join(names[:6]) + (",..." if len(names) > 6 else "")
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows: list[tuple[int, list[str]]] = []
     try:
@@ -193,6 +187,19 @@ def read_inputs_csv(path: str, input_names: Sequence[str]):
         if "field larger than field limit" in msg:
             msg = f"a value is longer than {limit:,} characters"
         raise CLIError(f"{path}, line {reader.line_num}: {msg}.") from None
+    return rows
+
+
+def read_inputs_csv(path: str, input_names: Sequence[str]):
+    """Read a CSV of input vectors, one per line; an optional header line names the
+    inputs (in any order). Blank lines are skipped; a leading byte-order mark is
+    ignored. Returns `(x, lines)`: an `(n, inputs)` float64 array and the line of
+    each row in the file (for messages)."""
+    import numpy as np
+
+    names = list(input_names)
+    short = ",".join(names[:6]) + (",..." if len(names) > 6 else "")
+    rows = read_csv_rows(path)
     if not rows:
         raise CLIError(
             f"{path} has no input rows; expected one line of {len(names)} "
@@ -486,6 +493,58 @@ def add_solver_options(p: argparse.ArgumentParser, *, t1: float = 50.0) -> None:
         "--float32",
         action="store_true",
         help="simulate in float32 (default: float64)",
+    )
+
+
+def add_store_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("result store (long runs that survive interruption)")
+    g.add_argument(
+        "--store",
+        metavar="DIR",
+        help="write the results to DIR as they are computed, chunk by chunk (each "
+        "chunk complete before it is listed as done); an interrupted run keeps "
+        "every finished chunk (default: none)",
+    )
+    g.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --store DIR: finished chunks are read back, the "
+        "others computed; the other arguments must be the same (a fresh run when "
+        "DIR does not exist yet)",
+    )
+
+
+def check_store(args) -> None:
+    """--store/--resume before any work: DIR a folder (or creatable), and without
+    --resume new or empty."""
+    store, resume = getattr(args, "store", None), getattr(args, "resume", False)
+    if store is None:
+        if resume:
+            raise CLIError("--resume needs --store DIR (the run to continue).")
+        return
+    if store == "":
+        raise CLIError("--store: the folder name is empty.")
+    if os.path.exists(store) and not os.path.isdir(store):
+        raise CLIError(f"--store {store} exists and is not a folder.")
+    if os.path.isdir(store) and os.listdir(store) and not resume:
+        raise CLIError(
+            f"--store {store} already holds files (a run?); pass --resume to "
+            "continue the run it holds, or choose a new folder (a store is never "
+            "overwritten)."
+        )
+    parent = os.path.dirname(os.path.abspath(store))
+    if not os.path.isdir(store) and not os.path.isdir(parent):
+        raise CLIError(
+            f"--store {store}: the folder {parent} does not exist; create it first."
+        )
+
+
+def store_error(e: Exception) -> CLIError:
+    """A store's error (another run, damaged, not writable) for the user."""
+    return CLIError(
+        str(e)
+        .replace("resume=True (--resume)", "--resume")
+        .replace("pass resume=True", "pass --resume")
     )
 
 

@@ -7,7 +7,9 @@ from .._files import to_json
 from ._common import (
     SOLVERS,
     CLIError,
+    add_store_options,
     check_positive,
+    check_store,
     claim_outputs,
     command,
     figure_writer,
@@ -15,6 +17,7 @@ from ._common import (
     require_matplotlib,
     setup_jax,
     solver,
+    store_error,
     write_files,
 )
 
@@ -39,13 +42,17 @@ def add(sub) -> None:
             both CRNs, and write OUT/NAME.json, OUT/table.md (all OUT/*.json results
             in one table) and the figures in OUT/figures/ (PNG and PDF). Existing
             files are never replaced without --force (checked before anything runs).
-            Exit status 1 when a CRN disagrees with its network on some example.
+            With --store DIR the simulations are written there as they are computed
+            (DIR/NAME/full, DIR/NAME/reduced), and --resume continues an
+            interrupted run. Exit status 1 when a CRN disagrees with its network on
+            some example.
         """,
         examples="""
             jaxcrn reproduce iris --out /tmp/results     # about a minute on 2 cores
             jaxcrn reproduce virus --limit 50 --no-figures
             jaxcrn reproduce all --data $JAXCRN_DATA --force
-        """,
+            jaxcrn reproduce mnist14 --data $JAXCRN_DATA --store runs/m14 --resume   # killable
+        """,  # noqa: E501
     )
     p.add_argument(
         "dataset", choices=("iris", "virus", "mnist14", "all"), help="which dataset"
@@ -113,6 +120,7 @@ def add(sub) -> None:
     p.add_argument(
         "--quiet", action="store_true", help="no progress lines (default: shown)"
     )
+    add_store_options(p)
     p.set_defaults(func=run)
 
 
@@ -134,6 +142,7 @@ def run(args) -> int:
     check_positive(args, "limit", "full_limit", "lanes", integer=True)
     names = ["iris", "virus", "mnist14"] if args.dataset == "all" else [args.dataset]
     claim_outputs(args.force, *_planned(args, names), make_parents=True)
+    check_store(args)
     if not args.train:
         for name in names:
             mpath = os.path.join(args.models, f"{name}.npz")
@@ -174,19 +183,28 @@ def run(args) -> int:
         limits = {} if full_limit is None else {"full": full_limit}
         t1 = args.t1 if args.t1 is not None else DEFAULT_T1[name]
         print(f"== {name}: {len(x)} test examples, t1 = {t1:g}", flush=True)
-        report, variants = run_dataset(
-            name,
-            model,
-            x,
-            y,
-            t1=t1,
-            limits=limits,
-            progress=not args.quiet,
-            rtol=args.rtol,
-            atol=args.atol,
-            lanes=args.lanes,
-            solver=solver(args.solver),
-        )
+        store = {}
+        if args.store is not None:
+            store = dict(store=os.path.join(args.store, name), resume=args.resume)
+        try:
+            report, variants = run_dataset(
+                name,
+                model,
+                x,
+                y,
+                t1=t1,
+                limits=limits,
+                progress=not args.quiet,
+                rtol=args.rtol,
+                atol=args.atol,
+                lanes=args.lanes,
+                solver=solver(args.solver),
+                **store,
+            )
+        except (OSError, ValueError) as e:
+            if args.store is None:
+                raise
+            raise store_error(e) from None
         report["class_names"] = class_names
         report["wall_s"] = time.perf_counter() - start
         path = os.path.join(args.out, f"{name}.json")

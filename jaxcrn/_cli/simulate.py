@@ -7,8 +7,10 @@ from ._common import (
     _CSV_NUMBER,
     CLIError,
     add_solver_options,
+    add_store_options,
     check_positive,
     check_solver_options,
+    check_store,
     claim_outputs,
     clip_concentrations,
     command,
@@ -18,12 +20,14 @@ from ._common import (
     json_num,
     load_crn_or_fail,
     plot_target,
+    read_csv_rows,
     read_inputs_csv,
     report_failures,
     require_matplotlib,
     say,
     setup_jax,
     solver,
+    store_error,
     write_files,
 )
 
@@ -46,12 +50,20 @@ def add(sub) -> None:
             ('steady') and the settling time ('t_settle': from when every output
             stays within --eps of its final value).
 
+            Rate ensembles: --rates-csv (one rate set per line, under a header
+            naming the reactions) or --scan (random sets, a grid over one or two
+            rate constants, or every reaction times/divided by a factor) simulate
+            one row per rate set, all in one batch; with --inputs too, every input
+            vector under every rate set. Rows carry the rate set's number
+            ('rate_set', from 0); --json lists the sets ('rate_sets').
+
             Exit status 0 when every sample succeeded, 1 when one failed (stderr says
             how many and why), 2 for bad input.
         """,
         examples="""
-            jaxcrn simulate examples/reversible.crn                 # concentrations
             jaxcrn simulate examples/reversible.crn --set B=3 --t1 80 --json
+            jaxcrn simulate examples/reversible.crn --scan grid:0=0.1:10:5,k2=0.1:10:3
+            jaxcrn simulate examples/relu.crn --inputs examples/relu_inputs.csv --scan random:100 --store runs/relu --resume
             jaxcrn simulate examples/relu.crn --inputs examples/relu_inputs.csv --plot relu.png
         """,  # noqa: E501
     )
@@ -103,7 +115,35 @@ def add(sub) -> None:
     p.add_argument(
         "--force", action="store_true", help="overwrite the --plot file if it exists"
     )
+    g = p.add_argument_group("rate ensembles")
+    rates = g.add_mutually_exclusive_group()
+    rates.add_argument(
+        "--rates-csv",
+        metavar="CSV",
+        help="rate sets, one per line, under a header line naming the reactions: "
+        "by index from 0 ('3'), as 'k3' or 'R3' (the ids of `jaxcrn export "
+        "--sbml`), or as written in the file without the rate ('A + B -> C'); "
+        "reactions not named keep the file's rates (default: the file's rates)",
+    )
+    rates.add_argument(
+        "--scan",
+        metavar="SPEC",
+        help="rate sets to simulate: 'random:N' (N sets, every rate log-uniform in "
+        "[0.1, 10]), 'random:N:LOW:HIGH', 'random:N:xF' (every rate of the file "
+        "times a log-uniform factor in [1/F, F]), 'grid:R=LOW:HIGH:N' (N "
+        "log-spaced values of reaction R's rate; two such terms, comma-separated, "
+        "make a grid), 'each:xF' (the file's rates, then every reaction's rate "
+        "times F and divided by F, one at a time); reactions named as in "
+        "--rates-csv (default: the file's rates)",
+    )
+    g.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of --scan random (default: 0)",
+    )
     add_solver_options(p)
+    add_store_options(p)
     p.set_defaults(func=run)
 
 
@@ -184,10 +224,24 @@ def run(args) -> int:
         raise CLIError("--preprocess applies to --inputs; give --inputs CSV.")
     plot = plot_target(args.plot)
     claim_outputs(args.force, plot[0] if plot else None)
+    check_store(args)
     x = lines = None
     if args.inputs:
         x, lines = read_inputs_csv(args.inputs, [s.name for s in crn.inputs])
         x = _preprocess(args, crn, x, lines)
+    rate_sets = None
+    if args.rates_csv:
+        rate_sets, _ = read_rates_csv(args.rates_csv, crn)
+    elif args.scan:
+        rate_sets = parse_scan(args.scan, crn, args.seed)
+    if args.store and x is None and rate_sets is None:
+        raise CLIError(
+            "--store applies to batches: give --inputs, --rates-csv or --scan."
+        )
+    if plot and rate_sets is not None and not crn.outputs:
+        raise CLIError(
+            f"--plot with rate sets draws the outputs, but {args.crn} declares none."
+        )
     setup_jax(args)
     import jax.numpy as jnp
     import numpy as np
@@ -208,28 +262,36 @@ def run(args) -> int:
         stop_when_steady=args.steady,
         steady_tol=args.steady_tol,
     )
-    if x is not None:
+    if x is not None or rate_sets is not None:
+        batch = _Batch(x, lines, rate_sets)
         try:
             res = simulate_batch(
                 net,
-                x,
+                batch.inputs(net),
                 args.t1,
+                rates=batch.rates,
                 chunk_size=args.chunk_size,
                 progress=not args.json,
-                saveat=201,
+                saveat=201 if net.n_outputs else None,
+                keep_states=not net.n_outputs,
+                store=args.store,
+                resume=args.resume,
                 **kw,
             )
-        except ValueError as e:
-            raise CLIError(f"{args.inputs}: {e}") from None
+        except (OSError, ValueError) as e:
+            if args.store is not None:
+                raise store_error(e) from None
+            raise CLIError(
+                f"{args.inputs or args.rates_csv or args.scan}: {e}"
+            ) from None
         status = np.asarray(res.status)
-        _print_batch(args, net, x, lines, res)
+        _print_batch(args, net, batch, res, crn)
         if plot:
             from .. import plot as plots
 
             axes = plots.batch_outputs(res, max_samples=8)
             _write_plot(args, plot, axes[0].figure)
-        where = [f"{args.inputs} line {n}" for n in lines]
-        report_failures("simulate", status, where)
+        report_failures("simulate", status, batch.where(args))
         return 0 if bool(np.all(status == Status.OK)) else 1
     y0 = net.y_init
     res = simulate(net, y0, jnp.asarray(args.t1, y0.dtype), saveat=201, **kw)
@@ -284,7 +346,44 @@ def _print_single(args, net, y0, res) -> None:
     print(f"\nt1 = {args.t1:g}: {what}; {int(res.num_steps)} solver steps")
 
 
-def _print_batch(args, net, x, lines, res) -> None:
+class _Batch:
+    """The rows of a batch: input vectors (lines of --inputs), rate sets, or every
+    input under every rate set (row `k * n + i`: input `i`, rate set `k`)."""
+
+    def __init__(self, x, lines, rate_sets):
+        import numpy as np
+
+        self.x, self.lines, self.rate_sets = x, lines, rate_sets
+        self.n_inputs = 1 if x is None else x.shape[0]
+        self.n_sets = 1 if rate_sets is None else rate_sets.shape[0]
+        self.size = self.n_inputs * self.n_sets
+        self.input_of = np.tile(np.arange(self.n_inputs), self.n_sets)
+        self.set_of = np.repeat(np.arange(self.n_sets), self.n_inputs)
+        self.rates = None
+        if rate_sets is not None:
+            self.rates = np.repeat(rate_sets, self.n_inputs, axis=0)
+
+    def inputs(self, net):
+        """The inputs of every row (zeros when only rate sets were given)."""
+        import numpy as np
+
+        if self.x is None:
+            return np.zeros((1, net.n_inputs)) if net.n_inputs else None
+        return np.tile(self.x, (self.n_sets, 1))
+
+    def where(self, args) -> list[str]:
+        out = []
+        for r in range(self.size):
+            parts = []
+            if self.rate_sets is not None:
+                parts.append(f"rate set {int(self.set_of[r])}")
+            if self.x is not None:
+                parts.append(f"{args.inputs} line {self.lines[int(self.input_of[r])]}")
+            out.append(", ".join(parts))
+        return out
+
+
+def _print_batch(args, net, batch, res, crn) -> None:
     import numpy as np
 
     from .._simulate import Status
@@ -292,60 +391,211 @@ def _print_batch(args, net, x, lines, res) -> None:
     outs = np.asarray(res.outputs_final, dtype=np.float64)
     status = np.asarray(res.status)
     steady = np.asarray(res.converged)
-    t_settle = _output_settling_times(res, args.eps)
+    species_rows = not net.n_outputs  # no outputs: show the final state instead
+    if species_rows:
+        finals = np.asarray(res.y_final, dtype=np.float64)
+        t_settle = np.where(steady, np.asarray(res.t_converged), np.inf)
+    else:
+        t_settle = _output_settling_times(res, args.eps)
+    has_sets = batch.rate_sets is not None
+    has_inputs = batch.x is not None
     rows_json, rows = [], []
-    for i in range(x.shape[0]):
-        ok = int(status[i]) == Status.OK
-        am = int(np.argmax(outs[i])) if ok and outs.shape[1] else None
-        name = Status(int(status[i])).name.lower()
-        row = {
-            "line": lines[i],
-            "input": [float(v) for v in x[i]],
-            "outputs": [json_num(v) for v in outs[i]],
-            "argmax": am,
-            "status": name,
-            "steady_state": bool(steady[i]),
-            "settling_time": json_num(t_settle[i]),
-        }
+    for r in range(batch.size):
+        i, k = int(batch.input_of[r]), int(batch.set_of[r])
+        ok = int(status[r]) == Status.OK
+        am = int(np.argmax(outs[r])) if ok and outs.shape[1] else None
+        name = Status(int(status[r])).name.lower()
+        row: dict = {}
+        cells: list = []
+        if has_sets:
+            row["rate_set"] = k
+            cells.append(k)
+        if has_inputs:
+            row["line"] = batch.lines[i]
+            row["input"] = [float(v) for v in batch.x[i]]
+            cells += [batch.lines[i]] + [float(v) for v in batch.x[i]]
+        if species_rows:
+            final = clip_concentrations(finals[r], atol=args.atol, rtol=args.rtol)
+            row["final"] = [json_num(v) for v in final]
+            cells += [float(v) for v in final]
+        else:
+            row["outputs"] = [json_num(v) for v in outs[r]]
+            row["argmax"] = am
+            cells += [float(v) for v in outs[r]] + [am if am is not None else "-"]
+        row["status"] = name
+        row["steady_state"] = bool(steady[r])
+        row["settling_time"] = json_num(t_settle[r])
         rows_json.append(row)
-        rows.append(
-            [lines[i]]
-            + [float(v) for v in x[i]]
-            + [float(v) for v in outs[i]]
-            + [
-                am if am is not None else "-",
-                name,
-                bool(steady[i]),
-                float(t_settle[i]),
-            ]
-        )
+        rows.append(cells + [name, bool(steady[r]), float(t_settle[r])])
     if args.json:
-        obj = {
+        obj: dict = {
             "t1": args.t1,
             "eps": args.eps,
             "preprocessed": bool(args.preprocess),
             "input_names": list(net.input_names),
             "output_names": list(res.output_names),  # the order of each row's outputs
-            "rows": rows_json,
         }
+        if species_rows:
+            obj["species"] = list(net.species)  # the order of each row's "final"
+        if has_sets:
+            obj["rates_from"] = args.rates_csv or f"--scan {args.scan}"
+            obj["reactions"] = [r.text() for r in crn.reactions]
+            obj["rate_sets"] = [[float(v) for v in s] for s in batch.rate_sets]
+        obj["rows"] = rows_json
         print(json.dumps(obj, allow_nan=False))
         return
-    header = (
-        ["line"]
-        + list(net.input_names)
-        + list(net.output_names)
-        + ["argmax", "status", "steady", "t_settle"]
+    header = (["rate_set"] if has_sets else []) + (
+        ["line"] + list(net.input_names) if has_inputs else []
     )
+    header += list(net.species) if species_rows else list(net.output_names) + ["argmax"]
+    header += ["status", "steady", "t_steady" if species_rows else "t_settle"]
     print(format_table(header, rows))
-    n = x.shape[0]
+    n = batch.size
     steps = np.asarray(res.num_steps)
+    what = (
+        "t_steady: from when max|dy/dt| <= --steady-tol held"
+        if species_rows
+        else f"t_settle: from when every output stays within {args.eps:g} of its "
+        "final value"
+    )
     print(
         f"\n{int((status == Status.OK).sum())}/{n} ok, {int(steady.sum())}/{n} steady "
-        f"at the end (max|dy/dt| <= {args.steady_tol:g}); t_settle: from when every "
-        f"output stays within {args.eps:g} of its final value; solver steps median "
-        f"{np.median(steps):.0f}, max {int(steps.max())}; t1 = {args.t1:g}"
+        f"at the end (max|dy/dt| <= {args.steady_tol:g}); {what}; solver steps "
+        f"median {np.median(steps):.0f}, max {int(steps.max())}; t1 = {args.t1:g}"
         + ("; inputs preprocessed ((raw - mean) / std)" if args.preprocess else "")
     )
+    if has_sets:
+        print(
+            f"{batch.n_sets} rate sets from {args.rates_csv or '--scan ' + args.scan}"
+            + (f", each with {batch.n_inputs} input vectors" if has_inputs else "")
+            + " (--json lists them)"
+        )
+
+
+def read_rates_csv(path: str, crn):
+    """Rate sets from a CSV: a header naming reactions, then one set per line.
+    Returns `((sets, reactions) float64, line numbers)`."""
+    import numpy as np
+
+    from .. import scan
+
+    rows = read_csv_rows(path)
+    if not rows:
+        raise CLIError(
+            f"{path} has no rows; expected a header line naming reactions (e.g. "
+            "0,1,k2 or 'A + B -> C') and then one rate set per line."
+        )
+    head_line, head = rows[0]
+    cols: list[int] = []
+    for cell in head:
+        try:
+            i = scan.reaction_index(crn, cell)
+        except ValueError as e:
+            hint = ""
+            if _CSV_NUMBER.fullmatch(cell):
+                hint = (
+                    " (the first line must be a header naming the reactions; "
+                    "indices are whole numbers from 0)"
+                )
+            raise CLIError(f"{path}, line {head_line}: {e}{hint}") from None
+        if i in cols:
+            raise CLIError(
+                f"{path}, line {head_line}: reaction {i} ({cell!r}) is named twice."
+            )
+        cols.append(i)
+    if len(rows) == 1:
+        raise CLIError(f"{path} has a header but no rate sets.")
+    base = np.array([r.rate for r in crn.reactions], dtype=np.float64)
+    out = np.repeat(base[None, :], len(rows) - 1, axis=0)
+    lines = []
+    for k, (lineno, row) in enumerate(rows[1:]):
+        where = f"{path}, line {lineno}"
+        if len(row) != len(cols):
+            raise CLIError(
+                f"{where}: {len(row)} values, but the header names {len(cols)} "
+                "reactions."
+            )
+        for j, c in enumerate(row):
+            if not _CSV_NUMBER.fullmatch(c):
+                raise CLIError(f"{where}: {c[:40]!r} is not a number.")
+            v = float(c)
+            if not (v >= 0 and v < float("inf")):
+                raise CLIError(
+                    f"{where}: the rate of reaction {cols[j]} is {c}; rate constants "
+                    "must be finite and >= 0."
+                )
+            out[k, cols[j]] = v
+        lines.append(lineno)
+    return out, lines
+
+
+def parse_scan(spec: str, crn, seed: int):
+    """The rate sets of a --scan SPEC (see --help)."""
+    import numpy as np
+
+    from .. import scan
+
+    kind, _, rest = spec.partition(":")
+    usage = (
+        "expected random:N, random:N:LOW:HIGH, random:N:xF, grid:R=LOW:HIGH:N[,"
+        "R=LOW:HIGH:N] or each:xF"
+    )
+
+    def number(text, what):
+        if not _CSV_NUMBER.fullmatch(text.strip()):
+            raise CLIError(f"--scan {spec}: {what} {text!r} is not a number; {usage}.")
+        return float(text)
+
+    def count(text, what):
+        t = text.strip()
+        if not t.isdigit() or int(t) < 1:
+            raise CLIError(
+                f"--scan {spec}: {what} {text!r} is not a positive whole number."
+            )
+        return int(t)
+
+    def factor(text):
+        t = text.strip()
+        f = number(t[1:] if t[:1] in "xX" else t, "the factor")
+        if not (f >= 1 and f < float("inf")):
+            raise CLIError(f"--scan {spec}: the factor must be >= 1, got {t}.")
+        return f
+
+    try:
+        if kind == "random":
+            parts = rest.split(":") if rest else []
+            if len(parts) == 1:
+                return scan.log_uniform(crn, count(parts[0], "N"), seed=seed)
+            if len(parts) == 2 and parts[1].strip()[:1] in "xX":
+                n = count(parts[0], "N")
+                return scan.log_uniform(crn, n, factor=factor(parts[1]), seed=seed)
+            if len(parts) == 3:
+                n = count(parts[0], "N")
+                lo, hi = number(parts[1], "LOW"), number(parts[2], "HIGH")
+                return scan.log_uniform(crn, n, lo, hi, seed=seed)
+        elif kind == "grid" and rest:
+            values = {}
+            for term in rest.split(","):
+                name, eq, rng = term.rpartition("=")
+                pieces = rng.split(":")
+                if not eq or not name.strip() or len(pieces) != 3:
+                    raise CLIError(
+                        f"--scan {spec}: {term!r} is not R=LOW:HIGH:N; {usage}."
+                    )
+                lo, hi = number(pieces[0], "LOW"), number(pieces[1], "HIGH")
+                n = count(pieces[2], "N")
+                key = name.strip()
+                if lo <= 0 or hi <= 0 or lo > hi:
+                    raise CLIError(f"--scan {spec}: {term!r} needs 0 < LOW <= HIGH.")
+                if key in values:
+                    raise CLIError(f"--scan {spec}: reaction {key!r} is named twice.")
+                values[key] = np.geomspace(lo, hi, n)
+            return scan.grid(crn, values)
+        elif kind == "each" and rest:
+            return scan.one_at_a_time(crn, factor(rest))
+    except ValueError as e:
+        raise CLIError(f"--scan {spec}: {e}") from None
+    raise CLIError(f"--scan {spec}: {usage}.")
 
 
 def _write_plot(args, plot, fig) -> None:

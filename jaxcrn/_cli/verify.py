@@ -1,11 +1,15 @@
 """`jaxcrn verify`: check a compiled CRN against its network on a dataset."""
 
+import os
+
 from .._files import to_json
 from ._common import (
     CLIError,
     add_solver_options,
+    add_store_options,
     check_positive,
     check_solver_options,
+    check_store,
     claim_outputs,
     command,
     format_table,
@@ -13,6 +17,7 @@ from ._common import (
     load_split,
     setup_jax,
     solver,
+    store_error,
     write_files,
 )
 
@@ -27,14 +32,17 @@ def add(sub) -> None:
             through both, and compare with the network's forward pass: argmax
             agreement, max |CRN - NN|, how many samples reached a steady state
             ('steady'), and the median time until every output is within 1e-3 of its
-            final value ('t_eps(med)'). With --rates K, also re-simulate under K sets
-            of random rate constants (log-uniform in [0.1, 10]). Exit status 1 when
-            some sample disagrees.
+            final value ('t_eps(med)'). With --rates K, also re-simulate every
+            example under K sets of random rate constants (log-uniform in [0.1,
+            10]), all of them in one batch. With --store DIR the results are
+            written as they are computed, and --resume continues an interrupted
+            run. Exit status 1 when some sample disagrees.
         """,
         examples="""
             jaxcrn verify experiments/models/iris.npz iris --limit 20
             jaxcrn verify experiments/models/virus.npz virus --rates 3 --json virus.json
             jaxcrn verify experiments/models/mnist14.npz mnist14 --data $JAXCRN_DATA --limit 100
+            jaxcrn verify experiments/models/mnist14.npz mnist14 --crn reduced --store runs/m14 --resume
         """,  # noqa: E501
     )
     p.add_argument("model", help="model .npz")
@@ -91,6 +99,7 @@ def add(sub) -> None:
         "--quiet", action="store_true", help="no progress line (default: shown)"
     )
     add_solver_options(p)
+    add_store_options(p)
     p.set_defaults(func=run)
 
 
@@ -100,6 +109,7 @@ def run(args) -> int:
     if args.rates < 0:
         raise CLIError(f"--rates must be >= 0, got {args.rates}.")
     claim_outputs(args.force, args.json)
+    check_store(args)
     setup_jax(args)
     import numpy as np
 
@@ -147,18 +157,25 @@ def run(args) -> int:
     rows = []
     all_ok = True
     for name, crn in variants.items():
-        rep = verify(
-            model,
-            crn,
-            x,
-            t1=args.t1,
-            rate_samples=args.rates,
-            seed=args.seed,
-            rtol=args.rtol,
-            atol=args.atol,
-            progress=not args.quiet,
-            **kw,
-        )
+        try:
+            rep = verify(
+                model,
+                crn,
+                x,
+                t1=args.t1,
+                rate_samples=args.rates,
+                seed=args.seed,
+                rtol=args.rtol,
+                atol=args.atol,
+                progress=not args.quiet,
+                store=None if args.store is None else os.path.join(args.store, name),
+                resume=args.resume,
+                **kw,
+            )
+        except (OSError, ValueError) as e:
+            if args.store is None:
+                raise
+            raise store_error(e) from None
         pred = np.argmax(rep.crn_outputs, axis=1)
         crn_acc = float(np.mean(pred == y))
         d = rep.as_dict()
