@@ -21,6 +21,7 @@ from ._crn import (
     parse_crn as parse_crn,
     save_crn as save_crn,
 )
+from ._differentiable import simulate_differentiable as simulate_differentiable
 from ._nn import (
     BinaryDense as BinaryDense,
     BinaryMLP as BinaryMLP,

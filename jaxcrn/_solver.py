@@ -245,6 +245,10 @@ class Rodas5P(diffrax.AbstractAdaptiveSolver):
             raise TypeError("Rodas5P needs the state to be a 1-D array.")
         dtype = y0.dtype
         h = jnp.asarray(t1 - t0, dtype)
+        # h = 0 in the steps that a finished sample takes under jax.vmap (its values
+        # are discarded); a finite stand-in keeps their reverse-mode cotangents finite
+        zero_step = h == 0
+        h = jnp.where(zero_step, jnp.ones_like(h), h)
         lam = 1.0 / (_GAMMA * h)
         solve = _linear_solver(terms, t0, y0, args, lam)
 
@@ -284,8 +288,8 @@ class Rodas5P(diffrax.AbstractAdaptiveSolver):
             ks = jnp.stack(kl)
         else:
             ks = jax.lax.fori_loop(0, 8, stage, jnp.zeros((8, n), dtype))
-        y1 = y0 + _combine(_B_FULL, ks)
-        y_error = ks[7]
+        y1 = jnp.where(zero_step, y0, y0 + _combine(_B_FULL, ks))
+        y_error = jnp.where(zero_step, jnp.zeros_like(y0), ks[7])
         kk = jnp.stack([_combine(row, ks) for row in _H])
         dense_info = dict(y0=y0, y1=y1, k=kk)
         # A non-finite step is rejected by the controller (error = inf) and retried
