@@ -22,6 +22,11 @@ from ._crn import (
     save_crn as save_crn,
 )
 from ._differentiable import simulate_differentiable as simulate_differentiable
+from ._fit import (
+    Experiment as Experiment,
+    FitResult as FitResult,
+    fit_rates as fit_rates,
+)
 from ._nn import (
     BinaryDense as BinaryDense,
     BinaryMLP as BinaryMLP,
