@@ -189,3 +189,36 @@ def test_simulated_crn_file_matches_network(capsys, tmp_path):
     rows = json.loads(out)["rows"]
     expected = forward(load_model(IRIS_MODEL), x)
     assert [r["argmax"] for r in rows] == expected.argmax(1).tolist()
+
+
+def test_help_is_fast_and_imports_no_jax():
+    """`jaxcrn --help` and `import jaxcrn` do not import JAX (the API is lazy)."""
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import sys, jaxcrn; from jaxcrn._cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'jax' not in sys.modules, 'jax imported'\n"
+        "assert 'numpy' not in sys.modules, 'numpy imported'\n"
+        "jaxcrn.CRN, jaxcrn.simulate_batch, jaxcrn.datasets\n"
+        "assert 'jax' in sys.modules\n"
+    )
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage: jaxcrn" in proc.stdout
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "jaxcrn", "--help"], capture_output=True)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_public_api_resolves():
+    import jaxcrn
+
+    assert set(jaxcrn.__all__) <= set(dir(jaxcrn))
+    for name in jaxcrn.__all__:
+        assert getattr(jaxcrn, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        jaxcrn.nope  # noqa: B018

@@ -33,7 +33,8 @@ from jaxcrn import (
     train,
 )
 from jaxcrn._cli import main
-from jaxcrn._nn import _dropout, _Progress
+from jaxcrn._nn.model import _dropout
+from jaxcrn._nn.train import _Progress
 
 
 T32 = float(np.float32(0.15))  # the float32 threshold, as a float64 number

@@ -1,0 +1,87 @@
+"""`jaxcrn import`: an SBML model (mass action) to a .crn file."""
+
+import argparse
+import os
+import sys
+
+from ._common import CLIError, _check_output_path
+
+
+EXAMPLES = """\
+examples:
+  jaxcrn import model.xml -o net.crn        write the CRN to net.crn
+  jaxcrn import model.xml                   print the CRN on stdout
+  jaxcrn import model.xml -o net.crn && jaxcrn simulate net.crn --t1 100
+
+A species' value in the CRN is its concentration (its amount when the SBML
+species has hasOnlySubstanceUnits); boundary and constant species become
+catalysts, so they keep their initial values. Rules, events, function
+definitions, initial assignments, delays and kinetic laws other than mass action
+are errors (exit 2) naming the SBML element. Needs python-libsbml:
+pip install 'jaxcrn[sbml]'."""
+
+
+def add(sub) -> None:
+    p = sub.add_parser(
+        "import",
+        help="import an SBML model (mass action) as a .crn file",
+        description=(
+            "Read a mass-action SBML model (any level and version) and write it in "
+            "the .crn format: parameters and compartment sizes substituted, "
+            "reversible laws split into two reactions."
+        ),
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("sbml", metavar="MODEL.xml", help="the SBML file")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="NET.crn",
+        help="where to write the CRN (default: print it on stdout)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="overwrite NET.crn if it exists"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from .._crn import format_crn, save_crn
+    from .._sbml import SBMLImportError, read_sbml
+
+    _check_output_path(args.output, args.force)
+    try:
+        model = read_sbml(args.sbml)
+    except ImportError as e:
+        raise CLIError(str(e)) from None
+    except (FileNotFoundError, IsADirectoryError) as e:
+        raise CLIError(str(e)) from None
+    except SBMLImportError as e:
+        raise CLIError("\n".join(e.lines())) from None
+    crn = model.crn
+    notes = []
+    if model.amount_species:
+        notes.append(
+            "values are concentrations, except amounts for "
+            + ", ".join(sorted(model.amount_species))
+        )
+    if model.constant_species:
+        notes.append(
+            "kept constant (catalysts): " + ", ".join(sorted(model.constant_species))
+        )
+    summary = (
+        f"{model.name}: {len(crn.species)} species, {len(crn.reactions)} reaction"
+        + ("" if len(crn.reactions) == 1 else "s")
+        + "".join(f"; {n}" for n in notes)
+    )
+    if args.output is None:
+        sys.stdout.write(format_crn(crn))
+        print(f"# {summary}", file=sys.stderr)
+        return 0
+    try:
+        save_crn(crn, args.output, overwrite=args.force)
+    except OSError as e:
+        raise CLIError(f"cannot write {args.output}: {e.strerror or e}") from None
+    print(f"wrote {os.fspath(args.output)} ({summary})")
+    return 0
