@@ -87,6 +87,7 @@ if TYPE_CHECKING:
         simulate_batch as simulate_batch,
     )
     from ._solver import Rodas5P as Rodas5P
+    from ._trainable import trainable_crn as trainable_crn
     from ._verify import (
         RateSample as RateSample,
         VerifyReport as VerifyReport,
