@@ -1,6 +1,9 @@
-"""Benchmark jaxcrn side by side with libRoadRunner and scipy on compiled networks.
+"""Benchmark jaxcrn side by side with libRoadRunner and scipy on CRNs.
 
-The networks are IRIS 4-8-3, virus 10-32-4 and MNIST-14 196-512-512-10, each with
+Two kinds of CRN, one harness: general mass-action CRNs (the corpus of
+`benchmarks/crns/`, or any `.crn` file; see "General CRNs" below) and CRNs compiled
+from neural networks. The compiled networks are IRIS 4-8-3, virus 10-32-4 and
+MNIST-14 196-512-512-10, each with
 its trained weights (`experiments/models/*.npz`) and/or fixed-seed random +-1
 weights (biases N(0, 0.5^2)), compiled by jaxcrn to the full (Algorithm 1,
 `nn_to_crn`) and the reduced (Algorithm 2, `reduce_crn`) CRN. Every tool simulates
@@ -38,9 +41,27 @@ One JSON line per (model, weights, CRN, tool) goes to stdout (and is appended to
 figures, jaxcrn's speed-up over the best peer, and the machine; `--table` writes
 the same as a Markdown table (never replacing a file without `--force`).
 
+General CRNs (`--models robertson,random60,...`, `--models corpus` for every file
+of `benchmarks/crns/`, or paths to `.crn` files). Each file says in `#@` comment
+lines how it is run (`read_bench_header`): its t1 and the law of each input, a
+species whose initial concentration is drawn per sample (inputs are single-rail),
+from a fixed seed (`--seed`). The reference (jaxcrn at `--ref-rtol`, checked against
+scipy Radau and LSODA at the same tolerance on `--ref-check` samples) covers the
+first `--ref-samples` samples; jaxcrn is checked on all of them and the peers on
+the first `--peer-samples`. Every species is compared at t1 (`check_states`):
+`|y - y_ref| <= tol * max(|y_ref|, floor_rel * M, floor_abs)`, M the sample's
+largest concentration, tol the file's `#@ tol` or `--state-tol` (1e-3; the
+oscillators of the corpus use 1e-2: their phase error after several periods is
+1e-3 for every solver at rtol 1e-6). So species that matter are compared relative
+to themselves, and species that decayed to ~0 absolutely, at `tol * floor_rel * M`
+(`--floor-rel 1e-4`), where no solver at atol 1e-9 controls their digits. jaxcrn
+runs `simulate_batch(net, x, t1, saveat=None, keep_states=True)` with its defaults
+(what it ran with, from the engine's planning function, is recorded as `plan`).
+
 Options with per-case values take a default and `KEY=VALUE` overrides, where KEY
 names a model, weights, CRN or tool, or several joined by `/`; the most specific
-KEY wins: `--peer-timeout 120,mnist14=90,mnist14/full/bdf=300`.
+KEY wins: `--peer-timeout 120,mnist14=90,mnist14/full/bdf=300`; a corpus CRN is
+named by its file name, and `general` names them all: `--batch 1000,general=2048`.
 
     pip install -e ".[bench]"      # scipy and libroadrunner
     python benchmarks/peers.py [--models iris,virus,mnist14] [--weights both]
@@ -51,9 +72,11 @@ KEY wins: `--peer-timeout 120,mnist14=90,mnist14/full/bdf=300`.
         [--ref-rtol 1e-10,mnist14=1e-8] [--ref-atol 1e-12,mnist14=1e-10]
         [--data DIR] [--out results/peers.jsonl] [--table results/peers.md] [--force]
 
-Example (a few minutes on 2 cores):
+Examples (a few minutes each on 2 cores):
 
     python benchmarks/peers.py --models iris,virus --batch 200 --peer-samples 20
+    python benchmarks/peers.py --models robertson,brusselator,random60 \
+        --batch 1000 --peer-samples 20 --tools jaxcrn,roadrunner,roadrunner_adams
 
 The full comparison (~35 minutes on 2 cores; libRoadRunner runs out of memory
 loading MNIST-14, and one scipy solve of the full MNIST-14 CRN takes minutes):
@@ -91,9 +114,13 @@ WEIGHTS = ("trained", "random")
 TOOLS = ("jaxcrn", "roadrunner", "roadrunner_adams", "lsoda", "bdf", "rk45")
 PEERS = TOOLS[1:]
 KEYWORDS = frozenset(MODELS) | frozenset(VARIANTS) | frozenset(WEIGHTS) | {*TOOLS}
+GROUPS = ("compiled", "corpus")  # --models words: iris,virus,mnist14; every .crn
 DEFAULT_TOOLS = "jaxcrn,roadrunner,roadrunner_adams,lsoda,bdf,rk45"
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+CORPUS_DIR = os.path.join(HERE, "crns")
+GENERAL = "general"  # the CRN "variant" of a corpus entry, for per-case options
+DEFAULT_SAMPLE = ("uniform", 0.5, 1.5)
 THREAD_VARS = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -120,14 +147,14 @@ PEER_CONFIG = {
 # Options that take per-model values: "1000,mnist14=100,mnist14/full=50".
 
 
-def per_case(text: str, cast, what: str):
+def per_case(text: str, cast, what: str, known=KEYWORDS):
     """Parse `DEFAULT,KEY=V,...` into a function `(model, weights, crn, tool) -> V`.
 
-    A KEY names a model, weights, a CRN or a tool, or several joined by `/`
-    (`mnist14/full`, `mnist14/roadrunner`); the most specific matching KEY wins."""
+    A KEY names a model (or a CRN of the corpus), weights, a CRN variant (`general`
+    for the corpus) or a tool, or several joined by `/` (`mnist14/full`,
+    `mnist14/roadrunner`, `random600/bdf`); the most specific matching KEY wins."""
     default = None
     table = {}
-    known = KEYWORDS
     for item in text.split(","):
         item = item.strip()
         if not item:
@@ -144,10 +171,13 @@ def per_case(text: str, cast, what: str):
             continue
         parts = frozenset(p.strip() for p in key.split("/"))
         if not parts <= known:
+            general = sorted(known - KEYWORDS - {GENERAL})
             raise SystemExit(
                 f"{what}: {key!r} in {text!r} is not a MODEL, WEIGHTS, CRN or TOOL, "
-                f"or several joined by '/', from {', '.join(MODELS)}; "
-                f"{', '.join(WEIGHTS)}; {', '.join(VARIANTS)}; {', '.join(TOOLS)}."
+                f"or several joined by '/', from {', '.join(MODELS)}"
+                + (f", {', '.join(general)}" if general else "")
+                + f"; {', '.join(WEIGHTS)}; {', '.join(VARIANTS)}, {GENERAL}; "
+                f"{', '.join(TOOLS)}."
             )
         table[parts] = v
 
@@ -317,11 +347,18 @@ def scipy_simulator(spec: dict, method: str, t1: float, rtol: float, atol: float
 
 
 def roadrunner_simulator(
-    spec: dict, sbml: str, t1: float, rtol: float, atol: float, stiff: bool
+    spec: dict,
+    sbml: str,
+    t1: float,
+    rtol: float,
+    atol: float,
+    stiff: bool,
+    state: bool = False,
 ):
     """`(run, load_s, rails)`: `run(x) -> (output rail concentrations, info)` with
     libRoadRunner, the time to build the RoadRunner (SBML parse + LLVM compile), and
-    the names of the rails `run` returns (positive rails, then negative)."""
+    the names of the rails `run` returns (positive rails, then negative). With
+    `state`, `run` returns every species instead, in `spec["species"]` order."""
     import roadrunner
 
     t = time.perf_counter()
@@ -338,6 +375,8 @@ def roadrunner_simulator(
     rails = [names[i] for i in spec["out_pos"]] + [
         names[i] for i in spec["out_neg"] if i >= 0
     ]
+    if state:
+        rails = list(names)
     rr.timeCourseSelections = ["time"] + [f"[{s}]" for s in rails]
     inputs = [int(i) for i in spec["in_pos"]] + [
         int(i) for i in spec["in_neg"] if i >= 0
@@ -383,12 +422,16 @@ def _peer_worker(conn) -> None:
         t1, rtol, atol = job["t1"], job["rtol"], job["atol"]
         n_out = spec["out_pos"].size
         t = time.perf_counter()
+        state = bool(job.get("state"))
         if tool.startswith("roadrunner"):
             run, load_s, _ = roadrunner_simulator(
-                spec, job["sbml"], t1, rtol, atol, stiff=tool == "roadrunner"
+                spec, job["sbml"], t1, rtol, atol, tool == "roadrunner", state
             )
 
             def outputs(x):
+                if state:  # every species; no negative rails
+                    y, info = run(x)
+                    return y, np.zeros(0), info
                 rails, info = run(x)
                 pos, neg = rails[:n_out], np.zeros(n_out)
                 has_neg = spec["out_neg"] >= 0
@@ -404,6 +447,8 @@ def _peer_worker(conn) -> None:
 
             def outputs(x):
                 y, info = run(x)
+                if state:
+                    return y, np.zeros(0), info
                 pos = y[spec["out_pos"]]
                 neg = np.where(spec["out_neg"] >= 0, y[spec["out_neg"]], 0.0)
                 return pos, neg, info
@@ -546,6 +591,172 @@ def check_outputs(
     )
 
 
+def check_states(
+    y: np.ndarray, ref: np.ndarray, tol: float, floor_rel: float, floor_abs: float
+) -> dict:
+    """Compare final states `(k, species)` of a general CRN with the reference.
+
+    Species `s` of sample `i` passes when `|y - ref| <= tol * d`, `d = max(|ref|,
+    floor_rel * M_i, floor_abs)` with `M_i = max_s |ref_is|`, the sample's largest
+    concentration: a relative test for the species that matter at t1, an absolute
+    one (`tol * floor_rel * M_i`) for those that have decayed to ~0, whose digits no
+    solver controls below its `atol` (`floor_abs` keeps the test meaningful when
+    every concentration is tiny). Any NaN fails. `worst_sample`, `worst_column`:
+    where the largest scaled error is."""
+    y = np.asarray(y, np.float64)
+    ref = np.asarray(ref, np.float64)
+    big = np.abs(ref).max(axis=1, keepdims=True, initial=0.0)
+    denom = np.maximum(np.maximum(np.abs(ref), floor_rel * big), floor_abs)
+    err = np.abs(y - ref)
+    err = np.where(np.isfinite(err), err, np.inf)
+    scaled = err / denom
+    bad = (scaled > tol).any(axis=1)
+    worst = np.unravel_index(int(np.argmax(scaled)), scaled.shape) if y.size else None
+    return dict(
+        max_abs_err=float(err.max(initial=0.0)),
+        max_scaled_err=float(scaled.max(initial=0.0)),
+        value_failures=int(bad.sum()),
+        worst_sample=None if worst is None else int(worst[0]),
+        worst_column=None if worst is None else int(worst[1]),
+        passed=bool(not bad.any()),
+    )
+
+
+# ---------------------------------------------------------------------------------
+# The general-CRN corpus: `.crn` files whose `#@` comment lines say how to run them.
+
+
+class CorpusError(ValueError):
+    pass
+
+
+def corpus_names() -> list[str]:
+    """The CRNs in `benchmarks/crns/`, by file name without `.crn`, sorted."""
+    try:
+        files = os.listdir(CORPUS_DIR)
+    except FileNotFoundError:
+        return []
+    return sorted(f[:-4] for f in files if f.endswith(".crn"))
+
+
+def corpus_path(name: str) -> str | None:
+    """`name` as a corpus entry (`benchmarks/crns/NAME.crn`) or a `.crn` path."""
+    if name.endswith(".crn"):
+        return name if os.path.isfile(name) else None
+    path = os.path.join(CORPUS_DIR, name + ".crn")
+    return path if os.path.isfile(path) else None
+
+
+def case_name(entry: str) -> str:
+    return os.path.basename(entry)[:-4] if entry.endswith(".crn") else entry
+
+
+def read_bench_header(text: str, path: str) -> dict:
+    """The benchmark settings in a `.crn` file's `#@ KEY: VALUE` comment lines:
+
+        #@ t1: 40                        end time (default: --t1, else 50)
+        #@ sample a: uniform 0.5 1.5     input `a` per sample (default: this)
+        #@ sample e1: loguniform 1e-7 1e-4
+        #@ tol: 1e-3                     scaled error allowed (default: --state-tol)
+
+    The file's other comments are not read; the `.crn` parser ignores all of them.
+    Returns `dict(t1, samples: {input: (law, lo, hi)}, tol, source)`, where `source`
+    is the file's first comment lines (its provenance)."""
+    out = dict(t1=None, samples={}, tol=None, source="")
+    source = []
+    for no, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        if s.startswith("#@"):
+            key, sep, value = s[2:].partition(":")
+            key, value = key.strip(), value.strip()
+            where = f"{path}, line {no}: {line.strip()!r}"
+            try:
+                if not sep:
+                    raise ValueError("expected '#@ KEY: VALUE'")
+                if key == "t1":
+                    out["t1"] = float(value)
+                    if not out["t1"] > 0:
+                        raise ValueError("t1 must be positive")
+                elif key == "tol":
+                    out["tol"] = float(value)
+                elif key.startswith("sample "):
+                    law, *bounds = value.split()
+                    if law not in ("uniform", "loguniform") or len(bounds) != 2:
+                        raise ValueError(
+                            "expected 'uniform LO HI' or 'loguniform LO HI'"
+                        )
+                    lo, hi = (float(b) for b in bounds)
+                    if not (0 <= lo <= hi) or (law == "loguniform" and lo <= 0):
+                        raise ValueError(
+                            "expected 0 <= LO <= HI (LO > 0 for loguniform)"
+                        )
+                    out["samples"][key.split(None, 1)[1].strip()] = (law, lo, hi)
+                else:
+                    raise ValueError("KEY is t1, tol or 'sample INPUT'")
+            except ValueError as e:
+                raise CorpusError(f"{where}: {e}.") from None
+        elif s.startswith("#") and not out["samples"] and out["t1"] is None:
+            source.append(s.lstrip("#").strip())
+        elif s and not s.startswith("#"):
+            break
+    out["source"] = " ".join(source)
+    return out
+
+
+def load_general(entry: str, jaxcrn) -> dict:
+    """A corpus entry: its CRN, settings and name. Every input must be single-rail
+    (the per-sample initial concentration of one species)."""
+    path = corpus_path(entry)
+    if path is None:
+        raise CorpusError(
+            f"{entry!r} is neither a compiled model ({', '.join(MODELS)}), a CRN in "
+            f"{os.path.relpath(CORPUS_DIR)} ({', '.join(corpus_names()) or 'none'}) "
+            "nor a .crn file."
+        )
+    with open(path) as f:
+        text = f.read()
+    header = read_bench_header(text, path)
+    crn = jaxcrn.parse_crn(text)
+    names = [s.name for s in crn.inputs]
+    dual = [s.name for s in crn.inputs if s.neg is not None]
+    if dual:
+        raise CorpusError(
+            f"{path}: inputs {', '.join(dual)} are dual-rail; general CRNs take "
+            "single-species inputs ('input a = A'), the initial concentration varied "
+            "per sample."
+        )
+    unknown = sorted(set(header["samples"]) - set(names))
+    if unknown:
+        raise CorpusError(
+            f"{path}: '#@ sample' names {', '.join(unknown)}, which the file does not "
+            f"declare as inputs ({', '.join(names) or 'none'})."
+        )
+    samples = {n: header["samples"].get(n, DEFAULT_SAMPLE) for n in names}
+    return dict(
+        name=case_name(entry),
+        path=path,
+        crn=crn,
+        t1=header["t1"],
+        tol=header["tol"],
+        samples=samples,
+        source=header["source"],
+    )
+
+
+def general_inputs(samples: dict, n: int, seed: int, name: str) -> np.ndarray:
+    """`(n, inputs)` draws, fixed by `seed` and the CRN's name."""
+    import zlib
+
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+    cols = []
+    for law, lo, hi in samples.values():
+        if law == "uniform":
+            cols.append(rng.uniform(lo, hi, n))
+        else:
+            cols.append(np.exp(rng.uniform(np.log(lo), np.log(hi), n)))
+    return np.stack(cols, axis=1) if cols else np.zeros((n, 0))
+
+
 # ---------------------------------------------------------------------------------
 # Models, inputs, machine.
 
@@ -673,21 +884,33 @@ def markdown(records: list[dict], command: str, machine: dict, args) -> str:
         "",
         f"Command: `{command}`",
         "",
-        f"t1 = {args.t1:g}, rtol {args.rtol:g}, atol {args.atol:g}, rates 1. "
-        f"Reference: {ref_text or '-'}. A tool passes when every "
-        f"output is within {args.tol:g} x max(1, largest output rail) of the "
-        "reference, with the same argmax. jaxcrn's time per sample is its batch "
-        "time / batch (all cores); a peer's is its mean over the samples it ran, "
-        "one process on one core. Speed-up: jaxcrn samples/s over the best passing "
-        "peer's ('>' where a peer that timed out could only be bounded); on a peer's "
-        "row: over that peer.",
+        f"rtol {args.rtol:g}, atol {args.atol:g}. Reference: {ref_text or '-'}. "
+        "jaxcrn's time per sample is its batch time / batch (all cores); a peer's is "
+        "its mean over the samples it ran, one process on one core. Speed-up: "
+        "jaxcrn samples/s over the best passing peer's ('>' where a peer that timed "
+        "out could only be bounded); on a peer's row: over that peer; per core: "
+        f"divided by the {machine['cores']} cores jaxcrn may use.",
         "",
-        "| model | weights | CRN | species / reactions | tool | status | samples "
-        "| time / sample | samples/s | compile / load | max error (scaled / abs) "
-        "| argmax | jaxcrn speed-up |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in records:
+    compiled = [r for r in records if r.get("crn") != GENERAL]
+    general = [r for r in records if r.get("crn") == GENERAL]
+    if general:
+        lines += markdown_general(general, args)
+    if compiled:
+        lines += [
+            "## CRNs compiled from neural networks",
+            "",
+            f"t1 = {compiled[0]['t1']:g}, all rates 1. A tool passes when every "
+            f"output is within {args.tol:g} x max(1, largest output rail) of the "
+            "reference, with the same argmax (and jaxcrn's argmax equals the "
+            "network's forward pass).",
+            "",
+            "| model | weights | CRN | species / reactions | tool | status | samples "
+            "| time / sample | samples/s | compile / load | max error (scaled / abs) "
+            "| argmax | jaxcrn speed-up |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+    for r in compiled:
         if r["tool"] == "jaxcrn":
             samples = f"{r['samples']} (ref {r.get('samples_checked', '-')})"
             setup = fmt_time(r.get("compile_s"))
@@ -697,30 +920,115 @@ def markdown(records: list[dict], command: str, machine: dict, args) -> str:
             samples = f"{r['samples']} / {r['samples_requested']}"
             setup = fmt_time(r.get("load_s"))
             arg = str(r.get("argmax_mismatches", "-"))
-        err = (
-            f"{r['max_scaled_err']:.1e} / {r['max_abs_err']:.1e}"
-            if r.get("max_scaled_err") is not None
-            else "-"
-        )
-        sps = r.get("samples_per_s")
-        speed = r.get("speedup_vs_best_peer", r.get("jaxcrn_speedup"))
-        if speed is not None:
-            speed_s = ("> " if r.get("speedup_is_lower_bound") else "") + (
-                f"{speed:.3g}x"
-            )
-        else:
-            speed_s = "-"
-        status = r["status"]
-        if r.get("message") and status != "ok":
-            status += f": {r['message'].splitlines()[0][:80]}"
         lines.append(
             f"| {r['model']} | {r['weights']} | {r['crn']} | {r['species']} / "
-            f"{r['reactions']} | {r['tool']} | {status} | {samples} | "
-            f"{fmt_time(r.get('per_sample_s'))} | "
-            f"{'-' if sps is None else f'{sps:.4g}'} | {setup} | {err} | {arg} | "
-            f"{speed_s} |"
+            f"{r['reactions']} | {r['tool']} | {status_text(r)} | {samples} | "
+            f"{fmt_time(r.get('per_sample_s'))} | {fmt_sps(r)} | {setup} | "
+            f"{fmt_err(r)} | {arg} | {fmt_speed(r)} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def markdown_general(records: list[dict], args) -> list[str]:
+    """The general CRNs: one summary row per CRN (time per sample of every tool),
+    then every record."""
+    tools = [t for t in TOOLS if any(r["tool"] == t for r in records)]
+    names = list(dict.fromkeys(r["model"] for r in records))
+    lines = [
+        "## General CRNs (benchmarks/crns)",
+        "",
+        "Inputs: each CRN's `#@ sample` laws, fixed seed. A tool passes when every "
+        "species of every sample it ran is within the CRN's tolerance of the "
+        "reference at t1 (`check_states`: relative to max(|ref|, "
+        f"{args.floor_rel:g} x the sample's largest concentration, "
+        f"{args.floor_abs:g})). Time per sample; bold: the fastest passing tool.",
+        "",
+        "| CRN | species / reactions | t1 | batch | "
+        + " | ".join(tools)
+        + " | jaxcrn vs best peer | per core |",
+        "|---|---|---|---|" + "---|" * len(tools) + "---|---|",
+    ]
+    for name in names:
+        rows = {r["tool"]: r for r in records if r["model"] == name}
+        any_r = next(iter(rows.values()))
+        passing = [
+            r
+            for r in rows.values()
+            if r["status"] in ("ok", "partial") and r.get("per_sample_s")
+        ]
+        fastest = (
+            min(passing, key=lambda r: r["per_sample_s"])["tool"] if passing else None
+        )
+        cells = []
+        for tool in tools:
+            r = rows.get(tool)
+            if r is None:
+                cells.append("-")
+            elif r["status"] in ("ok", "partial") and r.get("per_sample_s"):
+                cell = fmt_time(r["per_sample_s"])
+                cells.append(f"**{cell}**" if tool == fastest else cell)
+            else:
+                cells.append(r["status"])
+        jx = rows.get("jaxcrn", {})
+        speed = fmt_speed(jx) if jx.get("speedup_vs_best_peer") else "-"
+        per_core = jx.get("speedup_vs_best_peer_on_all_cores")
+        batch = jx.get("batch", "-")
+        lines.append(
+            f"| {name} | {any_r['species']} / {any_r['reactions']} | {any_r['t1']:g} | "
+            f"{batch} | "
+            + " | ".join(cells)
+            + f" | {speed}"
+            + (f" ({jx.get('best_peer')})" if jx.get("best_peer") else "")
+            + f" | {'-' if per_core is None else f'{per_core:.3g}x'} |"
+        )
+    lines += [
+        "",
+        "| CRN | tool | status | samples | time / sample | samples/s | compile / "
+        "load | max error (scaled / abs) | worst species | steps (median) | "
+        "jaxcrn speed-up |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        if r["tool"] == "jaxcrn":
+            samples = f"{r['samples']} (checked {r.get('samples_checked', '-')})"
+            setup = fmt_time(r.get("compile_s"))
+            steps = r.get("steps_median")
+        else:
+            samples = f"{r['samples']} / {r['samples_requested']}"
+            setup = fmt_time(r.get("load_s"))
+            steps = None
+        lines.append(
+            f"| {r['model']} | {r['tool']} | {status_text(r)} | {samples} | "
+            f"{fmt_time(r.get('per_sample_s'))} | {fmt_sps(r)} | {setup} | "
+            f"{fmt_err(r)} | {r.get('worst_species', '-')} | "
+            f"{'-' if steps is None else f'{steps:g}'} | {fmt_speed(r)} |"
+        )
+    return lines + [""]
+
+
+def status_text(r: dict) -> str:
+    status = r["status"]
+    if r.get("message") and status != "ok":
+        status += f": {r['message'].splitlines()[0][:80]}"
+    return status
+
+
+def fmt_sps(r: dict) -> str:
+    sps = r.get("samples_per_s")
+    return "-" if sps is None else f"{sps:.4g}"
+
+
+def fmt_err(r: dict) -> str:
+    if r.get("max_scaled_err") is None:
+        return "-"
+    return f"{r['max_scaled_err']:.1e} / {r['max_abs_err']:.1e}"
+
+
+def fmt_speed(r: dict) -> str:
+    speed = r.get("speedup_vs_best_peer", r.get("jaxcrn_speedup"))
+    if speed is None:
+        return "-"
+    return ("> " if r.get("speedup_is_lower_bound") else "") + f"{speed:.3g}x"
 
 
 # ---------------------------------------------------------------------------------
@@ -732,7 +1040,12 @@ def parse_args(argv=None):
         description=__doc__.split("\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ap.add_argument("--models", default="iris,virus,mnist14")
+    ap.add_argument(
+        "--models",
+        default="iris,virus,mnist14",
+        help="compiled models (iris, virus, mnist14), CRNs of benchmarks/crns by "
+        "name, .crn files, or the words 'compiled' and 'corpus' (comma-separated)",
+    )
     ap.add_argument("--weights", choices=("trained", "random", "both"), default="both")
     ap.add_argument("--variants", default="full,reduced", help="full,reduced")
     ap.add_argument("--tools", default=DEFAULT_TOOLS, help=f"from {', '.join(TOOLS)}")
@@ -764,7 +1077,12 @@ def parse_args(argv=None):
         help="timed jaxcrn calls after the first (the best is kept)",
     )
     ap.add_argument("--lanes", type=int, default=None, help="jaxcrn lanes (default)")
-    ap.add_argument("--t1", type=float, default=50.0)
+    ap.add_argument(
+        "--t1",
+        type=float,
+        default=None,
+        help="end time (default: 50 for compiled models, a corpus CRN's '#@ t1')",
+    )
     ap.add_argument("--rtol", type=float, default=1e-6)
     ap.add_argument("--atol", type=float, default=1e-9)
     ap.add_argument(
@@ -774,25 +1092,80 @@ def parse_args(argv=None):
     )
     ap.add_argument("--ref-atol", default="1e-12,mnist14=1e-10")
     ap.add_argument(
+        "--ref-max-steps", default="200000", help="steps per reference sample"
+    )
+    ap.add_argument(
+        "--ref-samples",
+        default="0",
+        help="general CRNs: the reference (and so every check) covers the first K "
+        "samples of the batch (0: all)",
+    )
+    ap.add_argument(
         "--ref-check",
         type=int,
         default=5,
-        help="check the reference against scipy Radau on this many samples "
-        "(networks below 1000 species; 0: off)",
+        help="check the reference against scipy on this many samples (Radau; "
+        "general CRNs also LSODA; networks below 1000 species; 0: off)",
     )
-    ap.add_argument("--tol", type=float, default=1e-4, help="scaled error allowed")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    ap.add_argument(
+        "--tol", type=float, default=1e-4, help="compiled: scaled error allowed"
+    )
+    ap.add_argument(
+        "--state-tol",
+        type=float,
+        default=1e-3,
+        help="general CRNs: scaled error allowed per species (see check_states; a "
+        "file's '#@ tol' wins)",
+    )
+    ap.add_argument(
+        "--floor-rel",
+        type=float,
+        default=1e-4,
+        help="general CRNs: species below this fraction of the sample's largest "
+        "concentration are compared in absolute terms",
+    )
+    ap.add_argument(
+        "--floor-abs",
+        type=float,
+        default=1e-8,
+        help="general CRNs: the smallest concentration compared in relative terms",
+    )
+    ap.add_argument(
+        "--seed", type=int, default=0, help="seed of the random weights and inputs"
+    )
     ap.add_argument("--data", default=default_data_dir(), help="MNIST data folder")
     ap.add_argument("--models-dir", default=os.path.join(ROOT, "experiments", "models"))
     ap.add_argument("--out", help="append the JSON lines to this file")
     ap.add_argument("--table", help="write a Markdown table to this file")
     ap.add_argument("--force", action="store_true", help="replace --table if present")
     args = ap.parse_args(argv)
-    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    models = []
+    for m in (m.strip() for m in args.models.split(",")):
+        if m == "compiled":
+            models += list(MODELS)
+        elif m == "corpus":
+            models += corpus_names()
+        elif m:
+            models.append(m)
+    args.models = list(dict.fromkeys(models))
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    bad = [m for m in args.models if m not in MODELS and corpus_path(m) is None]
+    if bad or not args.models:
+        raise SystemExit(
+            f"--models {','.join(bad or args.models)!r}: expected a comma-separated "
+            f"list of compiled models ({', '.join(MODELS)}), CRNs of "
+            f"{os.path.relpath(CORPUS_DIR)} ({', '.join(corpus_names())}), .crn "
+            f"files, or the words {' and '.join(GROUPS)}."
+        )
+    names = [case_name(m) for m in args.models if m not in MODELS]
+    clash = sorted({n for n in names if names.count(n) > 1 or n in KEYWORDS})
+    if clash:
+        raise SystemExit(
+            f"--models: the CRN names {', '.join(clash)} repeat or clash with "
+            "a model, weights, variant or tool name; rename the files."
+        )
     for what, vals, allowed in (
-        ("--models", args.models, MODELS),
         ("--variants", args.variants, VARIANTS),
         ("--tools", args.tools, TOOLS),
     ):
@@ -802,17 +1175,27 @@ def parse_args(argv=None):
                 f"{what} {','.join(vals)!r}: expected a comma-separated list from "
                 f"{', '.join(allowed)}."
             )
-    for name in ("batch", "peer_samples", "peer_timeout", "repeats"):
+    known = KEYWORDS | set(corpus_names()) | set(names) | {GENERAL}
+    for name in (
+        "batch",
+        "peer_samples",
+        "peer_timeout",
+        "repeats",
+        "ref_samples",
+        "ref_max_steps",
+    ):
         cast = float if name == "peer_timeout" else int
-        setattr(args, name, per_case(getattr(args, name), cast, f"--{name}"))
-    args.ref_rtol = per_case(args.ref_rtol, float, "--ref-rtol")
-    args.ref_atol = per_case(args.ref_atol, float, "--ref-atol")
+        flag = "--" + name.replace("_", "-")
+        setattr(args, name, per_case(getattr(args, name), cast, flag, known))
+    args.ref_rtol = per_case(args.ref_rtol, float, "--ref-rtol", known)
+    args.ref_atol = per_case(args.ref_atol, float, "--ref-atol", known)
     args.skip = [frozenset(k.strip().split("/")) for k in args.skip.split(",") if k]
     for key in args.skip:
-        if not key <= KEYWORDS:
+        if not key <= known:
             raise SystemExit(
                 f"--skip: {'/'.join(sorted(key))} is not MODEL/WEIGHTS/CRN from "
-                f"{', '.join(MODELS)}; {', '.join(WEIGHTS)}; {', '.join(VARIANTS)}."
+                f"{', '.join(MODELS)}; {', '.join(WEIGHTS)}; {', '.join(VARIANTS)}, "
+                "or a CRN of --models."
             )
     if args.table and os.path.exists(args.table) and not args.force:
         raise SystemExit(
@@ -835,8 +1218,14 @@ def main(argv=None) -> int:
 
     jax.config.update("jax_enable_x64", True)
     import jaxcrn
-    from jaxcrn import datasets
 
+    general = []
+    for entry in args.models:
+        if entry not in MODELS:
+            try:
+                general.append(load_general(entry, jaxcrn))
+            except (CorpusError, jaxcrn.CRNSyntaxError, OSError) as e:
+                raise SystemExit(str(e)) from None
     machine = machine_info()
     machine["jax_device"] = str(jax.devices()[0])
     machine["jax_device_kind"] = jax.devices()[0].device_kind
@@ -844,7 +1233,7 @@ def main(argv=None) -> int:
     mem_limit = int(
         args.peer_memory_gb * 2**30 if args.peer_memory_gb else 0.6 * mem_total
     )
-    settings = dict(t1=args.t1, rtol=args.rtol, atol=args.atol, rates=1.0)
+    settings = dict(rtol=args.rtol, atol=args.atol)
     out_file = None
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
@@ -869,7 +1258,19 @@ def main(argv=None) -> int:
                 f.write(markdown(records, command, machine, args))
 
     weights = ["trained", "random"] if args.weights == "both" else [args.weights]
-    for model_name in args.models:
+    for entry in args.models:
+        if entry not in MODELS:
+            g = general.pop(0)
+            if any(key <= {g["name"], GENERAL} for key in args.skip):
+                log(f"[{g['name']}] skipped (--skip)")
+                continue
+            run_case(
+                args, jaxcrn, general_case(args, jaxcrn, g), peers, mem_limit, emit, log
+            )
+            continue
+        model_name = entry
+        from jaxcrn import datasets
+
         sizes = MODELS[model_name]
         data = datasets.load(
             model_name, args.data if model_name == "mnist14" else None
@@ -889,152 +1290,239 @@ def main(argv=None) -> int:
                     log(f"[{model_name} {w} {variant}] skipped (--skip)")
                     continue
                 crn = full if variant == "full" else jaxcrn.reduce_crn(full)
-                run_case(
-                    args,
-                    jaxcrn,
-                    model_name,
-                    w,
-                    variant,
-                    params,
-                    crn,
-                    data,
-                    peers,
-                    mem_limit,
-                    emit,
-                    log,
+                case = compiled_case(
+                    args, jaxcrn, model_name, w, variant, params, crn, data
                 )
+                run_case(args, jaxcrn, case, peers, mem_limit, emit, log)
     if out_file:
         out_file.close()
     return 0
 
 
-def run_case(
-    args,
-    jaxcrn,
-    model,
-    weights,
-    variant,
-    params,
-    crn,
-    data,
-    peers,
-    mem,
-    emit,
-    log,
-):
-    """Reference, jaxcrn and every peer on one network; emits its records."""
-    tag = f"[{model} {weights} {variant}]"
+def batch_plan(net, batch: int, lanes: int | None) -> dict:
+    """What `simulate_batch` runs this batch with: engine, lanes (per worker),
+    workers, chunk size. The one call site of the engine's planning function."""
+    from jaxcrn._simulate import engine_settings
+
+    return dict(engine_settings(net, batch, lanes=lanes))
+
+
+def compiled_case(args, jaxcrn, model, weights, variant, params, crn, data) -> dict:
+    """A CRN compiled from a network: the dataset's test inputs (repeated up to the
+    batch), outputs compared relative to the rail scale, argmax against the
+    network's forward pass."""
 
     def opt(name, tool="jaxcrn"):
         return getattr(args, name)(model, weights, variant, tool)
 
     batch = opt("batch")
-    ref_rtol, ref_atol = opt("ref_rtol"), opt("ref_atol")
     if model == "mnist14" and batch > data.shape[0]:
         raise SystemExit(f"--batch {batch}: MNIST-14 has {data.shape[0]} test images.")
     n_base = min(batch, data.shape[0])
     base = data[:n_base]
-    x = base[np.arange(batch) % n_base]
+    forward = np.asarray(jaxcrn.forward(params, base))
+    t1 = args.t1 if args.t1 is not None else 50.0
+    return dict(
+        kind="outputs",
+        tag=f"[{model} {weights} {variant}]",
+        opt=opt,
+        crn=crn,
+        t1=t1,
+        x=base[np.arange(batch) % n_base],
+        ref_x=base,
+        ref_of_row=np.arange(batch) % n_base,  # batch row -> reference row
+        forward=forward,
+        common=dict(
+            benchmark="peers",
+            model=model,
+            layers=list(MODELS[model]),
+            weights=weights,
+            crn=variant,
+            t1=t1,
+            rates=1.0,
+        ),
+    )
+
+
+def general_case(args, jaxcrn, g: dict) -> dict:
+    """A CRN of the corpus: fixed-seed inputs drawn as its header says, every
+    species compared at t1 (`check_states`)."""
+    name = g["name"]
+
+    def opt(key, tool="jaxcrn"):
+        return getattr(args, key)(name, "-", GENERAL, tool)
+
+    batch = opt("batch")
+    n_ref = opt("ref_samples") or batch
+    n_ref = min(n_ref, batch)
+    x = general_inputs(g["samples"], batch, args.seed, name)
+    t1 = args.t1 if args.t1 is not None else (g["t1"] or 50.0)
+    tol = g["tol"] if g["tol"] is not None else args.state_tol
+    return dict(
+        kind="states",
+        tag=f"[{name}]",
+        opt=opt,
+        crn=g["crn"],
+        t1=t1,
+        x=x,
+        ref_x=x[:n_ref],
+        ref_of_row=np.where(np.arange(batch) < n_ref, np.arange(batch), -1),
+        tol=tol,
+        common=dict(
+            benchmark="peers",
+            model=name,
+            weights="-",
+            crn=GENERAL,
+            file=os.path.relpath(g["path"], ROOT),
+            source=g["source"][:300],
+            t1=t1,
+            inputs={k: list(v) for k, v in g["samples"].items()},
+            input_seed=args.seed,
+            compared=(
+                f"every species at t1: |y - ref| <= {tol:g} x max(|ref|, "
+                f"{args.floor_rel:g} x the sample's largest concentration, "
+                f"{args.floor_abs:g})"
+            ),
+        ),
+    )
+
+
+def run_case(args, jaxcrn, case, peers, mem, emit, log):
+    """Reference, jaxcrn and every peer on one network; emits its records."""
+    tag, opt, crn, t1 = case["tag"], case["opt"], case["crn"], case["t1"]
+    states = case["kind"] == "states"
+    x, ref_x, ref_of_row = case["x"], case["ref_x"], case["ref_of_row"]
+    batch, n_ref = x.shape[0], ref_x.shape[0]
+    tol = case["tol"] if states else args.tol
+    ref_rtol, ref_atol = opt("ref_rtol"), opt("ref_atol")
     counts = jaxcrn.count_reactions(crn)
     common = dict(
-        benchmark="peers",
-        model=model,
-        layers=list(MODELS[model]),
-        weights=weights,
-        crn=variant,
+        case["common"],
         species=counts.species,
         reactions=counts.reactions,
         max_product_stoichiometry=counts.max_product_stoichiometry,
     )
     log(f"{tag} {counts.species} species, {counts.reactions} reactions, batch {batch}")
-    forward = np.asarray(jaxcrn.forward(params, base))
 
     # -- jaxcrn: first call (compile + run), reference, check, timed repeats ----------
     t = time.perf_counter()
     net = jaxcrn.compile_crn(crn)
     build_s = time.perf_counter() - t
     kw = dict(rtol=args.rtol, atol=args.atol, saveat=None, progress=False)
+    if states:
+        kw["keep_states"] = True
     if args.lanes:
         kw["lanes"] = args.lanes
     jx = None
     if "jaxcrn" in args.tools:
         t = time.perf_counter()
-        res = jaxcrn.simulate_batch(net, x, args.t1, **kw)
+        res = jaxcrn.simulate_batch(net, x, t1, **kw)
         first_s = time.perf_counter() - t
         jx = dict(first_s=first_s, res=res)
         log(f"{tag} jaxcrn first call {first_s:.2f} s")
     t = time.perf_counter()
     ref = jaxcrn.simulate_batch(
         net,
-        base,
-        args.t1,
+        ref_x,
+        t1,
         rtol=ref_rtol,
         atol=ref_atol,
         saveat=None,
         progress=False,
         keep_states=True,
-        max_steps=200_000,
+        max_steps=opt("ref_max_steps"),
     )
     ref_s = time.perf_counter() - t
     if not np.all(ref.status == 0):
         raise SystemExit(
             f"{tag} the reference failed on {int(np.sum(ref.status != 0))} samples "
-            f"({ref.summary()}); try a looser --ref-rtol."
+            f"({ref.summary()}); try a looser --ref-rtol or a larger --ref-max-steps."
         )
-    pos_idx = [net.index(crn_sig.pos) for crn_sig in crn.outputs]
-    neg_idx = [net.index(s.neg) for s in crn.outputs if s.neg is not None]
-    ref_out = np.asarray(ref.outputs_final)
-    rails = np.abs(np.asarray(ref.y_final)[:, pos_idx + neg_idx])
-    scale = np.maximum(1.0, rails.max(axis=1))
-    ref_fwd = int(np.sum(np.argmax(ref_out, 1) != np.argmax(forward, 1)))
-    log(
-        f"{tag} reference ({ref_rtol:g}/{ref_atol:g}) {ref_s:.2f} s, "
-        f"{n_base} samples, rail scale up to {scale.max():.3g}, argmax != forward on "
-        f"{ref_fwd}"
-    )
-    ref_fields = dict(
-        reference=f"jaxcrn rtol {ref_rtol:g} atol {ref_atol:g}",
-        reference_s=round(ref_s, 3),
-        reference_argmax_vs_forward_mismatches=ref_fwd,
-        rail_scale_max=float(scale.max()),
-    )
-    # independent check of the reference: scipy Radau at the reference tolerance
-    n_check = min(args.ref_check, n_base) if counts.species < 1000 else 0
-    if n_check and importlib.util.find_spec("scipy") is not None:
-        job = dict(
-            tool="radau",
-            spec=network_spec(crn),
-            x=base[:n_check],
-            t1=args.t1,
-            rtol=ref_rtol,
-            atol=ref_atol,
-            memory_bytes=mem,
-        )
-        r = run_peer(job, opt("peer_timeout", "radau"))
-        if r["status"] == "ok":
-            out = np.asarray(r["pos"]) - np.asarray(r["neg"])
-            c = check_outputs(out, ref_out[:n_check], scale[:n_check], 1e-7)
-            ref_fields.update(
-                reference_check="scipy Radau",
-                reference_check_samples=n_check,
-                reference_check_max_scaled_err=c["max_scaled_err"],
+    if states:
+        ref_vals = np.asarray(ref.y_final)
+
+        def check(values, idx, tol=tol):
+            return check_states(
+                values, ref_vals[idx], tol, args.floor_rel, args.floor_abs
             )
-            log(f"{tag} reference vs Radau: scaled error {c['max_scaled_err']:.2e}")
-            if c["max_scaled_err"] > 1e-6:
-                log(f"{tag} WARNING: the reference disagrees with Radau")
-        else:
-            ref_fields.update(reference_check=f"scipy Radau: {r['status']}")
-            log(f"{tag} reference check: Radau {r['status']} {r['message'][:200]}")
+
+        log(
+            f"{tag} reference ({ref_rtol:g}/{ref_atol:g}) {ref_s:.2f} s, {n_ref} "
+            f"samples, largest concentration {np.abs(ref_vals).max():.3g}"
+        )
+        ref_fields = dict(
+            reference=f"jaxcrn rtol {ref_rtol:g} atol {ref_atol:g}",
+            reference_s=round(ref_s, 3),
+            reference_samples=n_ref,
+            reference_steps_median=float(np.median(ref.num_steps)),
+        )
+    else:
+        ref_vals = np.asarray(ref.outputs_final)
+        pos_idx = [net.index(s.pos) for s in crn.outputs]
+        neg_idx = [net.index(s.neg) for s in crn.outputs if s.neg is not None]
+        rails = np.abs(np.asarray(ref.y_final)[:, pos_idx + neg_idx])
+        scale = np.maximum(1.0, rails.max(axis=1))
+
+        def check(values, idx, tol=tol):
+            return check_outputs(values, ref_vals[idx], scale[idx], tol)
+
+        forward = case["forward"]
+        ref_fwd = int(np.sum(np.argmax(ref_vals, 1) != np.argmax(forward, 1)))
+        log(
+            f"{tag} reference ({ref_rtol:g}/{ref_atol:g}) {ref_s:.2f} s, "
+            f"{n_ref} samples, rail scale up to {scale.max():.3g}, argmax != forward "
+            f"on {ref_fwd}"
+        )
+        ref_fields = dict(
+            reference=f"jaxcrn rtol {ref_rtol:g} atol {ref_atol:g}",
+            reference_s=round(ref_s, 3),
+            reference_argmax_vs_forward_mismatches=ref_fwd,
+            rail_scale_max=float(scale.max()),
+        )
+
+    def values_of(r: dict) -> np.ndarray:
+        """A peer's answers: final states, or outputs from the output rails."""
+        if states:
+            return np.asarray(r["pos"])
+        return np.asarray(r["pos"]) - np.asarray(r["neg"])
+
+    spec = network_spec(crn)
+    # independent checks of the reference: scipy at the reference tolerance
+    n_check = min(args.ref_check, n_ref) if counts.species < 1000 else 0
+    checkers = ("radau", "lsoda") if states else ("radau",)
+    if n_check and importlib.util.find_spec("scipy") is not None:
+        for tool in checkers:
+            name = {"radau": "scipy Radau", "lsoda": "scipy LSODA"}[tool]
+            job = dict(tool=tool, spec=spec, x=ref_x[:n_check], t1=t1, state=states)
+            job.update(rtol=ref_rtol, atol=ref_atol, memory_bytes=mem)
+            r = run_peer(job, opt("peer_timeout", "radau"))
+            key = "reference_check" + ("" if tool == "radau" else "_" + tool)
+            if r["status"] == "ok":
+                c = check(values_of(r), np.arange(n_check), 1e-7)
+                ref_fields.update(
+                    {
+                        key: name,
+                        key + "_samples": n_check,
+                        key + "_max_scaled_err": c["max_scaled_err"],
+                    }
+                )
+                log(
+                    f"{tag} reference vs {name}: scaled error {c['max_scaled_err']:.2e}"
+                )
+                if c["max_scaled_err"] > 1e-6:
+                    log(f"{tag} WARNING: the reference disagrees with {name}")
+            else:
+                ref_fields.update({key: f"{name}: {r['status']}"})
+                log(f"{tag} reference check: {name} {r['status']} {r['message'][:200]}")
 
     # -- peers ----------------------------------------------------------------------
     peer_recs = []
-    spec = network_spec(crn) if peers else None
     sbml = (
         jaxcrn.to_sbml(crn) if any(p.startswith("roadrunner") for p in peers) else None
     )
     for tool in peers:
         timeout = opt("peer_timeout", tool)
-        n_peer = min(opt("peer_samples", tool), batch)
+        n_peer = min(opt("peer_samples", tool), batch, n_ref if states else batch)
         if n_peer <= 0:
             log(f"{tag} {tool}: skipped (--peer-samples 0)")
             peer_recs.append(
@@ -1049,17 +1537,16 @@ def run_case(
                 )
             )
             continue
-        xs = x[:n_peer]
-        ref_rows = np.arange(n_peer) % n_base
         job = dict(
             tool=tool,
             spec=spec,
             sbml=sbml if tool.startswith("roadrunner") else None,
-            x=xs,
-            t1=args.t1,
+            x=x[:n_peer],
+            t1=t1,
             rtol=args.rtol,
             atol=args.atol,
             memory_bytes=mem,
+            state=states,
         )
         log(f"{tag} {tool}: {n_peer} samples, timeout {timeout:g} s")
         r = run_peer(job, timeout)
@@ -1080,8 +1567,7 @@ def run_case(
         )
         if k:
             times = np.asarray(r["times"])
-            out = np.asarray(r["pos"]) - np.asarray(r["neg"])
-            c = check_outputs(out, ref_out[ref_rows[:k]], scale[ref_rows[:k]], args.tol)
+            c = check(values_of(r), ref_of_row[:k])
             rec.update(
                 per_sample_s=float(times.mean()),
                 per_sample_min_s=float(times.min()),
@@ -1089,6 +1575,8 @@ def run_case(
                 samples_per_s=float(1.0 / times.mean()),
                 **{key: c[key] for key in c if key != "passed"},
             )
+            if states and c["worst_column"] is not None:
+                rec["worst_species"] = spec["species"][c["worst_column"]]
             if r["info"] and r["info"][0]:
                 rec["solver_stats_median"] = {
                     key: float(np.median([i[key] for i in r["info"]]))
@@ -1096,12 +1584,8 @@ def run_case(
                 }
             if not c["passed"]:
                 rec["status"] = "failed"
-                rec["message"] = (
-                    f"wrong answer: {c['value_failures']} samples off the reference "
-                    f"by more than {args.tol:g} x rail scale (max scaled error "
-                    f"{c['max_scaled_err']:.2e}), argmax differs on "
-                    f"{c['argmax_mismatches'] - c['argmax_ties']}"
-                    + (f"; {r['message']}" if r["message"] else "")
+                rec["message"] = wrong_answer(c, tol, states) + (
+                    f"; {r['message']}" if r["message"] else ""
                 )
             elif r["status"] == "timeout":
                 rec["status"] = "partial"
@@ -1123,78 +1607,92 @@ def run_case(
         peer_recs.append(rec)
 
     # -- jaxcrn: check, then time -----------------------------------------------------
-    best_sps, bound = None, False
+    best_sps, best_tool, bound = None, None, False
     for rec in peer_recs:
         if rec["status"] in ("ok", "partial") and rec["samples"]:
             if best_sps is None or rec["samples_per_s"] > best_sps:
-                best_sps = rec["samples_per_s"]
+                best_sps, best_tool = rec["samples_per_s"], rec["tool"]
     for rec in peer_recs:  # a timed-out peer might be faster than its bound shows
         lb = rec.get("per_sample_s_lower_bound")
         if lb:
             if best_sps is None or 1.0 / lb > best_sps:
-                best_sps, bound = 1.0 / lb, True
+                best_sps, best_tool, bound = 1.0 / lb, rec["tool"], True
     if jx is not None:
         res = jx["res"]
-        out = np.asarray(res.outputs_final)
-        rows = np.arange(batch) % n_base
-        c = check_outputs(out, ref_out[rows], scale[rows], args.tol)
-        fwd_arg = np.argmax(forward, axis=1)[rows]
-        fwd_mis = np.argmax(out, axis=1) != fwd_arg
-        top2 = np.sort(forward, axis=1)[:, -2:] if forward.shape[1] > 1 else None
-        fwd_tie = (
-            (top2[:, 1] - top2[:, 0] <= 1e-9 * np.maximum(1.0, np.abs(top2[:, 1])))[
-                rows
-            ]
-            if top2 is not None
-            else np.zeros(batch, bool)
-        )
+        rows = np.flatnonzero(ref_of_row >= 0)
+        out = np.asarray(res.y_final if states else res.outputs_final)[rows]
+        c = check(out, ref_of_row[rows])
         status_ok = bool(np.all(res.status == 0))
-        passed = c["passed"] and status_ok and not (fwd_mis & ~fwd_tie).any()
-        from jaxcrn._simulate import engine_settings
-
-        plan = engine_settings(net, batch, lanes=args.lanes)
+        passed = c["passed"] and status_ok
+        extra = {}
+        if states:
+            if c["worst_column"] is not None:
+                extra["worst_species"] = spec["species"][c["worst_column"]]
+        else:
+            forward = case["forward"]
+            fwd_arg = np.argmax(forward, axis=1)[ref_of_row]
+            fwd_mis = np.argmax(np.asarray(res.outputs_final), axis=1) != fwd_arg
+            top2 = np.sort(forward, axis=1)[:, -2:] if forward.shape[1] > 1 else None
+            fwd_tie = (
+                (top2[:, 1] - top2[:, 0] <= 1e-9 * np.maximum(1.0, np.abs(top2[:, 1])))[
+                    ref_of_row
+                ]
+                if top2 is not None
+                else np.zeros(batch, bool)
+            )
+            passed = passed and not (fwd_mis & ~fwd_tie).any()
+            extra.update(
+                forward_argmax_mismatches=int(fwd_mis.sum()),
+                forward_argmax_ties=int((fwd_mis & fwd_tie).sum()),
+            )
+        plan = batch_plan(net, batch, args.lanes)
         rec = dict(
             common,
             tool="jaxcrn",
             config=(
                 f"simulate_batch defaults ({plan['engine']} engine, form {net.form}, "
                 f"lanes {plan['lanes']} x {plan['workers']} workers, chunk_size "
-                f"{plan['chunk_size']}, saveat None)"
+                f"{plan['chunk_size']}, saveat None"
+                + (", keep_states" if states else "")
+                + ")"
             ),
             form=net.form,
-            engine=plan["engine"],
-            lanes=plan["lanes"],
-            workers=plan["workers"],
-            chunk_size=plan["chunk_size"],
+            plan=plan,
+            engine=plan.get("engine"),
+            lanes=plan.get("lanes"),
+            workers=plan.get("workers"),
+            chunk_size=plan.get("chunk_size"),
             batch=batch,
             samples=batch,
-            samples_checked=batch,
-            unique_inputs=n_base,
+            samples_checked=int(rows.size),
+            unique_inputs=n_ref if not states else batch,
             build_s=round(build_s, 4),
             first_call_s=round(jx["first_s"], 4),
             cores_used=os.cpu_count(),
             steps_median=float(np.median(res.num_steps)),
+            steps_max=int(np.max(res.num_steps)),
             rejected_median=float(np.median(res.num_rejected)),
             **{key: c[key] for key in c if key != "passed"},
-            forward_argmax_mismatches=int(fwd_mis.sum()),
-            forward_argmax_ties=int((fwd_mis & fwd_tie).sum()),
+            **extra,
             **ref_fields,
         )
         if not passed:
             rec["status"] = "failed"
             rec["message"] = (
-                f"wrong answer: {c['value_failures']} samples off the reference by "
-                f"more than {args.tol:g} x rail scale (max scaled error "
-                f"{c['max_scaled_err']:.2e}), argmax differs from the reference on "
-                f"{c['argmax_mismatches'] - c['argmax_ties']} and from the forward "
-                f"pass on {int((fwd_mis & ~fwd_tie).sum())}; status "
-                f"{np.unique(res.status).tolist()}"
+                wrong_answer(c, tol, states)
+                + (
+                    ""
+                    if states
+                    else f" and from the forward pass on "
+                    f"{int((fwd_mis & ~fwd_tie).sum())}"
+                )
+                + f"; status {np.unique(res.status).tolist()}"
             )
         else:
             runs = []
             for _ in range(opt("repeats")):
                 t = time.perf_counter()
-                jaxcrn.simulate_batch(net, x, args.t1, **kw)
+                jaxcrn.simulate_batch(net, x, t1, **kw)
                 runs.append(time.perf_counter() - t)
             steady = min(runs) if runs else jx["first_s"]
             sps = batch / steady
@@ -1203,25 +1701,29 @@ def run_case(
                 message="",
                 repeats=len(runs),
                 run_s=round(steady, 4),
+                run_s_all=[round(r, 4) for r in runs],
                 compile_s=round(max(jx["first_s"] - steady, 0.0), 4),
                 per_sample_s=steady / batch,
                 samples_per_s=sps,
                 peak_rss_mb=peak_rss_mb(),
             )
             if best_sps:
+                cores = os.cpu_count() or 1
+                rec["best_peer"] = best_tool
                 rec["speedup_vs_best_peer"] = sps / best_sps
                 rec["speedup_is_lower_bound"] = bound
-                rec["speedup_vs_best_peer_on_all_cores"] = sps / (
-                    best_sps * (os.cpu_count() or 1)
-                )
+                rec["speedup_vs_best_peer_on_all_cores"] = sps / (best_sps * cores)
                 for prec in peer_recs:
                     if prec.get("samples_per_s"):
                         prec["jaxcrn_speedup"] = sps / prec["samples_per_s"]
+                        prec["jaxcrn_speedup_per_core"] = sps / (
+                            prec["samples_per_s"] * cores
+                        )
             log(
                 f"{tag} jaxcrn: {sps:.4g} samples/s ({fmt_time(steady / batch)} per "
                 f"sample), compile {rec['compile_s']:.2f} s"
                 + (
-                    f", {rec['speedup_vs_best_peer']:.3g}x the best peer"
+                    f", {rec['speedup_vs_best_peer']:.3g}x the best peer ({best_tool})"
                     if best_sps
                     else ""
                 )
@@ -1231,6 +1733,19 @@ def run_case(
         emit(rec)
     for prec in peer_recs:
         emit(dict(prec, **{k: v for k, v in ref_fields.items() if k == "reference"}))
+
+
+def wrong_answer(c: dict, tol: float, states: bool) -> str:
+    if states:
+        return (
+            f"wrong answer: {c['value_failures']} samples off the reference by more "
+            f"than {tol:g} (scaled; max scaled error {c['max_scaled_err']:.2e})"
+        )
+    return (
+        f"wrong answer: {c['value_failures']} samples off the reference by more than "
+        f"{tol:g} x rail scale (max scaled error {c['max_scaled_err']:.2e}), argmax "
+        f"differs from the reference on {c['argmax_mismatches'] - c['argmax_ties']}"
+    )
 
 
 if __name__ == "__main__":

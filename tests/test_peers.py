@@ -139,3 +139,122 @@ def test_per_case_most_specific_wins(peers):
     assert get("mnist14", "random", "full", "bdf") == 1
     with pytest.raises(SystemExit, match="not a MODEL"):
         peers.per_case("10,cifar=3", int, "--batch")
+
+
+# -- general CRNs ------------------------------------------------------------------
+
+
+def test_check_states_relative_and_floors(peers):
+    ref = np.array([[1.0, 1e-3, 1e-12], [2e-9, 1e-9, 0.0]])
+    # 1e-4 relative on the large species, tiny absolute errors on the decayed one
+    y = ref * np.array([1 + 1e-4, 1 - 1e-4, 5.0]) + np.array([[0, 0, 3e-11], [0, 0, 0]])
+    c = peers.check_states(y, ref, 1e-3, 1e-4, 1e-8)
+    assert c["passed"] and c["max_scaled_err"] < 1e-3
+    # a decayed species off by more than tol * floor_rel * largest fails
+    bad = y.copy()
+    bad[0, 2] = 2e-7
+    c = peers.check_states(bad, ref, 1e-3, 1e-4, 1e-8)
+    assert not c["passed"] and c["value_failures"] == 1
+    assert (c["worst_sample"], c["worst_column"]) == (0, 2)
+    # a sample whose concentrations are all below floor_abs is compared absolutely
+    assert peers.check_states(ref + 5e-12, ref, 1e-3, 1e-4, 1e-8)["passed"]
+    assert not peers.check_states(ref + 2e-11, ref, 1e-3, 1e-4, 1e-8)["passed"]
+    nan = y.copy()
+    nan[1, 0] = np.nan
+    assert peers.check_states(nan, ref, 1e-3, 1e-4, 1e-8)["value_failures"] == 1
+
+
+def test_bench_header(peers):
+    text = (
+        "# a title\n# Source: somewhere\n#@ t1: 40\n#@ sample a: uniform 0.5 1.5\n"
+        "#@ sample b: loguniform 1e-3 1\n#@ tol: 1e-2\nA -> B\n# later comment\n"
+    )
+    h = peers.read_bench_header(text, "x.crn")
+    assert h["t1"] == 40 and h["tol"] == 1e-2
+    assert h["samples"] == {"a": ("uniform", 0.5, 1.5), "b": ("loguniform", 1e-3, 1)}
+    assert h["source"] == "a title Source: somewhere"
+    x = peers.general_inputs(h["samples"], 500, 0, "x")
+    assert x.shape == (500, 2)
+    assert 0.5 <= x[:, 0].min() and x[:, 0].max() <= 1.5
+    assert 1e-3 <= x[:, 1].min() and x[:, 1].max() <= 1 and np.median(x[:, 1]) < 0.1
+    np.testing.assert_array_equal(x, peers.general_inputs(h["samples"], 500, 0, "x"))
+    for bad, msg in [
+        ("#@ t1: -1\n", "t1 must be positive"),
+        ("#@ sample a: normal 0 1\n", "uniform LO HI"),
+        ("#@ sample a: loguniform 0 1\n", "LO > 0"),
+        ("#@ rtol: 1\n", "KEY is t1, tol"),
+        ("#@ t1 40\n", "KEY: VALUE"),
+    ]:
+        with pytest.raises(peers.CorpusError, match=msg) as e:
+            peers.read_bench_header(bad, "x.crn")
+        assert "x.crn, line 1" in str(e.value)
+
+
+def test_load_general_rejects_dual_rail_and_unknown_samples(peers, tmp_path):
+    import jaxcrn
+
+    p = tmp_path / "dual.crn"
+    p.write_text("A -> B\nC -> B\ninput a = A - C\n")
+    with pytest.raises(peers.CorpusError, match="dual-rail"):
+        peers.load_general(str(p), jaxcrn)
+    p.write_text("#@ sample z: uniform 0 1\nA -> B\ninput a = A\n")
+    with pytest.raises(peers.CorpusError, match="does not declare as inputs"):
+        peers.load_general(str(p), jaxcrn)
+    with pytest.raises(peers.CorpusError, match="neither a compiled model"):
+        peers.load_general(str(tmp_path / "missing.crn"), jaxcrn)
+
+
+def test_roadrunner_full_state_agrees_with_scipy(peers):
+    pytest.importorskip("roadrunner")
+    from jaxcrn import to_sbml
+
+    crn = parse_crn(
+        "2 A <=> B  [kf=2, kr=1]\nB -> C  [k=0.5]\ninit C = 0.1\ninput a = A"
+    )
+    spec = peers.network_spec(crn)
+    run, _, names = peers.roadrunner_simulator(
+        spec, to_sbml(crn), 5.0, 1e-10, 1e-12, True, state=True
+    )
+    assert names == list(crn.species)
+    ours = peers.scipy_simulator(spec, "Radau", 5.0, 1e-10, 1e-12)
+    for a in (0.5, 1.3):
+        y_rr, _ = run(np.array([a]))
+        y_sp, _ = ours(np.array([a]))
+        np.testing.assert_allclose(y_rr, y_sp, rtol=1e-7, atol=1e-10)
+        # the three species conserve A + 2 B + 2 C (the 0.1 of C included)
+        assert abs(y_sp[0] + 2 * y_sp[1] + 2 * y_sp[2] - (a + 0.2)) < 1e-8
+
+
+def test_general_crn_end_to_end(peers, tmp_path):
+    """The whole harness on a tiny general CRN: reference, its scipy checks, a peer,
+    jaxcrn checked then timed; JSON lines and the Markdown table."""
+    pytest.importorskip("roadrunner")
+    path = tmp_path / "tiny.crn"
+    path.write_text(
+        "# tiny: a dimerisation and a decay\n# Source: this test\n#@ t1: 5\n"
+        "#@ sample a: uniform 0.5 1.5\n2 A <=> B  [kf=2, kr=1]\nB -> C  [k=0.5]\n"
+        "input a = A\n"
+    )
+    out, table = tmp_path / "r.jsonl", tmp_path / "r.md"
+    argv = ["--models", str(path), "--batch", "4", "--peer-samples", "2"]
+    argv += ["--repeats", "1", "--ref-check", "1", "--tools", "jaxcrn,roadrunner"]
+    argv += ["--out", str(out), "--table", str(table)]
+    assert peers.main(argv) == 0
+    import json
+
+    recs = {r["tool"]: r for r in map(json.loads, out.read_text().splitlines())}
+    jx, rr = recs["jaxcrn"], recs["roadrunner"]
+    assert jx["status"] == "ok" and rr["status"] == "ok", (jx, rr)
+    assert jx["crn"] == "general" and jx["model"] == "tiny" and jx["t1"] == 5
+    assert jx["samples_checked"] == 4 and rr["samples"] == 2
+    assert jx["max_scaled_err"] < 1e-4 and rr["max_scaled_err"] < 1e-4
+    assert jx["reference_check_max_scaled_err"] < 1e-7
+    assert jx["reference_check_lsoda_max_scaled_err"] < 1e-6
+    assert jx["plan"]["engine"] and jx["workers"] >= 1
+    assert jx["speedup_vs_best_peer"] == pytest.approx(
+        jx["samples_per_s"] / rr["samples_per_s"]
+    )
+    md = table.read_text()
+    assert "## General CRNs" in md and "| tiny | 3 / 3 | 5 | 4 |" in md
+    with pytest.raises(SystemExit, match="already exists"):
+        peers.main(argv)
