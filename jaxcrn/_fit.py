@@ -152,7 +152,9 @@ class FitResult:
         converged: whether a convergence criterion was met (not the iteration cap).
         message: why the optimiser stopped.
         seconds: wall time of the fit, compilation included.
-        history: the cost after each iteration.
+        history: the cost after each iteration (the first entry: the start).
+        history_seconds: when each `history` entry was reached, in seconds since
+            the call began (compilation included).
         predictions: the fitted model at each experiment's times, one array of shape
             `(times, observed)` per experiment.
     """
@@ -181,6 +183,7 @@ class FitResult:
     message: str
     seconds: float
     history: tuple[float, ...]
+    history_seconds: tuple[float, ...]
     predictions: tuple[np.ndarray, ...]
     optimizer: str
 
@@ -710,7 +713,7 @@ def fit_rates(
             mask
         ]
 
-    history: list[float] = []
+    history = _History(start_time)
     if optimizer is None:
         name = "Levenberg-Marquardt"
         theta, r, cost, iters, n_eval, n_jac, message, converged = _levenberg_marquardt(
@@ -790,9 +793,23 @@ def fit_rates(
         message=message,
         seconds=time.perf_counter() - start_time,
         history=tuple(history),
+        history_seconds=tuple(history.seconds),
         predictions=predictions,
         optimizer=name,
     )
+
+
+class _History(list):
+    """Costs, and when each was reached."""
+
+    def __init__(self, start: float):
+        super().__init__()
+        self.start = start
+        self.seconds: list[float] = []
+
+    def append(self, cost) -> None:
+        super().append(float(cost))
+        self.seconds.append(time.perf_counter() - self.start)
 
 
 def _label(reaction) -> str:

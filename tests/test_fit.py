@@ -114,3 +114,23 @@ def test_bad_input_is_named():
         fit_rates(CRN, data, fixed=["A -> D"])
     with pytest.raises(ValueError, match="outside its bounds"):
         fit_rates(CRN, data, rates=START, bounds=(0.6, 10.0))
+
+
+@pytest.mark.slow
+def test_fit_notebook_runs_top_to_bottom():
+    import os
+
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    nb = nbformat.read(
+        os.path.join(root, "experiments", "notebooks", "fit_rates.ipynb"), 4
+    )
+    nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": root}}
+    ).execute()
+    text = "".join(
+        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+    )
+    assert "converged after" in text
+    assert "true rates inside the 95% intervals: [True, True, True]" in text
