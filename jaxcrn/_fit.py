@@ -762,10 +762,12 @@ def fit_rates(
     log_std[at_bound] = np.nan
     fitted = k0.copy()
     fitted[free_idx] = np.exp(theta)
-    std = fitted * log_std
-    interval = np.stack(
-        [fitted * np.exp(-1.96 * log_std), fitted * np.exp(1.96 * log_std)], axis=1
-    )
+    with np.errstate(over="ignore", invalid="ignore"):  # inf for unidentifiable
+        std = fitted * log_std
+        interval = np.stack(
+            [fitted * np.exp(-1.96 * log_std), fitted * np.exp(1.96 * log_std)],
+            axis=1,
+        )
     pred = fun(theta, predictions=True)
     predictions = tuple(pred[i, :nt, :nm] for i, (nt, nm) in enumerate(problem.counts))
     return FitResult(
