@@ -276,7 +276,7 @@ def main() -> None:
                 record(
                     label, fit.seconds, fit.cost, fit.rates,
                     list(zip(fit.history_seconds, fit.history)),
-                    dict(iterations=fit.iterations, jacobians=fit.jacobians,
+                    dict(iterations=fit.iterations,
                          evaluations=fit.evaluations, converged=fit.converged,
                          message=fit.message, truth_in_95=float(np.mean(inside)),
                          log_std_median=float(np.median(fit.log_std))),

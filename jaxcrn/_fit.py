@@ -147,8 +147,9 @@ class FitResult:
         at_bound: free rate constants that ended at a bound.
         identifiable: False for free rate constants in the (near) null space of
             `J^T J`: the data do not determine them (their `std` is inf).
-        iterations, evaluations, jacobians: optimiser iterations, residual and
-            Jacobian evaluations.
+        iterations: optimiser iterations (accepted steps, for Levenberg-Marquardt).
+        evaluations: simulations of the data set (each with its Jacobian for
+            Levenberg-Marquardt; each with a gradient for an Optax optimiser).
         converged: whether a convergence criterion was met (not the iteration cap).
         message: why the optimiser stopped.
         seconds: wall time of the fit, compilation included.
@@ -178,7 +179,6 @@ class FitResult:
     identifiable: np.ndarray
     iterations: int
     evaluations: int
-    jacobians: int
     converged: bool
     message: str
     seconds: float
@@ -192,8 +192,8 @@ class FitResult:
             f"fit_rates ({self.optimizer}): {self.n_free} of {self.rates.size} rate "
             f"constants fitted to {self.n_observations} observations\n"
             f"{'converged' if self.converged else 'NOT converged'} after "
-            f"{self.iterations} iterations ({self.evaluations} residual and "
-            f"{self.jacobians} Jacobian evaluations, {self.seconds:.2f} s): "
+            f"{self.iterations} iterations ({self.evaluations} evaluations, "
+            f"{self.seconds:.2f} s): "
             f"{self.message}\n"
             f"cost {self.initial_cost:.4g} -> {self.cost:.4g}; rms weighted residual "
             f"{self.noise_scale:.3g}\n"
@@ -415,15 +415,16 @@ def _cost(network, theta, a: _Arrays, options):
 
 
 @eqx.filter_jit
-def _residuals_jit(network, theta, a, options):
-    return _residuals(network, theta, a, "forward", options, with_predictions=True)
+def _residuals_and_jacobian_jit(network, theta, a, options):
+    """Residuals, failure flag, predictions and the Jacobian of the residuals (forward
+    mode: one tangent per free rate), in one compiled function."""
 
+    def f(th):
+        out = _residuals(network, th, a, "forward", options, with_predictions=True)
+        return out[0], out
 
-@eqx.filter_jit
-def _jacobian_jit(network, theta, a, options):
-    return jax.jacfwd(lambda th: _residuals(network, th, a, "forward", options)[0])(
-        theta
-    )
+    jac, (r, failed, pred) = jax.jacfwd(f, has_aux=True)(theta)
+    return r, failed, pred, jac
 
 
 @eqx.filter_jit
@@ -456,11 +457,13 @@ def _optax_step(optimizer, network, theta, state, value, grad, lo, hi, a, option
 
 
 def _levenberg_marquardt(
-    fun, jac, theta, lo, hi, *, max_iterations, ftol, xtol, gtol, history
+    fun, theta, lo, hi, *, max_iterations, ftol, xtol, gtol, history
 ):
     """Levenberg-Marquardt with Marquardt's diagonal scaling and Nielsen's damping
-    update; steps are projected onto the bounds (box in log space)."""
-    r, failed = fun(theta)
+    update; steps are projected onto the bounds (box in log space). `fun(theta)`
+    returns the residuals, a failure flag and the Jacobian together: most trial
+    points are accepted, and their Jacobian is the next iteration's."""
+    r, failed, J = fun(theta)
     if failed or not np.all(np.isfinite(r)):
         raise FloatingPointError(
             "the simulation fails at the starting rates (NaN or out of solver steps); "
@@ -468,14 +471,11 @@ def _levenberg_marquardt(
         )
     cost = 0.5 * float(r @ r)
     history.append(cost)
-    n_eval, n_jac = 1, 0
-    lam, nu = None, 2.0
+    n_eval = 1
+    lam, nu = 1e-3, 2.0
     message, converged = "reached max_iterations", False
     it = 0
-    J = None
     for it in range(1, max_iterations + 1):
-        J = jac(theta)
-        n_jac += 1
         g = J.T @ r
         A = J.T @ J
         # free directions: not pushing out of an active bound
@@ -486,13 +486,10 @@ def _levenberg_marquardt(
             message, converged = "gradient below gtol", True
             break
         d = np.maximum(np.diag(A), 1e-12 * max(np.max(np.diag(A)), 1e-300))
-        if lam is None:
-            lam = 1e-3
-        accepted = False
-        while not accepted:
+        ia = np.flatnonzero(active)
+        while True:
             M = A + lam * np.diag(d)
             step = np.zeros_like(theta)
-            ia = np.flatnonzero(active)
             try:
                 step[ia] = np.linalg.solve(M[np.ix_(ia, ia)], -g[ia])
             except np.linalg.LinAlgError:
@@ -500,36 +497,32 @@ def _levenberg_marquardt(
             new = np.clip(theta + step, lo, hi)
             step = new - theta
             predicted = -(g @ step + 0.5 * step @ A @ step)
-            r_new, failed = fun(new)
+            r_new, failed, J_new = fun(new)
             n_eval += 1
             ok = (not failed) and bool(np.all(np.isfinite(r_new)))
             cost_new = 0.5 * float(r_new @ r_new) if ok else np.inf
             rho = (cost - cost_new) / predicted if predicted > 0 else -1.0
             small = np.linalg.norm(step) <= xtol * (np.linalg.norm(theta) + xtol)
             if ok and cost_new <= cost and rho > 0:
-                accepted = True
                 lam *= max(1 / 3, 1 - (2 * rho - 1) ** 3)
                 nu = 2.0
                 drop = cost - cost_new
-                theta, r, cost = new, r_new, cost_new
+                theta, r, J, cost = new, r_new, J_new, cost_new
                 history.append(cost)
-                if drop <= ftol * cost_new or small:
-                    message = (
-                        "relative cost reduction below ftol"
-                        if drop <= ftol * cost_new
-                        else "step below xtol"
-                    )
-                    converged = True
-            else:
-                lam *= nu
-                nu *= 2.0
-                if small or lam > 1e16:
-                    message = "no step reduces the cost (step below xtol)"
-                    converged = True
-                    accepted = True
+                if drop <= ftol * cost_new:
+                    message, converged = "relative cost reduction below ftol", True
+                elif small:
+                    message, converged = "step below xtol", True
+                break
+            lam *= nu
+            nu *= 2.0
+            if small or lam > 1e16:
+                message = "no step reduces the cost (step below xtol)"
+                converged = True
+                break
         if converged:
             break
-    return theta, r, cost, it, n_eval, n_jac, message, converged
+    return theta, r, J, cost, it, n_eval, message, converged
 
 
 def _first_order(
@@ -565,8 +558,8 @@ def _first_order(
             converged = True
             break
     theta = best[1]
-    r, _ = fun(theta)
-    return theta, r, best[0], it, n_eval, 0, message, converged
+    r, _, J = fun(theta)
+    return theta, r, J, best[0], it, n_eval, message, converged
 
 
 # ---------------------------------------------------------------------------------
@@ -702,23 +695,20 @@ def fit_rates(
         lo_t, hi_t = np.log(lo[free_idx]), np.log(hi[free_idx])
     theta0 = np.log(k0[free_idx])
 
-    def fun(th, predictions=False):
-        r, failed, pred = _residuals_jit(network, jnp.asarray(th), arrays, options)
-        if predictions:
-            return np.asarray(pred)
-        return np.asarray(r)[mask], bool(failed)
+    predictions_at: dict = {}
 
-    def jacobian(th):
-        return np.asarray(_jacobian_jit(network, jnp.asarray(th), arrays, options))[
-            mask
-        ]
+    def fun(th):
+        r, failed, pred, jac = _residuals_and_jacobian_jit(
+            network, jnp.asarray(th), arrays, options
+        )
+        predictions_at["last"] = (np.asarray(th), pred)
+        return np.asarray(r)[mask], bool(failed), np.asarray(jac)[mask]
 
     history = _History(start_time)
     if optimizer is None:
         name = "Levenberg-Marquardt"
-        theta, r, cost, iters, n_eval, n_jac, message, converged = _levenberg_marquardt(
+        theta, r, J, cost, iters, n_eval, message, converged = _levenberg_marquardt(
             fun,
-            jacobian,
             theta0,
             lo_t,
             hi_t,
@@ -737,7 +727,7 @@ def fit_rates(
             )
 
         name = "Optax optimiser"
-        theta, r, cost, iters, n_eval, n_jac, message, converged = _first_order(
+        theta, r, J, cost, iters, n_eval, message, converged = _first_order(
             step,
             lambda th: _value_and_grad_jit(network, th, arrays, options),
             fun,
@@ -747,8 +737,6 @@ def fit_rates(
             ftol=ftol,
             history=history,
         )
-    J = jacobian(theta)
-    n_jac += 1
     dof = n_obs - p
     s2 = 1.0 if absolute_sigma else (2 * cost / dof if dof > 0 else np.nan)
     at_bound = np.zeros(n, bool)
@@ -768,7 +756,11 @@ def fit_rates(
             [fitted * np.exp(-1.96 * log_std), fitted * np.exp(1.96 * log_std)],
             axis=1,
         )
-    pred = fun(theta, predictions=True)
+    last_theta, pred = predictions_at["last"]
+    if not np.array_equal(last_theta, theta):  # the optimiser's best was earlier
+        r, _, J = fun(theta)
+        pred = predictions_at["last"][1]
+    pred = np.asarray(pred)
     predictions = tuple(pred[i, :nt, :nm] for i, (nt, nm) in enumerate(problem.counts))
     return FitResult(
         crn=None if sym is None else sym.with_rates(fitted.tolist()),
@@ -790,7 +782,6 @@ def fit_rates(
         identifiable=identifiable,
         iterations=iters,
         evaluations=n_eval,
-        jacobians=n_jac,
         converged=converged,
         message=message,
         seconds=time.perf_counter() - start_time,
