@@ -36,6 +36,7 @@ the argmax stays final (on a 0.01-spaced grid up to t = 10, then 0.5).
         [--epochs 40,virus=15] [--lr 0.01] [--nn-weight 1] [--nn-scale 8]
         [--learn-rates] [--out results/early_answer.json]
         [--figure results/figures/early_answer.png]
+    python experiments/early_answer.py --table results/early_answer.json
 """
 
 import argparse
@@ -280,11 +281,20 @@ def main() -> None:
         help="the network's hinge loss on outputs / NN_SCALE (a margin of NN_SCALE)",
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--table",
+        metavar="JSON",
+        help="print the markdown table of a results file and exit (no training)",
+    )
     ap.add_argument("--out", default=os.path.join(HERE, "results", "early_answer.json"))
     ap.add_argument(
         "--figure", default=os.path.join(HERE, "results", "figures", "early_answer.png")
     )
     args = ap.parse_args()
+    if args.table:
+        with open(args.table) as f:
+            print(markdown(json.load(f)), end="")
+        return
     times = [float(t) for t in args.times.split(",")]
     epochs = {}
     for part in args.epochs.split(","):
@@ -367,6 +377,40 @@ def main() -> None:
         json.dump(results, f, indent=1)
     os.replace(args.out + ".tmp", args.out)
     _figure(curves, args.figure)
+
+
+def markdown(results) -> str:
+    """The README table: per dataset, T and CRN, accuracy at T, equilibrium
+    accuracy and stable-argmax times, before and after (kept / unconstrained)."""
+    lines = [
+        "| dataset | T | CRN | accuracy at T: before / kept / unconstrained "
+        "| equilibrium accuracy: before / kept / unconstrained "
+        "| stable argmax, median (p90): before / kept / unconstrained |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def pct(x):
+        return f"{100 * x:.1f}%"
+
+    def times(d):
+        return f"{d['argmax_time_median']:.2f} ({d['argmax_time_p90']:.2f})"
+
+    for name, entry in results["datasets"].items():
+        before = entry["before"]
+        for t, after in entry["after"].items():
+            kept, free = after["kept"], after["unconstrained"]
+            for kind in ("full", "reduced"):
+                b, k, u = before[kind], kept[kind], free[kind]
+                lines.append(
+                    f"| {name} | {float(t):g} | {kind} "
+                    f"| {pct(b['accuracy_at'][t])} / **{pct(k['accuracy_at'][t])}** / "
+                    f"{pct(u['accuracy_at'][t])} "
+                    f"| {pct(b['equilibrium_accuracy'])} / "
+                    f"**{pct(k['equilibrium_accuracy'])}** / "
+                    f"{pct(u['equilibrium_accuracy'])} "
+                    f"| {times(b)} / **{times(k)}** / {times(u)} |"
+                )
+    return "\n".join(lines) + "\n"
 
 
 def _figure(curves, path):
