@@ -253,6 +253,7 @@ def main() -> None:
             reactions=len(crn.reactions), experiments=len(runs), observations=n_obs,
             noise=NOISE, truth_check=checks, rtol=RTOL, atol=ATOL,
             machine=platform.processor() or platform.machine(), cores=os.cpu_count(),
+            load_average=os.getloadavg()[0],
         )  # fmt: skip
         records = []
 
