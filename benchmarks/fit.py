@@ -41,6 +41,7 @@ per problem and method.
 import argparse
 import os
 import platform
+import sys
 import time
 
 import jax
@@ -258,6 +259,11 @@ def main() -> None:
         records = []
 
         def record(method, seconds, cost, rates, trace, extra):
+            print(
+                f"# {name} {method}: {seconds:.1f} s, cost {cost:.6g}",
+                file=sys.stderr,
+                flush=True,
+            )
             err = np.abs(rates / truth - 1) if rates is not None else None
             records.append(
                 dict(

@@ -148,8 +148,9 @@ class FitResult:
         identifiable: False for free rate constants in the (near) null space of
             `J^T J`: the data do not determine them (their `std` is inf).
         iterations: optimiser iterations (accepted steps, for Levenberg-Marquardt).
-        evaluations: simulations of the data set (each with its Jacobian for
-            Levenberg-Marquardt; each with a gradient for an Optax optimiser).
+        evaluations: simulations of the data set (for Levenberg-Marquardt, each
+            accepted one also computes the Jacobian; for an Optax optimiser each
+            computes a gradient).
         converged: whether a convergence criterion was met (not the iteration cap).
         message: why the optimiser stopped.
         seconds: wall time of the fit, compilation included.
@@ -415,16 +416,34 @@ def _cost(network, theta, a: _Arrays, options):
 
 
 @eqx.filter_jit
-def _residuals_and_jacobian_jit(network, theta, a, options):
-    """Residuals, failure flag, predictions and the Jacobian of the residuals (forward
-    mode: one tangent per free rate), in one compiled function."""
+def _residuals_jit(network, theta, a, options):
+    """Residuals, failure flag and predictions."""
+    return _residuals(network, theta, a, "forward", options, with_predictions=True)
 
-    def f(th):
-        out = _residuals(network, th, a, "forward", options, with_predictions=True)
-        return out[0], out
 
-    jac, (r, failed, pred) = jax.jacfwd(f, has_aux=True)(theta)
-    return r, failed, pred, jac
+@eqx.filter_jit
+def _jacobian_jit(network, theta, a, options):
+    """The Jacobian of the residuals, by forward mode (one tangent per free rate),
+    one experiment at a time (`lax.map`): each integrates with its own steps,
+    where a vmapped batch would take every experiment's worst-case steps."""
+    per_experiment = (a.y0, a.inputs, a.times, a.values, a.weights, a.observe)
+
+    def one(fields):
+        one_a = dataclasses.replace(
+            a,
+            **dict(
+                zip(_PER_EXPERIMENT, [None if f is None else f[None] for f in fields])
+            ),
+        )
+        return jax.jacfwd(
+            lambda th: _residuals(network, th, one_a, "forward", options)[0]
+        )(theta)
+
+    jac = jax.lax.map(one, per_experiment)  # (experiments, times * observed, free)
+    return jac.reshape(-1, theta.shape[0])
+
+
+_PER_EXPERIMENT = ("y0", "inputs", "times", "values", "weights", "observe")
 
 
 @eqx.filter_jit
@@ -457,13 +476,13 @@ def _optax_step(optimizer, network, theta, state, value, grad, lo, hi, a, option
 
 
 def _levenberg_marquardt(
-    fun, theta, lo, hi, *, max_iterations, ftol, xtol, gtol, history
+    fun, jac, theta, lo, hi, *, max_iterations, ftol, xtol, gtol, history
 ):
     """Levenberg-Marquardt with Marquardt's diagonal scaling and Nielsen's damping
     update; steps are projected onto the bounds (box in log space). `fun(theta)`
-    returns the residuals, a failure flag and the Jacobian together: most trial
-    points are accepted, and their Jacobian is the next iteration's."""
-    r, failed, J = fun(theta)
+    returns the residuals and a failure flag, `jac(theta)` the Jacobian, computed
+    only at accepted points (a rejected trial costs one simulation)."""
+    r, failed = fun(theta)
     if failed or not np.all(np.isfinite(r)):
         raise FloatingPointError(
             "the simulation fails at the starting rates (NaN or out of solver steps); "
@@ -471,6 +490,7 @@ def _levenberg_marquardt(
         )
     cost = 0.5 * float(r @ r)
     history.append(cost)
+    J = jac(theta)
     n_eval = 1
     lam, nu = 1e-3, 2.0
     message, converged = "reached max_iterations", False
@@ -497,7 +517,7 @@ def _levenberg_marquardt(
             new = np.clip(theta + step, lo, hi)
             step = new - theta
             predicted = -(g @ step + 0.5 * step @ A @ step)
-            r_new, failed, J_new = fun(new)
+            r_new, failed = fun(new)
             n_eval += 1
             ok = (not failed) and bool(np.all(np.isfinite(r_new)))
             cost_new = 0.5 * float(r_new @ r_new) if ok else np.inf
@@ -507,7 +527,8 @@ def _levenberg_marquardt(
                 lam *= max(1 / 3, 1 - (2 * rho - 1) ** 3)
                 nu = 2.0
                 drop = cost - cost_new
-                theta, r, J, cost = new, r_new, J_new, cost_new
+                theta, r, cost = new, r_new, cost_new
+                J = jac(theta)
                 history.append(cost)
                 if drop <= ftol * cost_new:
                     message, converged = "relative cost reduction below ftol", True
@@ -526,7 +547,7 @@ def _levenberg_marquardt(
 
 
 def _first_order(
-    step, value_and_grad, fun, theta, optimizer, *, max_iterations, ftol, history
+    step, value_and_grad, fun, jac, theta, optimizer, *, max_iterations, ftol, history
 ):
     """An Optax optimiser on `0.5 * ||r||^2`, projected onto the bounds."""
     params = jnp.asarray(theta)
@@ -558,8 +579,8 @@ def _first_order(
             converged = True
             break
     theta = best[1]
-    r, _, J = fun(theta)
-    return theta, r, J, best[0], it, n_eval, message, converged
+    r, _ = fun(theta)
+    return theta, r, jac(theta), best[0], it, n_eval, message, converged
 
 
 # ---------------------------------------------------------------------------------
@@ -698,17 +719,20 @@ def fit_rates(
     predictions_at: dict = {}
 
     def fun(th):
-        r, failed, pred, jac = _residuals_and_jacobian_jit(
-            network, jnp.asarray(th), arrays, options
-        )
+        r, failed, pred = _residuals_jit(network, jnp.asarray(th), arrays, options)
         predictions_at["last"] = (np.asarray(th), pred)
-        return np.asarray(r)[mask], bool(failed), np.asarray(jac)[mask]
+        return np.asarray(r)[mask], bool(failed)
+
+    def jac(th):
+        J = _jacobian_jit(network, jnp.asarray(th), arrays, options)
+        return np.asarray(J)[mask]
 
     history = _History(start_time)
     if optimizer is None:
         name = "Levenberg-Marquardt"
         theta, r, J, cost, iters, n_eval, message, converged = _levenberg_marquardt(
             fun,
+            jac,
             theta0,
             lo_t,
             hi_t,
@@ -731,6 +755,7 @@ def fit_rates(
             step,
             lambda th: _value_and_grad_jit(network, th, arrays, options),
             fun,
+            jac,
             theta0,
             optimizer,
             max_iterations=2000 if max_iterations is None else max_iterations,
@@ -757,8 +782,8 @@ def fit_rates(
             axis=1,
         )
     last_theta, pred = predictions_at["last"]
-    if not np.array_equal(last_theta, theta):  # the optimiser's best was earlier
-        r, _, J = fun(theta)
+    if not np.array_equal(last_theta, theta):
+        r, _ = fun(theta)
         pred = predictions_at["last"][1]
     pred = np.asarray(pred)
     predictions = tuple(pred[i, :nt, :nm] for i, (nt, nm) in enumerate(problem.counts))
