@@ -33,7 +33,6 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import jaxcrn  # noqa: E402
-from jaxcrn._simulate import engine_settings  # noqa: E402
 
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -149,9 +148,10 @@ def main(argv=None) -> int:
             kw = dict(rtol=rtol, atol=atol, saveat=None, progress=False)
             if lanes is not None:
                 kw.update(lanes=lanes, chunk_size=max(lanes, batch))
-            plan = engine_settings(
+            plan = jaxcrn.plan_batch(
                 net, batch, lanes=kw.get("lanes"), chunk_size=kw.get("chunk_size")
-            )
+            ).to_dict()
+            plan["engine"] = plan["stepper"]
             t = time.perf_counter()
             res = jaxcrn.simulate_batch(net, x, args.t1, **kw)
             first_s = time.perf_counter() - t

@@ -1,14 +1,21 @@
 """Convert mass-action signalling models bundled with PySB to `.crn` files of the
 benchmark corpus (`benchmarks/crns/`), and check each conversion.
 
-The models are the examples PySB ships (`pysb.examples`, BSD 2-clause licence,
+Most models are the examples PySB ships (`pysb.examples`, BSD 2-clause licence,
 copyright the PySB developers), each implementing a published model:
 
 - `earm_1_0`: extrinsic apoptosis reaction model 1.0 (Albeck et al. 2008);
 - `earm_1_3`: EARM 1.3 (Gaudet et al. 2012);
 - `kinase_cascade`: the Ras-Raf-MEK-ERK cascade of Chen et al. 2009;
 - `egfr_simple`: BioNetGen's egfr_simple example (`bngwiki_egfr_simple`);
-- `fricker_2010_apoptosis`: CD95 signalling (Fricker et al. 2010).
+- `fricker_2010_apoptosis`: CD95 signalling (Fricker et al. 2010);
+
+and two larger models from BioNetGen's own examples (`bng2/Models2` of its source
+tree, MIT licence; not in the `bionetgen` package, so `--bngl-dir` must point at
+them), read with PySB's BNGL importer:
+
+- `egfr_net`: early EGF receptor signalling (Blinov et al. 2006), 356 species;
+- `fceri_ji`: FceRI signalling (Faeder et al. 2003), 354 species.
 
 PySB expands each rule-based model into its reaction network with BioNetGen
 (BNG2.pl, from the `bionetgen` package; MIT licence). Every reaction's rate law must
@@ -25,6 +32,8 @@ result goes into the file's header.
 
     pip install pysb bionetgen        # not project dependencies: only this script
     python benchmarks/import_models.py [--models earm_1_0,...] [--check-samples 5]
+    python benchmarks/import_models.py --models egfr_net,fceri_ji \
+        --bngl-dir BIONETGEN/bng2/Models2 --bngl-commit COMMIT
 
 BNG2.pl needs perl; the script finds BioNetGen through $BNGPATH or the `bionetgen`
 package.
@@ -55,6 +64,7 @@ class Model:
     t1: float
     inputs: dict  # pysb initial-amount parameter -> "uniform LO HI" / "loguniform"
     note: str = ""
+    bngl: str = ""  # a BioNetGen model file (in --bngl-dir) instead of a PySB example
 
 
 MODELS = [
@@ -119,7 +129,40 @@ MODELS = [
         {"L_0": "loguniform 1.5e5 1.5e7", "flipL_0": "uniform 250 1000"},
         "Amounts in molecules per cell, time in s.",
     ),
+    Model(
+        "egfr_net",
+        "egfr_net",
+        "Early EGF receptor signalling with its combinatorial complexity (Shc, Grb2, "
+        "Sos)",
+        'M. L. Blinov, J. R. Faeder, B. Goldstein and W. S. Hlavacek, "A network '
+        "model of early events in epidermal growth factor receptor signaling that "
+        'accounts for combinatorial complexity", BioSystems 83 (2006) 136-151',
+        40.0,
+        {"egf_tot": "loguniform 1.2e5 1.2e7", "Sos_tot": "uniform 6.5e3 2.6e4"},
+        "Amounts in molecules per cell, time in s; t1 = 40 s as the model file's "
+        "simulate action.",
+        bngl="egfr_net.bngl",
+    ),
+    Model(
+        "fceri_ji",
+        "fceri_ji",
+        "FceRI signalling: receptor aggregation by a bivalent ligand, Lyn and Syk",
+        "J. R. Faeder, W. S. Hlavacek, I. Reischl, M. L. Blinov, H. Metzger, A. "
+        'Redondo, C. Wofsy and B. Goldstein, "Investigation of early events in '
+        'Fc epsilon RI-mediated signaling using a detailed mathematical model", '
+        "Journal of Immunology 170 (2003) 3769-3781",
+        600.0,
+        {"Lig_tot": "loguniform 600 60000", "Syk_tot": "uniform 200 800"},
+        "Amounts in molecules, time in s; t1 = 600 s as the model file's "
+        "simulate action.",
+        bngl="fceri_ji.bngl",
+    ),
 ]
+BNGL_SOURCE = (
+    "BioNetGen's example model bng2/Models2/{file} (github.com/RuleWorld/bionetgen "
+    "at {commit}, MIT licence, copyright James R. Faeder), read by PySB's BNGL "
+    "importer"
+)
 
 
 def bng_path() -> str:
@@ -162,7 +205,9 @@ def to_crn(spec: Model, model):
         mono = sympy.Integer(1)
         for i in r["reactants"]:
             mono *= sympy.Symbol(f"__s{i}")
-        k = sympy.simplify(sympy.sympify(r["rate"]).subs(symbols) / mono)
+        k = sympy.sympify(r["rate"]).xreplace(symbols) / mono  # monomials cancel
+        if k.free_symbols:
+            k = sympy.simplify(k)
         if k.is_number and float(k) == 0:
             dropped.append(r["rule"][0])  # a switched-off rule: no flux
             continue
@@ -215,8 +260,13 @@ def roadrunner_sbml_states(
     out = []
     for row in x:
         rr.resetAll()
-        for sid, v in zip(targets, row, strict=True):
-            rr.setValue(f"init({sid})", float(v))
+        # the initial amounts are assigned from these parameters; setting the
+        # species' init() instead regenerates the model (minutes at 3,000 reactions)
+        for param, sid, v in zip(spec.inputs, targets, row, strict=True):
+            try:
+                rr[param] = float(v)
+            except RuntimeError:  # an expression (assignment rule): set the species
+                rr.setValue(f"init({sid})", float(v))
         rr.reset()
         got = [rr.getValue(sid) for sid in targets]
         if not np.allclose(got, row, rtol=1e-12):
@@ -226,7 +276,9 @@ def roadrunner_sbml_states(
     return np.asarray(out)
 
 
-def header(spec: Model, model, crn, check: dict | None, dropped: list) -> str:
+def header(
+    spec: Model, model, crn, check: dict | None, dropped: list, origin: str
+) -> str:
     import jaxcrn
 
     counts = jaxcrn.count_reactions(crn)
@@ -236,8 +288,7 @@ def header(spec: Model, model, crn, check: dict | None, dropped: list) -> str:
         f"# {spec.title}: {counts.species} species, {counts.reactions} reactions "
         "(mass action).",
         f"# Source: {spec.reference}.",
-        f"#   PySB {pysb_v} example pysb.examples.{spec.module} (BSD 2-clause "
-        "licence, copyright the PySB developers),",
+        f"#   {origin}, PySB {pysb_v};",
         f"#   expanded to reactions by BioNetGen {bng_v} and converted by "
         "benchmarks/import_models.py.",
         f"#   {spec.note}",
@@ -266,12 +317,30 @@ def header(spec: Model, model, crn, check: dict | None, dropped: list) -> str:
     return "\n".join(lines) + "\n"
 
 
-def convert(spec: Model, check_samples: int, out_dir: str) -> str:
+def convert(
+    spec: Model, check_samples: int, out_dir: str, bngl_dir: str | None, commit: str
+) -> str:
     from pysb.bng import generate_equations
 
     import jaxcrn
 
-    model = importlib.import_module(f"pysb.examples.{spec.module}").model
+    if spec.bngl:
+        from pysb.importers.bngl import model_from_bngl
+
+        if not bngl_dir:
+            raise SystemExit(
+                f"{spec.module} is read from {spec.bngl}: pass --bngl-dir, the "
+                "Models2 folder of a BioNetGen source tree (github.com/RuleWorld/"
+                "bionetgen, bng2/Models2)."
+            )
+        model = model_from_bngl(os.path.join(bngl_dir, spec.bngl))
+        origin = BNGL_SOURCE.format(file=spec.bngl, commit=commit or "?")
+    else:
+        model = importlib.import_module(f"pysb.examples.{spec.module}").model
+        origin = (
+            f"PySB's example pysb.examples.{spec.module} (BSD 2-clause licence, "
+            "copyright the PySB developers)"
+        )
     generate_equations(model)
     crn, names, dropped = to_crn(spec, model)
     laws = {input_name(p): tuple(law.split()) for p, law in spec.inputs.items()}
@@ -298,7 +367,7 @@ def convert(spec: Model, check_samples: int, out_dir: str) -> str:
                 f"{spec.name}: the conversion disagrees with PySB's SBML under "
                 f"libRoadRunner (max scaled error {c['max_scaled_err']:.2e} > 1e-6)"
             )
-    text = header(spec, model, crn, check, dropped) + jaxcrn.format_crn(crn)
+    text = header(spec, model, crn, check, dropped, origin) + jaxcrn.format_crn(crn)
     path = os.path.join(out_dir, spec.name + ".crn")
     if jaxcrn.parse_crn(text) != crn:
         raise SystemExit(f"{spec.name}: the .crn text does not parse back")
@@ -311,21 +380,37 @@ def convert(spec: Model, check_samples: int, out_dir: str) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--models", default=",".join(m.module for m in MODELS))
+    ap.add_argument(
+        "--models",
+        help="comma-separated (default: all; the BioNetGen files with --bngl-dir)",
+    )
     ap.add_argument("--check-samples", type=int, default=5)
     ap.add_argument("--dir", default=peers.CORPUS_DIR)
+    ap.add_argument(
+        "--bngl-dir", help="BioNetGen's bng2/Models2 folder (egfr_net, fceri_ji)"
+    )
+    ap.add_argument(
+        "--bngl-commit", default="", help="the BioNetGen commit, for the header"
+    )
     args = ap.parse_args(argv)
     os.environ["BNGPATH"] = bng_path()
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    wanted = [m.strip() for m in args.models.split(",") if m.strip()]
+    if args.models:
+        wanted = [m.strip() for m in args.models.split(",") if m.strip()]
+    else:
+        wanted = [m.module for m in MODELS if args.bngl_dir or not m.bngl]
     by_module = {m.module: m for m in MODELS}
     bad = [m for m in wanted if m not in by_module]
     if bad:
         raise SystemExit(f"--models: {bad} not in {', '.join(by_module)}")
     for m in wanted:
-        print(f"wrote {convert(by_module[m], args.check_samples, args.dir)}")
+        spec = by_module[m]
+        path = convert(
+            spec, args.check_samples, args.dir, args.bngl_dir, args.bngl_commit
+        )
+        print(f"wrote {path}")
     return 0
 
 

@@ -62,7 +62,8 @@ def main() -> None:
         crn = jaxcrn.reduce_crn(crn)
     net = jaxcrn.compile_crn(crn)
     build_s = time.perf_counter() - t
-    lanes = args.lanes or jaxcrn.default_lanes()[0]
+    plan = jaxcrn.plan_batch(net, len(x), lanes=args.lanes, chunk_size=args.chunk_size)
+    lanes = plan.lanes
     kw = dict(
         rtol=args.rtol,
         atol=args.atol,
@@ -95,8 +96,11 @@ def main() -> None:
         "t1": args.t1,
         "rtol": args.rtol,
         "atol": args.atol,
-        "lanes": min(lanes, len(x)),
-        "chunk_size": kw.get("chunk_size", jaxcrn.default_lanes()[1]),
+        "lanes": plan.lanes,
+        "workers": plan.workers,
+        "stepper": plan.stepper,
+        "linear_solve": plan.linear_solve,
+        "chunk_size": plan.chunk_size,
         "repeats": args.repeats,
         "first_wall_s": round(first_wall, 2),
         "build_s": round(build_s, 2),

@@ -51,8 +51,9 @@ first `--ref-samples` samples; jaxcrn is checked on all of them and the peers on
 the first `--peer-samples`. Every species is compared at t1 (`check_states`):
 `|y - y_ref| <= tol * max(|y_ref|, floor_rel * M, floor_abs)`, M the sample's
 largest concentration, tol the file's `#@ tol` or `--state-tol` (1e-3; the
-oscillators of the corpus use 1e-2: their phase error after several periods is
-1e-3 for every solver at rtol 1e-6). So species that matter are compared relative
+rock-paper-scissors oscillator and the clocked CRN++ program use 1e-2: after
+several periods CVODE BDF at rtol 1e-6 is 1-3e-3 off in phase). So species that
+matter are compared relative
 to themselves, and species that decayed to ~0 absolutely, at `tol * floor_rel * M`
 (`--floor-rel 1e-4`), where no solver at atol 1e-9 controls their digits. jaxcrn
 runs `simulate_batch(net, x, t1, saveat=None, keep_states=True)` with its defaults
@@ -114,6 +115,7 @@ WEIGHTS = ("trained", "random")
 TOOLS = ("jaxcrn", "roadrunner", "roadrunner_adams", "lsoda", "bdf", "rk45")
 PEERS = TOOLS[1:]
 KEYWORDS = frozenset(MODELS) | frozenset(VARIANTS) | frozenset(WEIGHTS) | {*TOOLS}
+KEYWORDS |= {"radau"}  # the reference check (and --ref-tool radau): --peer-timeout
 GROUPS = ("compiled", "corpus")  # --models words: iris,virus,mnist14; every .crn
 DEFAULT_TOOLS = "jaxcrn,roadrunner,roadrunner_adams,lsoda,bdf,rk45"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -804,10 +806,15 @@ def machine_info() -> dict:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
+    try:
+        load = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        load = None
     return dict(
         cpu=cpu,
         cores=os.cpu_count(),
         cores_available=len(os.sched_getaffinity(0)),
+        load_average_at_start=load,  # 1, 5, 15 minutes: a shared machine shows here
         memory_gb=mem_gb,
         python=platform.python_version(),
         versions={
@@ -1095,6 +1102,13 @@ def parse_args(argv=None):
         "--ref-max-steps", default="200000", help="steps per reference sample"
     )
     ap.add_argument(
+        "--ref-tool",
+        default="jaxcrn",
+        help="general CRNs: the reference simulator, jaxcrn or scipy's radau or bdf "
+        "(sparse analytic Jacobian; for networks the engine is too slow on at "
+        "--ref-rtol); per case, e.g. jaxcrn,random600=radau",
+    )
+    ap.add_argument(
         "--ref-samples",
         default="0",
         help="general CRNs: the reference (and so every check) covers the first K "
@@ -1138,6 +1152,12 @@ def parse_args(argv=None):
     ap.add_argument("--out", help="append the JSON lines to this file")
     ap.add_argument("--table", help="write a Markdown table to this file")
     ap.add_argument("--force", action="store_true", help="replace --table if present")
+    ap.add_argument(
+        "--from-jsonl",
+        metavar="FILE",
+        help="run nothing: write --table from the records of FILE (several runs' "
+        "records, e.g. one per batch size, in one table)",
+    )
     args = ap.parse_args(argv)
     models = []
     for m in (m.strip() for m in args.models.split(",")):
@@ -1187,6 +1207,16 @@ def parse_args(argv=None):
         cast = float if name == "peer_timeout" else int
         flag = "--" + name.replace("_", "-")
         setattr(args, name, per_case(getattr(args, name), cast, flag, known))
+    args.ref_tool = per_case(args.ref_tool, str, "--ref-tool", known)
+    for entry in args.models:
+        if entry in MODELS:
+            continue
+        tool = args.ref_tool(case_name(entry), "-", GENERAL, "jaxcrn")
+        if tool not in ("jaxcrn", "radau", "bdf"):
+            raise SystemExit(
+                f"--ref-tool {tool!r} for {case_name(entry)}: expected jaxcrn, "
+                "radau or bdf."
+            )
     args.ref_rtol = per_case(args.ref_rtol, float, "--ref-rtol", known)
     args.ref_atol = per_case(args.ref_atol, float, "--ref-atol", known)
     args.skip = [frozenset(k.strip().split("/")) for k in args.skip.split(",") if k]
@@ -1207,6 +1237,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.from_jsonl:
+        return table_from_jsonl(args)
     peers = [t for t in args.tools if t != "jaxcrn"]
     require_peers(peers)
     command = shlex.join(
@@ -1299,12 +1331,33 @@ def main(argv=None) -> int:
     return 0
 
 
-def batch_plan(net, batch: int, lanes: int | None) -> dict:
-    """What `simulate_batch` runs this batch with: engine, lanes (per worker),
-    workers, chunk size. The one call site of the engine's planning function."""
-    from jaxcrn._simulate import engine_settings
+def table_from_jsonl(args) -> int:
+    """`--from-jsonl FILE --table OUT`: the Markdown of records already measured."""
+    if not args.table:
+        raise SystemExit("--from-jsonl needs --table, the Markdown file to write.")
+    with open(args.from_jsonl) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    if not records:
+        raise SystemExit(f"{args.from_jsonl} holds no records.")
+    commands = list(dict.fromkeys(r["command"] for r in records))
+    args.rtol, args.atol = records[0]["rtol"], records[0]["atol"]
+    text = markdown(records, "`; `".join(commands), records[0]["machine"], args)
+    tmp = args.table + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, args.table)
+    return 0
 
-    return dict(engine_settings(net, batch, lanes=lanes))
+
+def batch_plan(net, batch: int, lanes: int | None) -> dict:
+    """What `simulate_batch` runs this batch with (`jaxcrn.plan_batch`, the
+    function `simulate_batch` itself calls): stepper, linear solve, lanes per
+    worker, workers, chunk size, exact inputs."""
+    import jaxcrn
+
+    plan = jaxcrn.plan_batch(net, batch, lanes=lanes).to_dict()
+    plan["engine"] = plan["stepper"]
+    return plan
 
 
 def compiled_case(args, jaxcrn, model, weights, variant, params, crn, data) -> dict:
@@ -1420,26 +1473,47 @@ def run_case(args, jaxcrn, case, peers, mem, emit, log):
         first_s = time.perf_counter() - t
         jx = dict(first_s=first_s, res=res)
         log(f"{tag} jaxcrn first call {first_s:.2f} s")
+    ref_tool = opt("ref_tool")
+    if ref_tool != "jaxcrn" and not states:
+        raise SystemExit(f"{tag} --ref-tool {ref_tool}: only for general CRNs.")
+    spec = network_spec(crn)
     t = time.perf_counter()
-    ref = jaxcrn.simulate_batch(
-        net,
-        ref_x,
-        t1,
-        rtol=ref_rtol,
-        atol=ref_atol,
-        saveat=None,
-        progress=False,
-        keep_states=True,
-        max_steps=opt("ref_max_steps"),
-    )
-    ref_s = time.perf_counter() - t
-    if not np.all(ref.status == 0):
-        raise SystemExit(
-            f"{tag} the reference failed on {int(np.sum(ref.status != 0))} samples "
-            f"({ref.summary()}); try a looser --ref-rtol or a larger --ref-max-steps."
+    if ref_tool == "jaxcrn":
+        ref = jaxcrn.simulate_batch(
+            net,
+            ref_x,
+            t1,
+            rtol=ref_rtol,
+            atol=ref_atol,
+            saveat=None,
+            progress=False,
+            keep_states=True,
+            max_steps=opt("ref_max_steps"),
         )
+        if not np.all(ref.status == 0):
+            raise SystemExit(
+                f"{tag} the reference failed on {int(np.sum(ref.status != 0))} "
+                f"samples ({ref.summary()}); try a looser --ref-rtol or a larger "
+                "--ref-max-steps."
+            )
+        ref_y = np.asarray(ref.y_final)
+        ref_steps = float(np.median(ref.num_steps))
+    else:  # scipy, for networks today's engine is too slow to take to 1e-10 on
+        job = dict(tool=ref_tool, spec=spec, x=ref_x, t1=t1, state=True)
+        job.update(rtol=ref_rtol, atol=ref_atol, memory_bytes=mem)
+        r = run_peer(job, opt("peer_timeout", ref_tool))
+        if r["status"] != "ok":
+            raise SystemExit(
+                f"{tag} the reference ({ref_tool}) {r['status']}: {r['message'][:300]}"
+            )
+        ref_y = np.asarray(r["pos"])
+        ref_steps = None
+    ref_s = time.perf_counter() - t
+    ref_name = {"jaxcrn": "jaxcrn", "radau": "scipy Radau", "bdf": "scipy BDF"}[
+        ref_tool
+    ]
     if states:
-        ref_vals = np.asarray(ref.y_final)
+        ref_vals = ref_y
 
         def check(values, idx, tol=tol):
             return check_states(
@@ -1447,20 +1521,20 @@ def run_case(args, jaxcrn, case, peers, mem, emit, log):
             )
 
         log(
-            f"{tag} reference ({ref_rtol:g}/{ref_atol:g}) {ref_s:.2f} s, {n_ref} "
-            f"samples, largest concentration {np.abs(ref_vals).max():.3g}"
+            f"{tag} reference ({ref_name} {ref_rtol:g}/{ref_atol:g}) {ref_s:.2f} s, "
+            f"{n_ref} samples, largest concentration {np.abs(ref_vals).max():.3g}"
         )
         ref_fields = dict(
-            reference=f"jaxcrn rtol {ref_rtol:g} atol {ref_atol:g}",
+            reference=f"{ref_name} rtol {ref_rtol:g} atol {ref_atol:g}",
             reference_s=round(ref_s, 3),
             reference_samples=n_ref,
-            reference_steps_median=float(np.median(ref.num_steps)),
+            reference_steps_median=ref_steps,
         )
     else:
         ref_vals = np.asarray(ref.outputs_final)
         pos_idx = [net.index(s.pos) for s in crn.outputs]
         neg_idx = [net.index(s.neg) for s in crn.outputs if s.neg is not None]
-        rails = np.abs(np.asarray(ref.y_final)[:, pos_idx + neg_idx])
+        rails = np.abs(ref_y[:, pos_idx + neg_idx])
         scale = np.maximum(1.0, rails.max(axis=1))
 
         def check(values, idx, tol=tol):
@@ -1486,10 +1560,10 @@ def run_case(args, jaxcrn, case, peers, mem, emit, log):
             return np.asarray(r["pos"])
         return np.asarray(r["pos"]) - np.asarray(r["neg"])
 
-    spec = network_spec(crn)
     # independent checks of the reference: scipy at the reference tolerance
     n_check = min(args.ref_check, n_ref) if counts.species < 1000 else 0
     checkers = ("radau", "lsoda") if states else ("radau",)
+    checkers = tuple(c for c in checkers if c != ref_tool)
     if n_check and importlib.util.find_spec("scipy") is not None:
         for tool in checkers:
             name = {"radau": "scipy Radau", "lsoda": "scipy LSODA"}[tool]
@@ -1650,7 +1724,8 @@ def run_case(args, jaxcrn, case, peers, mem, emit, log):
             common,
             tool="jaxcrn",
             config=(
-                f"simulate_batch defaults ({plan['engine']} engine, form {net.form}, "
+                f"simulate_batch defaults ({plan['stepper']}, {plan['linear_solve']}, "
+                f"form {net.form}, "
                 f"lanes {plan['lanes']} x {plan['workers']} workers, chunk_size "
                 f"{plan['chunk_size']}, saveat None"
                 + (", keep_states" if states else "")

@@ -1,7 +1,7 @@
 """What one right-hand side (and one structured linear solve) of a compiled CRN
 costs, next to one forward pass of the network it computes: per sample under
-`jax.vmap` (the lanes engine's form) and in the layered engine's species-major form
-(`_batched.py`, the whole batch in one array).
+`jax.vmap` (what `simulate` does under vmap) and in the batch engine's species-major
+form (the kinetics called on one `(species, lanes)` array).
 
 For each trained model (IRIS 4-8-3, virus 10-32-4, MNIST-14 196-512-512-10) and each
 CRN (full, reduced), on a batch of states taken from a real simulation (so the
@@ -31,7 +31,6 @@ import numpy as np  # noqa: E402
 from _jsonl import emit  # noqa: E402
 
 import jaxcrn  # noqa: E402
-from jaxcrn._batched import batched_kinetics  # noqa: E402
 
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -109,13 +108,12 @@ def main() -> None:
                 )
             t_rhs = best_time(rhs, (ys,), args.repeats)
             t_solve = best_time(solve, (ys, b), args.repeats)
-            # the layered engine's species-major form (whole batch, state rows x
-            # samples; the input layer is part of the state here, unforced)
-            bk = batched_kinetics(net.kinetics, forced=False, dtype=jnp.float64)
-            kr = bk.internal_rates(net.rates)
+            # the batch engine's species-major form (whole batch, species x
+            # samples; the input layer is part of the state here)
+            kin, kr = net.kinetics, net.rates
             lam_b = jnp.full((1, args.batch), 10.0)
-            b_rhs = jax.jit(lambda y: bk.rhs(y, kr))
-            b_solve = jax.jit(lambda y, r: bk.solve(bk.factor(y, kr, lam_b), r))
+            b_rhs = jax.jit(lambda y: kin.rhs(y, kr))
+            b_solve = jax.jit(lambda y, r: kin.solve(kin.factor(y, kr, lam_b), r))
             bt = jnp.asarray(ys.T)
             b_err = float(np.max(np.abs(np.asarray(b_rhs(bt)).T - dense)))
             b_res = float(

@@ -1,19 +1,18 @@
-"""Which solver and engine should be the default? Explicit (Tsit5, Dopri5) vs
-implicit (Kvaerno5, diffrax's ESDIRK with a Newton iteration and a dense Jacobian)
-vs Rosenbrock (jaxcrn's Rodas5P with the network's structured linear solve), in the
-two batch engines of `simulate_batch`: `layered` (species-major, its own Tsit5 and
-Rodas5P, and `auto`: Tsit5 with stiffness detection and Rodas5P re-runs below 256
-species, Rodas5P above) and `lanes` (any diffrax solver, vmapped per sample), on
-the project's networks: the trained IRIS 4-8-3 and virus 10-32-4 models and the
+"""Which stepper should be the default? In the one batch engine of `simulate_batch`:
+its own Tsit5 and Rodas5P (the linear solves by the network's structure), `auto`
+(Tsit5 with stiffness detection, each stiff sample continued by Rodas5P, below 256
+state rows; Rodas5P above), and diffrax's Dopri5 and Kvaerno5 (an ESDIRK with a
+Newton iteration and a dense Jacobian) through the diffrax adapter, on the
+project's networks: the trained IRIS 4-8-3 and virus 10-32-4 models and the
 trained MNIST-14 196-512-512-10 model, full and reduced CRNs.
 
 Every run goes through `simulate_batch` (t1 = 50, rtol 1e-6, atol 1e-9), is checked
 first (argmax equal to the network's forward pass on every sample), and prints one
-JSON line: engine, solver, model, crn, samples, compile_s, run_s, ms_per_sample,
+JSON line: solver, model, crn, samples, compile_s, run_s, ms_per_sample,
 steps_median, rejected_median.
 
     python benchmarks/solvers.py [--mnist-samples 8] [--models iris,virus,mnist14]
-        [--engines layered,lanes] [--out results/solvers.jsonl]
+        [--solvers auto,tsit5,rodas5p,dopri5,kvaerno5] [--out results/solvers.jsonl]
 """
 
 import argparse
@@ -36,14 +35,12 @@ import jaxcrn  # noqa: E402
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run(net, x, engine, solver, max_steps):
+def run(net, x, solver, max_steps):
     kw = dict(
-        method=engine,
         solver=solver,
         rtol=1e-6,
         atol=1e-9,
         saveat=None,
-        progress=False,
         max_steps=max_steps,
     )
     t = time.perf_counter()
@@ -62,27 +59,19 @@ def main() -> None:
     ap.add_argument("--mnist-samples", type=int, default=8)
     ap.add_argument("--samples", type=int, default=256)
     ap.add_argument("--models", default="iris,virus,mnist14")
-    ap.add_argument("--engines", default="layered,lanes")
+    ap.add_argument("--solvers", default="auto,tsit5,rodas5p,dopri5,kvaerno5")
     ap.add_argument("--out")
     args = ap.parse_args()
     models = args.models.split(",")
     out = open(args.out, "a") if args.out else None
-    engines = args.engines.split(",")
-    runs = []
-    if "layered" in engines:
-        runs += [
-            ("layered", "auto", None),
-            ("layered", "tsit5", diffrax.Tsit5()),
-            ("layered", "rodas5p", jaxcrn.Rodas5P()),
-        ]
-    if "lanes" in engines:
-        runs += [
-            ("lanes", "tsit5", diffrax.Tsit5()),
-            ("lanes", "dopri5", diffrax.Dopri5()),
-            ("lanes", "kvaerno5", diffrax.Kvaerno5()),
-            ("lanes", "rodas5p", jaxcrn.Rodas5P()),
-            ("lanes", "rodas5p_unrolled", jaxcrn.Rodas5P(unroll=True)),
-        ]
+    every = {
+        "auto": None,
+        "tsit5": "tsit5",
+        "rodas5p": "rodas5p",
+        "dopri5": diffrax.Dopri5(),
+        "kvaerno5": diffrax.Kvaerno5(),
+    }
+    runs = [(name, every[name]) for name in args.solvers.split(",")]
     cases = [(m, None) for m in ("iris", "virus") if m in models]
     data_dir = os.environ.get(
         "JAXCRN_DATA", os.path.join(HERE, "..", "shared", "datasets")
@@ -104,10 +93,9 @@ def main() -> None:
         full = jaxcrn.nn_to_crn(model)
         for crn_name, crn in (("full", full), ("reduced", jaxcrn.reduce_crn(full))):
             net = jaxcrn.compile_crn(crn)
-            for engine, sname, solver in runs:
+            for sname, solver in runs:
                 if name == "mnist14" and sname == "kvaerno5":
                     rec = {
-                        "engine": engine,
                         "solver": sname,
                         "model": name,
                         "crn": crn_name,
@@ -117,13 +105,13 @@ def main() -> None:
                     emit(rec, out)
                     continue
                 max_steps = 200_000 if sname in ("tsit5", "dopri5") else 20_000
-                res, compile_s, run_s = run(net, x, engine, solver, max_steps)
+                res, compile_s, run_s = run(net, x, solver, max_steps)
                 ok = bool(np.all(res.status == 0))
                 agree = int((res.outputs_final.argmax(1) == ref).sum())
                 rec = {
                     "benchmark": "solvers",
-                    "engine": engine,
                     "solver": sname,
+                    "plan": str(jaxcrn.plan_batch(net, n, solver=solver).stepper),
                     "model": name,
                     "crn": crn_name,
                     "species": net.n_species,

@@ -41,7 +41,7 @@ def train_network(depth: int, width: int, epochs: int, seed: int = 0):
     model = jaxcrn.init_model(sizes, key=jax.random.PRNGKey(seed))
     _, config = jaxcrn.preset("iris")
     config = type(config)(**{**config.__dict__, "epochs": epochs, "restarts": 1})
-    model, _ = jaxcrn.train(model, data, config, quiet=True)
+    model, _ = jaxcrn.train(model, data, config)
     return model, jaxcrn.accuracy(model, data.test.x, data.test.y)
 
 
@@ -225,7 +225,7 @@ def plot(result, out):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from jaxcrn._plot import save_figure
+    from jaxcrn.plot import save_figure
 
     rows = result["rows"]
     widths = sorted({r["width"] for r in rows})

@@ -9,15 +9,11 @@ from typing import TYPE_CHECKING
 # documentation tools read the imports below as they are; at run time `__getattr__`
 # reads the same lines (one list of names, never two).
 if TYPE_CHECKING:
-    from . import datasets as datasets
-    from ._compile import (
-        DenseKinetics as DenseKinetics,
-        ForcedNetwork as ForcedNetwork,
-        LayeredKinetics as LayeredKinetics,
-        MassActionNetwork as MassActionNetwork,
-        SparseKinetics as SparseKinetics,
-        compile_crn as compile_crn,
-        layered_structure as layered_structure,
+    from . import datasets as datasets, plot as plot
+    from ._batch import (
+        BatchPlan as BatchPlan,
+        plan_batch as plan_batch,
+        simulate_batch as simulate_batch,
     )
     from ._crn import (
         CRN as CRN,
@@ -36,6 +32,18 @@ if TYPE_CHECKING:
         Experiment as Experiment,
         FitResult as FitResult,
         fit_rates as fit_rates,
+    )
+    from ._kinetics import (
+        AbstractKinetics as AbstractKinetics,
+        DenseKinetics as DenseKinetics,
+        LayeredKinetics as LayeredKinetics,
+        SparseKinetics as SparseKinetics,
+        Stoichiometry as Stoichiometry,
+        layered_structure as layered_structure,
+    )
+    from ._network import (
+        MassActionNetwork as MassActionNetwork,
+        compile_crn as compile_crn,
     )
     from ._nn import (
         BinaryDense as BinaryDense,
@@ -82,11 +90,9 @@ if TYPE_CHECKING:
         SimulationResult as SimulationResult,
         Status as Status,
         convergence_times as convergence_times,
-        default_lanes as default_lanes,
         simulate as simulate,
-        simulate_batch as simulate_batch,
     )
-    from ._solver import Rodas5P as Rodas5P
+    from ._solvers import Rodas5P as Rodas5P
     from ._trainable import trainable_crn as trainable_crn
     from ._verify import (
         RateSample as RateSample,
@@ -122,6 +128,15 @@ __all__ = sorted(_PUBLIC)
 
 
 def __getattr__(name: str):
+    if name == "__version__":  # from the installed package's metadata
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("jaxcrn")
+        except PackageNotFoundError:  # pragma: no cover - run from a bare tree
+            value = "0+unknown"
+        globals()["__version__"] = value
+        return value
     if name not in _PUBLIC:
         raise AttributeError(f"module 'jaxcrn' has no attribute {name!r}")
     import importlib
@@ -135,6 +150,3 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_PUBLIC})
-
-
-__version__ = "0.1.0"

@@ -11,6 +11,13 @@ init A = 1.5            # initial concentration (default 0)
 input x0 = X0p - X0n    # dual-rail input: x0 > 0 sets X0p, x0 < 0 sets X0n
 output y0 = Y0p - Y0n   # an output read as a difference of species
 ```
+
+Names are ASCII letters, digits and `_`, not starting with a digit. A coefficient is
+a positive integer (at most `MAX_COEFFICIENT`, and at most `MAX_ORDER` in all on a
+reaction's left side) separated from its species by spaces or `*` (`2 X`, `2*X`);
+`2X` is an error, never read as `2 X`. Lines end at `\n`,
+`\r\n` or `\r` only; outside comments a line holds printable ASCII, spaces and
+tabs; a byte-order mark at the very start is ignored.
 """
 
 import dataclasses
@@ -32,8 +39,12 @@ __all__ = [
     "save_crn",
 ]
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 _KEYWORDS = ("init", "input", "output")
+MAX_COEFFICIENT = 2**31 - 1  # what every compiled layout's int32 arrays hold
+# The kinetics expand a reaction's reactants by multiplicity (one gather each), so the
+# total reactant coefficient (the order) is bounded too.
+MAX_ORDER = 10**6
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -88,6 +99,11 @@ def _normalise_complex(
                 f"got {coeff}."
             )
         merged[name] = merged.get(name, 0) + coeff
+        if merged[name] > MAX_COEFFICIENT:
+            raise ValueError(
+                f"The coefficient of {name} in the {what} is {merged[name]}; "
+                f"coefficients are at most {MAX_COEFFICIENT} (2**31 - 1)."
+            )
     return tuple(merged.items())
 
 
@@ -125,6 +141,11 @@ class Reaction:
             self, "products", _normalise_complex(self.products, "products")
         )
         object.__setattr__(self, "rate", _check_positive_float(self.rate, "rate"))
+        if self.order > MAX_ORDER:
+            raise ValueError(
+                f"The reactants have total coefficient {self.order}; a reaction's "
+                f"order (its total reactant coefficient) is at most {MAX_ORDER:,}."
+            )
 
     @classmethod
     def from_text(cls, text: str) -> "Reaction":
@@ -169,16 +190,39 @@ class Reaction:
 class Signal:
     """An `input` or `output` declaration: value = [pos] - [neg] (or just [pos]).
 
+    An input may record the preprocessing its network was trained with: the value
+    set is `(raw - mean) / std` (`mean=0, std=1`: none). Compiled networks record
+    it from the model file; `jaxcrn simulate --inputs raw.csv --preprocess` applies
+    it; the concentrations are always set from the value as given.
+
     Example:
         >>> Signal("x0", "X0p", "X0n").text("input")
         'input x0 = X0p - X0n'
+        >>> Signal("x0", "X0p", "X0n", mean=5.8, std=0.5).text("input")
+        'input x0 = X0p - X0n  [mean=5.8, std=0.5]'
     """
 
     name: str
     pos: str
     neg: str | None = None
+    mean: float = 0.0
+    std: float = 1.0
 
     def __post_init__(self):
+        try:
+            mean, std = float(self.mean), float(self.std)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"Signal {self.name}: mean and std must be numbers, got "
+                f"{self.mean!r} and {self.std!r}."
+            ) from None
+        if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
+            raise ValueError(
+                f"Signal {self.name}: mean must be finite and std positive and "
+                f"finite, got mean={self.mean!r}, std={self.std!r}."
+            )
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
         _check_name(self.name, "signal name")
         _check_name(self.pos, "species")
         if self.neg is not None:
@@ -193,9 +237,17 @@ class Signal:
     def species(self) -> tuple[str, ...]:
         return (self.pos,) if self.neg is None else (self.pos, self.neg)
 
+    @property
+    def preprocessed(self) -> bool:
+        """Whether a preprocessing other than the identity is recorded."""
+        return self.mean != 0.0 or self.std != 1.0
+
     def text(self, keyword: str) -> str:
         rhs = self.pos if self.neg is None else f"{self.pos} - {self.neg}"
-        return f"{keyword} {self.name} = {rhs}"
+        opts = ""
+        if self.preprocessed:
+            opts = f"  [mean={_format_float(self.mean)}, std={_format_float(self.std)}]"
+        return f"{keyword} {self.name} = {rhs}{opts}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,6 +315,11 @@ class CRN:
                     raise TypeError(f"{kind}s must be Signal objects, got {sig!r}.")
                 if sig.name in names:
                     raise ValueError(f"Two {kind}s are named {sig.name}.")
+                if kind == "output" and sig.preprocessed:
+                    raise ValueError(
+                        f"output {sig.name} has a mean/std; only inputs record "
+                        "preprocessing."
+                    )
                 names.add(sig.name)
                 for s in sig.species:
                     if s not in known:
@@ -329,28 +386,46 @@ class CRN:
         return format_crn(self)
 
 
+def _show(text: str, limit: int = 60) -> str:
+    """A line as quoted in a message: stripped, escaped, cut to `limit` characters."""
+    text = text.strip(" \t\f\v")
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 class CRNSyntaxError(ValueError):
     """A `.crn` text could not be parsed. `errors` lists `(line, text, message)`.
 
-    All problems in a file are collected and reported together, one per line.
+    All problems in a file are collected and reported together, one per line (the
+    message shows the first `MAX_SHOWN` and counts the rest).
     """
+
+    MAX_SHOWN = 10
 
     def __init__(self, errors: list[tuple[int, str, str]], path: str | None = None):
         self.errors = list(errors)
         self.path = path
         super().__init__(self._message())
 
-    def lines(self) -> list[str]:
+    def lines(self, limit: int | None = None) -> list[str]:
+        """One line per error: `path, line N: "text": message`; at most `limit`
+        (and one line saying how many more there are)."""
         where = f"{self.path}, " if self.path else ""
-        return [
-            f'{where}line {n}: "{text.strip()}": {msg}' for n, text, msg in self.errors
+        shown = self.errors if limit is None else self.errors[:limit]
+        out = [
+            f'{where}line {n}: "{_show(text)}": {_show(msg, 1000)}'
+            for n, text, msg in shown
         ]
+        if len(shown) < len(self.errors):
+            out.append(f"... and {len(self.errors) - len(shown)} more errors")
+        return out
 
     def _message(self) -> str:
-        lines = self.lines()
-        if len(lines) == 1:
+        lines = self.lines(self.MAX_SHOWN)
+        if len(self.errors) == 1:
             return lines[0]
-        return f"{len(lines)} errors:\n" + "\n".join(lines)
+        return f"{len(self.errors)} errors:\n" + "\n".join(lines)
 
 
 def _format_float(x: float) -> str:
@@ -384,12 +459,33 @@ def format_crn(crn: CRN, *, header: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
-_TERM = re.compile(r"\s*(?:(\d+)\s*\*?\s*)?([A-Za-z_][A-Za-z0-9_]*)\s*")
-_NUMBER = re.compile(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf|nan)\s*")
+_A = re.ASCII  # \s, \d and \w mean ASCII only: no Unicode digits or spaces
+_TERM = re.compile(r"\s*(?:([0-9]+)(?:\s*\*\s*|\s+))?([A-Za-z_][A-Za-z0-9_]*)\s*", _A)
+_GLUED = re.compile(r"([0-9]+)\s*([A-Za-z_][A-Za-z0-9_]*)", _A)
+_NUMBER = re.compile(
+    r"\s*([-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?inf|nan)\s*", _A
+)
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 class _LineError(Exception):
     pass
+
+
+def _parse_coefficient(digits: str, name: str) -> int:
+    if len(digits.lstrip("0")) > len(str(MAX_COEFFICIENT)) or (
+        int(digits) > MAX_COEFFICIENT
+    ):
+        raise _LineError(
+            f"the coefficient of {name} is too large: coefficients are at most "
+            f"{MAX_COEFFICIENT} (2**31 - 1)"
+        )
+    coeff = int(digits)
+    if coeff == 0:
+        raise _LineError(
+            f"stoichiometric coefficient of {name} must be a positive integer, got 0"
+        )
+    return coeff
 
 
 def _parse_complex(text: str, side: str) -> tuple[tuple[str, int], ...]:
@@ -412,8 +508,17 @@ def _parse_complex(text: str, side: str) -> tuple[tuple[str, int], ...]:
         m = _TERM.fullmatch(part)
         if m is None:
             p = part.strip()
-            if re.fullmatch(r"[-+]?\d*\.\d*\s*\*?\s*[A-Za-z_]\w*", p) or re.match(
-                r"-\s*\d", p
+            glued = _GLUED.fullmatch(p)
+            if glued is not None:
+                n, name = glued.groups()
+                raise _LineError(
+                    f"{p!r}: a species name cannot start with a digit, and a "
+                    "coefficient is separated from its species by a space or '*': "
+                    f"write '{n} {name}' for {n} molecules of {name}, or rename "
+                    "the species to start with a letter or '_'"
+                )
+            if re.fullmatch(r"[-+]?[0-9]*\.[0-9]*\s*\*?\s*[A-Za-z_]\w*", p, _A) or (
+                re.match(r"-\s*[0-9]", p, _A)
             ):
                 raise _LineError(
                     f"stoichiometric coefficient in {p!r} must be a positive integer"
@@ -423,16 +528,13 @@ def _parse_complex(text: str, side: str) -> tuple[tuple[str, int], ...]:
                     "0 is the empty complex and cannot be combined with species"
                 )
             raise _LineError(
-                f"{p!r} is not a species; names match [A-Za-z_][A-Za-z0-9_]*, "
-                "optionally preceded by a positive integer coefficient"
+                f"{_show(p, 40)!r} is not a species; names are letters, digits and "
+                "'_', not starting with a digit, optionally preceded by a positive "
+                "integer coefficient and a space ('2 X')"
             )
-        coeff = 1 if m.group(1) is None else int(m.group(1))
-        if coeff == 0:
-            raise _LineError(
-                f"stoichiometric coefficient of {m.group(2)} must be a positive "
-                "integer, got 0"
-            )
-        terms.append((m.group(2), coeff))
+        name = m.group(2)
+        coeff = 1 if m.group(1) is None else _parse_coefficient(m.group(1), name)
+        terms.append((name, coeff))
     return _normalise_complex(terms, side)
 
 
@@ -444,33 +546,49 @@ def _parse_number(text: str, what: str) -> float:
 
 
 def _parse_options(text: str, allowed: tuple[str, ...]) -> dict[str, float]:
+    """`key=value, ...` inside `[...]`: rates (k, kf, kr) positive and finite, an
+    input's mean finite and its std positive and finite."""
     out: dict[str, float] = {}
     if text.strip() == "":
-        raise _LineError("empty [...]; expected e.g. [k=0.5]")
+        raise _LineError(
+            "empty [...]; expected e.g. "
+            + ("[mean=0.5, std=2]" if "mean" in allowed else "[k=0.5]")
+        )
     for item in text.split(","):
         if "=" not in item:
             raise _LineError(f"expected key=value inside [...], got {item.strip()!r}")
         key, value = (s.strip() for s in item.split("=", 1))
         if key not in allowed:
             raise _LineError(
-                f"unknown option {key!r}; this reaction takes "
+                f"unknown option {_show(key, 20)!r}; "
+                + ("an input takes " if "mean" in allowed else "this reaction takes ")
                 + " and ".join(repr(a) for a in allowed)
             )
         if key in out:
             raise _LineError(f"option {key!r} is given twice")
         v = _parse_number(value, key)
-        if not math.isfinite(v) or v <= 0:
-            raise _LineError(f"rate {key}={value} must be a positive finite number")
+        if key == "mean":
+            if not math.isfinite(v):
+                raise _LineError(f"mean={value} must be a finite number")
+        elif not math.isfinite(v) or v <= 0:
+            what = "std" if key == "std" else f"rate {key}"
+            raise _LineError(f"{what}={value} must be a positive finite number")
         out[key] = v
     return out
 
 
-def _parse_reaction(line: str) -> list[Reaction]:
-    m = re.fullmatch(r"(.*?)(?:\[(.*)\])?\s*", line)
+def _split_options(line: str) -> tuple[str, str | None]:
+    """`body [options]` -> (body, options or None)."""
+    m = re.fullmatch(r"(.*?)(?:\[(.*)\])?\s*", line, re.S)
     assert m is not None
     body, opts = m.group(1), m.group(2)
-    if "[" in body or "]" in body:
+    if "[" in body or "]" in body or (opts is not None and "[" in opts):
         raise _LineError("unbalanced '[' or ']'; options go at the end, as [k=0.5]")
+    return body, opts
+
+
+def _parse_reaction(line: str) -> list[Reaction]:
+    body, opts = _split_options(line)
     n_rev = body.count("<=>")
     n_fwd = body.replace("<=>", "").count("->")
     if n_rev + n_fwd != 1:
@@ -498,7 +616,11 @@ def _parse_reaction(line: str) -> list[Reaction]:
 
 
 def _parse_signal(rest: str, keyword: str) -> Signal:
-    m = re.fullmatch(r"\s*([A-Za-z_]\w*)\s*=\s*(.*?)\s*", rest)
+    body, opts = _split_options(rest)
+    if opts is not None and keyword == "output":
+        raise _LineError("an output takes no options")
+    options = _parse_options(opts, ("mean", "std")) if opts is not None else {}
+    m = re.fullmatch(r"\s*([A-Za-z_]\w*)\s*=\s*(.*?)\s*", body, _A)
     if m is None:
         raise _LineError(
             f"expected '{keyword} NAME = SPECIES' or '{keyword} NAME = POS - NEG'"
@@ -511,10 +633,39 @@ def _parse_signal(rest: str, keyword: str) -> Signal:
         )
     for p in parts:
         if not _is_name(p):
-            raise _LineError(f"{p!r} is not a species name")
+            raise _LineError(f"{_show(p, 40)!r} is not a species name")
     if len(parts) == 2 and parts[0] == parts[1]:
         raise _LineError(f"{keyword} {name} uses {parts[0]} for both rails")
-    return Signal(name, parts[0], parts[1] if len(parts) == 2 else None)
+    return Signal(
+        name,
+        parts[0],
+        parts[1] if len(parts) == 2 else None,
+        mean=options.get("mean", 0.0),
+        std=options.get("std", 1.0),
+    )
+
+
+def _check_characters(line: str) -> None:
+    """Outside comments a line holds printable ASCII, spaces and tabs."""
+    for col, c in enumerate(line, start=1):
+        if not (" " <= c <= "~" or c in "\t\f\v"):
+            import unicodedata
+
+            name = unicodedata.name(c, "a control character")
+            raise _LineError(
+                f"unexpected character U+{ord(c):04X} ({name}) in column {col}; "
+                "outside comments, statements are written in ASCII letters, digits, "
+                "spaces and tabs"
+            )
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines as the `.crn` format counts them: ended by `\n`, `\r\n` or `\r` only
+    (a form feed, U+2028 or U+0085 does not end a line)."""
+    lines = _LINE_BREAK.split(text)
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
 
 
 def parse_crn(text: str, *, path: str | None = None) -> CRN:
@@ -544,21 +695,24 @@ def parse_crn(text: str, *, path: str | None = None) -> CRN:
     init_line: dict[str, int] = {}
     signals: dict[str, list[tuple[Signal, int, str]]] = {"input": [], "output": []}
     errors: list[tuple[int, str, str]] = []
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+    if text.startswith("\ufeff"):  # a byte-order mark (Windows editors write one)
+        text = text[1:]
+    for lineno, raw in enumerate(split_lines(text), start=1):
         line = raw.split("#", 1)[0]
-        if line.strip() == "":
-            continue
         try:
+            _check_characters(line)
+            if line.strip() == "":
+                continue
             first = line.split(None, 1)[0]
             if "->" in line or "<=>" in line:
                 reactions.extend(_parse_reaction(line))
             elif first == "init":
-                m = re.fullmatch(r"\s*init\s+(\S+?)\s*=\s*(.*?)\s*", line)
+                m = re.fullmatch(r"\s*init\s+(\S+?)\s*=\s*(.*?)\s*", line, _A)
                 if m is None:
                     raise _LineError("expected 'init SPECIES = VALUE'")
                 name = m.group(1)
                 if not _is_name(name):
-                    raise _LineError(f"{name!r} is not a species name")
+                    raise _LineError(f"{_show(name, 40)!r} is not a species name")
                 value = _parse_number(m.group(2), f"init {name}")
                 if not math.isfinite(value) or value < 0:
                     raise _LineError(
@@ -615,27 +769,75 @@ def parse_crn(text: str, *, path: str | None = None) -> CRN:
     )
 
 
+def decode_text(data: bytes, path: str | None = None) -> str:
+    r"""UTF-8 bytes as text; invalid UTF-8 is a `CRNSyntaxError` naming the line,
+    column and byte offset of the first bad byte. (A byte-order mark is kept: the
+    readers drop one at the start.)
+
+    Example:
+        >>> decode_text(b"A -> B\n\xff -> C\n")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        jaxcrn._crn.CRNSyntaxError: line 2: ...: invalid UTF-8: byte 0xff at byte offset 7 ...
+    """  # noqa: E501
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        before = data[: e.start]
+        breaks = list(re.finditer(rb"\r\n|\r|\n", before))
+        line_start = breaks[-1].end() if breaks else 0
+        end = re.search(rb"\r|\n", data[e.start :])
+        line_end = e.start + end.start() if end else len(data)
+        raw = data[line_start:line_end].decode("utf-8", "replace")
+        col = len(data[line_start : e.start].decode("utf-8", "replace")) + 1
+        raise CRNSyntaxError(
+            [
+                (
+                    len(breaks) + 1,
+                    raw,
+                    f"invalid UTF-8: byte 0x{data[e.start]:02x} at byte offset "
+                    f"{e.start} (column {col}); save the file as UTF-8 text"
+                    + (
+                        " (it looks like UTF-16)"
+                        if data[:2] in (b"\xff\xfe", b"\xfe\xff")
+                        else ""
+                    ),
+                )
+            ],
+            path,
+        ) from None
+    return text
+
+
 def load_crn(path: str | os.PathLike) -> CRN:
-    """Read a `.crn` file. Raises `CRNSyntaxError` naming the file and line."""
+    """Read a `.crn` file. Raises `CRNSyntaxError` naming the file and line.
+
+    The file is UTF-8 (a leading byte-order mark is ignored). `OSError`s (no such
+    file, a directory, no permission) are raised as they are.
+
+    Example:
+        >>> crn = load_crn("examples/reversible.crn")  # doctest: +SKIP
+    """
     path = os.fspath(path)
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    return parse_crn(text, path=path)
+    with open(path, "rb") as f:
+        data = f.read()
+    return parse_crn(decode_text(data, path), path=path)
 
 
 def save_crn(crn: CRN, path: str | os.PathLike, *, overwrite: bool = False) -> None:
-    """Write `crn` to `path` in the `.crn` format.
+    """Write `crn` to `path` in the `.crn` format, atomically.
 
     Refuses to replace an existing file unless `overwrite=True`.
+
+    Example:
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "net.crn")
+        >>> save_crn(parse_crn("A -> B"), path)
+        >>> import pathlib
+        >>> print(pathlib.Path(path).read_text(), end="")
+        # jaxcrn CRN: 2 species, 1 reactions
+        A -> B
     """
-    path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(
-            f"{path} already exists; pass overwrite=True (or --force on the command "
-            "line) to replace it."
-        )
-    text = format_crn(crn)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    from ._files import write_output
+
+    write_output(path, format_crn(crn), overwrite=overwrite)

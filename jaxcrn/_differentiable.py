@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Real
 
-from ._compile import MassActionNetwork
+from ._network import MassActionNetwork
 from ._simulate import SimulationResult, simulate
 
 

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from ._compile import MassActionNetwork, compile_crn
+from ._network import MassActionNetwork, compile_crn
 from ._crn import CRN
 from ._differentiable import simulate_differentiable
 

@@ -239,7 +239,7 @@ def reduce_crn(
         ...                   np.zeros(1))])
         >>> red = reduce_crn(crn)
         >>> print(red.reactions[0].text())
-        X0p -> M1_0 + 2 Y0p + M1_1
+        X0p -> M1_0 + M1_1 + 2 Y0p
         >>> len(crn.reactions), len(red.reactions)
         (12, 6)
     """
@@ -540,7 +540,7 @@ def stable_state(
         >>> s["Y0p"] - s["Y0n"]
         -1.5
     """
-    from ._compile import layered_structure
+    from ._kinetics import layered_structure
 
     check = is_noncompetitive(crn)
     if not check:

@@ -5,7 +5,6 @@ the README and in `results/` come from one code path.
 """
 
 import dataclasses
-import json
 import os
 import time
 
@@ -94,8 +93,9 @@ def simulate_variant(
 ) -> VariantResult:
     import jax
 
-    from ._compile import compile_crn
-    from ._simulate import Status, convergence_times, simulate_batch
+    from ._batch import simulate_batch
+    from ._network import compile_crn
+    from ._simulate import Status, convergence_times
 
     net = compile_crn(crn)
     if saveat is None:
@@ -335,10 +335,8 @@ def markdown_table(reports: list[dict]) -> str:
 
 
 def write_json(path: str, obj, *, force: bool) -> None:
-    if os.path.exists(path) and not force:
-        raise FileExistsError(f"{path} exists; pass --force to overwrite it.")
+    """Write `obj` as strict JSON (NaN and inf as null), atomically."""
+    from ._files import to_json, write_output
+
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
+    write_output(path, to_json(obj, indent=1), overwrite=force)

@@ -252,7 +252,8 @@ def save_sbml(
         >>> from jaxcrn import parse_crn
         >>> path = os.path.join(tempfile.mkdtemp(), "net.xml")
         >>> save_sbml(parse_crn("A -> B"), path)
-        >>> open(path).read().count("<reaction ")
+        >>> with open(path) as f:
+        ...     f.read().count("<reaction ")
         1
     """
     path = os.fspath(path)

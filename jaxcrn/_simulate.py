@@ -1,10 +1,11 @@
-"""Simulation: `simulate` (one sample, vmap-able), `simulate_batch` (chunked batches),
-and convergence-time measures computed on device for whole batches."""
+"""Simulation of one sample: `simulate` (vmap-able, differentiable), the result type
+shared with the batch engine (`SimulationResult`, `Status`), and convergence-time
+measures computed on device."""
 
-import dataclasses
 import enum
-import math
+import os
 import warnings
+from collections.abc import Sequence
 
 import diffrax
 import equinox as eqx
@@ -13,9 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, Real
 
-from ._compile import MassActionNetwork
-from ._progress import Progress
-from ._solver import Rodas5P
+from ._network import MassActionNetwork
+from ._solvers import Rodas5P
 
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "Status",
     "convergence_times",
     "simulate",
-    "simulate_batch",
 ]
 
 
@@ -35,15 +34,19 @@ class Status(enum.IntEnum):
     MAX_STEPS = 1  # the solver ran out of steps before t1
     NONFINITE = 2  # NaN or inf in the state (e.g. a negative single-rail input)
     FAILED = 3  # any other solver failure
+    STIFF = 4  # an explicit method found the problem stiff (the batch engine then
+    # continues the sample with an implicit one; a final result never has it)
 
     def message(self) -> str:
         return {
             Status.OK: "ok",
             Status.MAX_STEPS: "ran out of solver steps (increase max_steps, or "
             "check that the CRN is not too stiff for the solver)",
-            Status.NONFINITE: "produced NaN or inf (check the inputs and initial "
-            "concentrations: concentrations must be finite and >= 0)",
+            Status.NONFINITE: "the state overflowed or became NaN (check the inputs "
+            "and initial concentrations: too large, or negative)",
             Status.FAILED: "the solver failed",
+            Status.STIFF: "stiff for the explicit method (pass solver=None or "
+            "Rodas5P() to let an implicit method take over)",
         }[self]
 
 
@@ -71,6 +74,13 @@ class SimulationResult(eqx.Module):
             spacing of `ts`; `t_final` when no states were saved). `inf` when never.
         num_steps: accepted solver steps.
         num_rejected: rejected solver steps.
+        species_names: the species, in state order (static; `network.species`).
+        output_names: the outputs (static; `network.output_names`).
+        class_names: one name per output when the outputs are class scores (static;
+            empty unless set with `with_names`).
+
+    Tables, files and plots: `to_dataframe`, `to_xarray`, `save`, `load`, and
+    `jaxcrn.plot`.
     """
 
     ts: Float[_Arr, "*batch times"]
@@ -84,10 +94,113 @@ class SimulationResult(eqx.Module):
     t_converged: Float[_Arr, "*batch"]
     num_steps: Int[_Arr, "*batch"]
     num_rejected: Int[_Arr, "*batch"]
+    species_names: tuple[str, ...] = eqx.field(static=True, default=())
+    output_names: tuple[str, ...] = eqx.field(static=True, default=())
+    class_names: tuple[str, ...] = eqx.field(static=True, default=())
 
     @property
     def ok(self) -> Bool[Array, "*batch"]:
         return self.status == Status.OK
+
+    def with_names(
+        self,
+        *,
+        species: Sequence[str] | None = None,
+        outputs: Sequence[str] | None = None,
+        classes: Sequence[str] | None = None,
+    ) -> "SimulationResult":
+        """A copy with other names (None keeps a name list as it is).
+
+        Example:
+            >>> import jax.numpy as jnp
+            >>> from jaxcrn import compile_crn, parse_crn, simulate
+            >>> net = compile_crn(parse_crn("X -> Y\\ninit X = 1\\noutput y = Y"))
+            >>> res = simulate(net, net.y_init, jnp.asarray(1.0))
+            >>> res.species_names, res.output_names
+            (('X', 'Y'), ('y',))
+            >>> res.with_names(classes=["yes"]).class_names
+            ('yes',)
+        """
+        from ._results import with_names
+
+        return with_names(self, species, outputs, classes)
+
+    def to_dataframe(
+        self, kind: str = "trajectories", *, species: bool = True, outputs: bool = True
+    ):
+        """The result as a pandas DataFrame (pandas from the `tables` extra).
+
+        `kind="trajectories"`: one row per sample and saved time, with columns
+        `sample`, `time`, one per output, one per species (when states were saved)
+        and `status`. `kind="final"`: one row per sample with `status`,
+        `converged`, `t_final`, `t_converged`, `num_steps`, `num_rejected`, the
+        final outputs and species, and `argmax` (plus `class` when `class_names`
+        are set). `species=False` or `outputs=False` leaves those columns out.
+
+        Example:
+            >>> import numpy as np
+            >>> from jaxcrn import compile_crn, parse_crn, simulate_batch
+            >>> net = compile_crn(parse_crn("X -> Y\\ninput x = X\\noutput y = Y"))
+            >>> res = simulate_batch(net, np.array([[1.0], [2.0]]), 10.0, saveat=3)
+            >>> res.to_dataframe().round(4)
+               sample  time       y status
+            0       0   0.0  0.0000     ok
+            1       0   5.0  0.9933     ok
+            2       0  10.0  1.0000     ok
+            3       1   0.0  0.0000     ok
+            4       1   5.0  1.9865     ok
+            5       1  10.0  1.9999     ok
+        """
+        from ._results import to_dataframe
+
+        return to_dataframe(self, kind, species=species, outputs=outputs)
+
+    def to_xarray(self):
+        """The result as an `xarray.Dataset` with dimensions `sample` (for a
+        batch), `time`, `species` and `output`, names as coordinates.
+
+        Example:
+            >>> import numpy as np
+            >>> from jaxcrn import compile_crn, parse_crn, simulate_batch
+            >>> net = compile_crn(parse_crn("X -> Y\\ninput x = X\\noutput y = Y"))
+            >>> res = simulate_batch(net, np.array([[1.0], [2.0]]), 10.0, saveat=3)
+            >>> ds = res.to_xarray()
+            >>> [round(float(v), 4) for v in ds.outputs.sel(output="y", time=10.0)]
+            [1.0, 1.9999]
+        """
+        from ._results import to_xarray
+
+        return to_xarray(self)
+
+    def save(self, path: "str | os.PathLike", *, overwrite: bool = False) -> None:
+        """Write the result to an `.npz` file (no pickle; written atomically).
+
+        Refuses to replace an existing file unless `overwrite`. Read it back with
+        `SimulationResult.load`.
+
+        Example:
+            >>> import os, tempfile
+            >>> import numpy as np
+            >>> from jaxcrn import SimulationResult, compile_crn, parse_crn
+            >>> from jaxcrn import simulate_batch
+            >>> net = compile_crn(parse_crn("X -> Y\\ninput x = X\\noutput y = Y"))
+            >>> res = simulate_batch(net, np.array([[1.0]]), 10.0, saveat=3)
+            >>> path = os.path.join(tempfile.mkdtemp(), "run.npz")
+            >>> res.save(path)
+            >>> back = SimulationResult.load(path)
+            >>> back.output_names, np.array_equal(back.outputs, res.outputs)
+            (('y',), True)
+        """
+        from ._results import save
+
+        save(self, path, overwrite=overwrite)
+
+    @staticmethod
+    def load(path: "str | os.PathLike") -> "SimulationResult":
+        """Read a result written by `save` (NumPy arrays, names restored)."""
+        from ._results import load
+
+        return load(path)
 
     def summary(self) -> str:
         """One line: how many samples were ok / converged, step counts."""
@@ -121,7 +234,10 @@ def _warn_tolerance(rtol, dtype) -> None:
         )
 
 
-def _status_from(result, y_final) -> Int[Array, ""]:
+def _status_from(result, y_final, rate_final=None) -> Int[Array, ""]:
+    """The `Status` of a diffrax solve. A state whose rate of change is not finite
+    (it overflowed: the solver rejects every step, then runs out of steps) is
+    NONFINITE, not MAX_STEPS."""
     ok = diffrax.is_okay(result)
     status = jnp.where(
         ok,
@@ -131,6 +247,8 @@ def _status_from(result, y_final) -> Int[Array, ""]:
         ),
     )
     finite = jnp.all(jnp.isfinite(y_final))
+    if rate_final is not None:
+        finite = finite & jnp.all(jnp.isfinite(rate_final))
     return jnp.where(finite, status, Status.NONFINITE).astype(jnp.int32)
 
 
@@ -283,7 +401,7 @@ def simulate(
             sol_ys = (sol_ys[0], network.read_outputs(sol_ys[1]))
     y_final = sol_ys[0][-1]
     t_final = sol_ts[0][-1]
-    status = _status_from(sol.result, y_final)
+    status = _status_from(sol.result, y_final, network(t_final, y_final, None))
     ok = status == Status.OK
     y_final = jnp.where(ok, y_final, jnp.nan)
     outputs_final = network.read_outputs(y_final)
@@ -329,6 +447,8 @@ def simulate(
         t_converged=t_conv.astype(dtype),
         num_steps=jnp.asarray(stats["num_accepted_steps"], jnp.int32),
         num_rejected=jnp.asarray(stats["num_rejected_steps"], jnp.int32),
+        species_names=network.species,
+        output_names=network.output_names,
     )
 
 
@@ -448,500 +568,3 @@ def convergence_times(
         jnp.where(last_wrong >= n - 1, jnp.inf, ts[jnp.clip(last_wrong + 1, 0, n - 1)]),
     )
     return ConvergenceTimes(abs_time, rel_time, frac_time, argmax_time)
-
-
-# ---------------------------------------------------------------------------------
-# Batches.
-
-
-def _check_inputs(network: MassActionNetwork, inputs) -> np.ndarray:
-    x = np.asarray(inputs, dtype=np.float64)
-    if x.ndim == 1 and network.n_inputs != 1 and x.shape[0] == network.n_inputs:
-        raise ValueError(
-            f"inputs has shape {x.shape}: one input vector; simulate_batch expects a "
-            f"batch of shape (n, {network.n_inputs}). Use inputs[None] for one sample."
-        )
-    if x.ndim == 1 and network.n_inputs == 1:
-        x = x[:, None]
-    if x.ndim != 2 or x.shape[1] != network.n_inputs:
-        raise ValueError(
-            f"inputs has shape {x.shape} but the network has {network.n_inputs} "
-            f"inputs; expected shape (n, {network.n_inputs})."
-        )
-    bad = ~np.isfinite(x)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        raise ValueError(
-            f"inputs[{i}, {j}] = {x[i, j]} is not finite; inputs must be finite "
-            "numbers."
-        )
-    single = np.asarray(network.input_neg) < 0
-    if single.any():
-        neg = x[:, single] < 0
-        if neg.any():
-            i, j = np.argwhere(neg)[0]
-            col = np.flatnonzero(single)[j]
-            raise ValueError(
-                f"inputs[{i}, {col}] = {x[i, col]} is negative, but input "
-                f"{network.input_names[col]} is a single species (non-negative only); "
-                "declare it dual-rail (input x = P - N) to allow negative values."
-            )
-    return x
-
-
-@eqx.filter_jit
-def _simulate_chunk(network, xs, offset, t1, kwargs):
-    y0 = jax.vmap(lambda x: network.initial_state(x, offset=offset))(xs)
-    return jax.vmap(lambda y: simulate(network, y, t1, **kwargs))(y0)
-
-
-# simulate_batch unrolls Rodas5P's stages for networks at least this large, or for
-# batches at least this large: unrolled stages compile ~1 s (small networks) to ~3x
-# slower but run 1.4x (MNIST) to 2.5x (IRIS, benchmarks/solvers.py) faster
-UNROLL_MIN_SPECIES = 256
-UNROLL_MIN_BATCH = 1000
-
-# engine defaults per platform: on a CPU a few dozen lanes keep the working set in
-# cache; on an accelerator a loop iteration costs about the same for 64 lanes as for
-# thousands (kernel launches dominate), so a whole chunk runs side by side
-DEFAULT_LANES = {"cpu": 64}
-DEFAULT_CHUNK = {"cpu": 1024}
-ACCELERATOR_LANES = 16_384
-
-
-def default_lanes(platform: str | None = None) -> tuple[int, int]:
-    """The `(lanes, chunk_size)` that `simulate_batch` uses on `platform`.
-
-    `platform` is a JAX platform name (`"cpu"`, `"gpu"`, `"cuda"`, `"tpu"`, ...);
-    default: `jax.default_backend()`.
-
-    Example:
-        >>> default_lanes("cpu")
-        (64, 1024)
-        >>> default_lanes("gpu")
-        (16384, 16384)
-    """
-    platform = platform or jax.default_backend()
-    return (
-        DEFAULT_LANES.get(platform, ACCELERATOR_LANES),
-        DEFAULT_CHUNK.get(platform, ACCELERATOR_LANES),
-    )
-
-
-@eqx.filter_jit
-def _initial_states(network, xs, offset):
-    return jax.vmap(lambda x: network.initial_state(x, offset=offset))(xs)
-
-
-def simulate_batch(
-    network: MassActionNetwork,
-    inputs: Float[ArrayLike, "batch inputs"],
-    t1: float | Real[ArrayLike, ""],
-    *,
-    solver: diffrax.AbstractSolver | None = None,
-    rtol: float = 1e-6,
-    atol: float = 1e-9,
-    max_steps: int = 16_384,
-    saveat: int | Float[ArrayLike, " times"] | None = 201,
-    stop_when_steady: bool = False,
-    steady_tol: float = 1e-6,
-    offset: float = 0.0,
-    lanes: int | None = None,
-    chunk_size: int | None = None,
-    keep_states: bool = False,
-    method: str = "auto",
-    exact_inputs: bool | None = None,
-    workers: int | None = None,
-    progress: bool = True,
-) -> SimulationResult:
-    """Simulate a batch of input vectors through the network.
-
-    Three engines give the same answers to the solver tolerance:
-
-    - `"layered"` (the default on a CPU for networks in the layered layout, i.e.
-      every CRN compiled from a neural network): the state of `lanes` samples is
-      one species-major array, each lane with its own time and adaptive step size;
-      a lane that finishes (t1, or steady state with `stop_when_steady`) takes the
-      next sample, so no sample waits for the slowest one. Runs its own Tsit5 and
-      Rodas5P (see `solver`) and splits each chunk over `workers` threads.
-    - `"lanes"` (the default otherwise, e.g. on a GPU): the same scheme with any
-      diffrax adaptive solver, one sample per lane under `jax.vmap`.
-    - `"vmap"`: `jax.vmap(simulate)` on chunks (lock-step; every option of
-      `simulate`).
-
-    Inputs are validated first: a non-finite value, or a negative value for a
-    single-species input, raises `ValueError` naming the row and column. A sample
-    whose solve fails is flagged in `status`/`converged` (its outputs are NaN) and
-    never stops the others.
-
-    Arguments:
-        network: the compiled network.
-        inputs: shape `(batch, inputs)`.
-        t1: end time (an upper bound with `stop_when_steady`).
-        solver: None (automatic), `Rodas5P()`, `diffrax.Tsit5()` or, with the
-            `"lanes"`/`"vmap"` engines, any diffrax adaptive solver. Automatic: with
-            the layered engine, Tsit5 for networks under 256 species, and any
-            sample on which it detects stiffness (Hairer's test: 15 accepted steps in
-            a row at the stability limit, far from t1) is re-run with Rodas5P;
-            Rodas5P for larger networks. With the other engines, Rodas5P (stages
-            unrolled for networks of 256+ species or batches of 1,000+ inputs).
-        rtol, atol: step-size tolerances.
-        max_steps: steps (accepted + rejected) per sample before giving up.
-        saveat: outputs are saved at these times: an int `n` (n evenly spaced times
-            from 0 to t1, the default 201), an array, or None (final values only).
-        stop_when_steady: end each sample once `max |dy/dt| <= steady_tol`; the
-            saved outputs after that time hold the final values.
-        steady_tol: the steady-state threshold (also decides `converged`).
-        offset: dual-rail offset added to both rails of every input.
-        lanes: samples integrated side by side (per worker thread with the layered
-            engine). Default: with the layered engine, 32 to 128 by network size
-            (about 4,096 state values per lane array); otherwise 64 on a CPU,
-            16,384 on a GPU or TPU (`default_lanes`).
-        chunk_size: samples per engine call (bounds memory; progress is reported
-            per chunk). Default: 1,024 on a CPU, 16,384 on a GPU or TPU.
-        keep_states: also return the final state of every sample (`y_final`).
-        method: `"auto"` (default), `"layered"`, `"lanes"` or `"vmap"`.
-        exact_inputs: with the layered and lanes engines, solve the input layer
-            exactly (its species decay as `X(0) exp(-k t)`; see `ForcedNetwork`).
-            Default: when the network supports it (layered, inputs decaying at one
-            common rate).
-        workers: threads for the layered engine, each simulating an equal share of
-            every chunk. Default: the number of CPU cores available.
-        progress: draw a progress line on a terminal.
-
-    Returns:
-        A `SimulationResult` of NumPy arrays with a leading batch axis; `ys` is
-        None, `ts` has shape `(batch, times)`. `t_converged` is the time of the
-        accepted step from which `max |dy/dt| <= steady_tol` held for good.
-
-    Example:
-        >>> import numpy as np
-        >>> from jaxcrn import compile_crn, parse_crn, simulate_batch
-        >>> net = compile_crn(parse_crn("X -> Y\\ninput x = X\\noutput y = Y"))
-        >>> res = simulate_batch(net, np.array([[1.0], [2.0]]), 30.0, progress=False)
-        >>> np.round(res.outputs_final[:, 0], 6).tolist()
-        [1.0, 2.0]
-    """
-    from ._engine import integrate_lanes
-
-    method = _choose_method(network, method, solver)
-    layered_method = _layered_solver(solver)
-    if workers is None:
-        workers = _cpu_count()
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}.")
-    auto_lanes, auto_chunk = default_lanes()
-    lanes_given = lanes
-    lanes = auto_lanes if lanes is None else lanes
-    chunk_size = auto_chunk if chunk_size is None else chunk_size
-    if chunk_size < 1 or lanes < 1:
-        raise ValueError(
-            f"chunk_size and lanes must be >= 1, got {chunk_size} and {lanes}."
-        )
-    x = _check_inputs(network, inputs)
-    n = x.shape[0]
-    if n == 0:
-        raise ValueError("inputs is empty: nothing to simulate.")
-    dtype = network.y_init.dtype
-    if method != "vmap":  # method="vmap" goes through simulate, which warns
-        _warn_tolerance(rtol, dtype)
-    t1 = jnp.asarray(t1, dtype)
-    if not bool(t1 > 0):
-        raise ValueError(f"t1 must be positive, got {float(t1)}.")
-    off = jnp.asarray(offset, dtype)
-    if solver is None and method != "layered":
-        # worth it when run time dominates compile time
-        solver = Rodas5P(
-            unroll=network.n_species >= UNROLL_MIN_SPECIES or n >= UNROLL_MIN_BATCH
-        )
-    ts = _resolve_ts(saveat, t1, dtype)
-    if method == "layered":
-        from ._layered_engine import can_force
-
-        supported = can_force(network)
-    else:
-        supported = method == "lanes" and network.supports_forcing()
-    if exact_inputs is None:
-        exact_inputs = supported
-    elif exact_inputs and not supported:
-        raise ValueError(
-            "exact_inputs=True needs the layered or lanes engine and a layered "
-            "network whose first wavefront decays at one common rate "
-            "(compile_crn(..., form='layered'); equal rate constants on the input "
-            "reactions) and holds no output."
-        )
-    if method == "layered":
-        return _simulate_layered(
-            network,
-            x,
-            t1,
-            ts,
-            off,
-            solver_name=layered_method,
-            rtol=rtol,
-            atol=atol,
-            max_steps=max_steps,
-            stop_when_steady=stop_when_steady,
-            steady_tol=steady_tol,
-            lanes=lanes_given,
-            chunk_size=chunk_size,
-            keep_states=keep_states,
-            forced=bool(exact_inputs),
-            workers=workers,
-            progress=progress,
-        )
-    chunk = min(chunk_size, n)
-    parts = []
-    with Progress(math.ceil(n / chunk), "simulating", enabled=progress) as bar:
-        for start in range(0, n, chunk):
-            xs = x[start : start + chunk]
-            m = xs.shape[0]
-            if m < chunk:  # same shape for every chunk: compile once
-                xs = np.concatenate([xs, np.repeat(xs[-1:], chunk - m, axis=0)])
-            xs = jnp.asarray(xs, dtype)
-            if method == "vmap":
-                kwargs = dict(
-                    solver=solver,
-                    rtol=rtol,
-                    atol=atol,
-                    max_steps=max_steps,
-                    saveat=saveat,
-                    stop_when_steady=stop_when_steady,
-                    steady_tol=steady_tol,
-                    save_species=False,
-                )
-                res = _simulate_chunk(network, xs, off, t1, kwargs)
-                res = jax.tree_util.tree_map(lambda a: np.asarray(a)[:m], res)
-                if not keep_states:
-                    res = eqx.tree_at(lambda r: r.y_final, res, res.y_final[:, :0])
-            else:
-                y0s = _initial_states(network, xs, off)
-                eng = integrate_lanes(
-                    network,
-                    y0s,
-                    t1,
-                    ts,
-                    solver=solver,
-                    rtol=rtol,
-                    atol=atol,
-                    max_steps=max_steps,
-                    lanes=lanes,
-                    steady_tol=steady_tol,
-                    stop_when_steady=stop_when_steady,
-                    keep_states=keep_states,
-                    forced=bool(exact_inputs),
-                )
-                eng = jax.tree_util.tree_map(lambda a: np.asarray(a)[:m], eng)
-                fields = {f.name: getattr(eng, f.name) for f in dataclasses.fields(eng)}
-                res = _batch_result(fields, ts, np.asarray(y0s).dtype)
-            parts.append(res)
-            bar.update(1, extra=res.summary() if len(parts) == 1 else "")
-    out = jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *parts)
-    return out
-
-
-def _choose_method(network, method: str, solver) -> str:
-    """The engine `simulate_batch(..., method=method, solver=solver)` runs:
-    "layered", "lanes" or "vmap"; errors for an unknown or unusable method."""
-    from ._layered_engine import layered_kinetics_for
-
-    if method not in ("auto", "layered", "lanes", "vmap"):
-        raise ValueError(
-            f"method={method!r} is not one of 'auto', 'layered', 'lanes', 'vmap'."
-        )
-    layered_ok = layered_kinetics_for(network, False) is not None
-    layered_method = _layered_solver(solver)
-    if method == "auto":
-        return (
-            "layered"
-            if layered_ok and layered_method and jax.default_backend() == "cpu"
-            else "lanes"
-        )
-    if method == "layered" and not (layered_ok and layered_method):
-        raise ValueError(
-            "method='layered' needs a network in the aligned layered layout "
-            "(compile_crn(crn, form='layered') of a feed-forward CRN, as every CRN "
-            "compiled from a neural network) and solver None, Rodas5P() or "
-            f"diffrax.Tsit5(); got form {network.form!r} and solver "
-            f"{type(solver).__name__}. Use method='lanes' for other solvers."
-        )
-    return method
-
-
-def engine_settings(
-    network,
-    batch: int,
-    *,
-    method: str = "auto",
-    solver=None,
-    lanes: int | None = None,
-    chunk_size: int | None = None,
-    workers: int | None = None,
-    exact_inputs: bool | None = None,
-) -> dict:
-    """What `simulate_batch(network, x, ...)` runs a batch of `batch` samples with,
-    for the same keyword arguments: `engine` ("layered", "lanes" or "vmap"),
-    `lanes` (per worker thread with the layered engine; None with "vmap"),
-    `chunk_size` (samples per engine call) and `workers` (threads). For benchmark
-    records; nothing is compiled.
-
-    Example:
-        >>> from jaxcrn import compile_crn, parse_crn
-        >>> from jaxcrn._simulate import engine_settings
-        >>> net = compile_crn(parse_crn("X -> Y\\ninput x = X\\noutput y = Y"))
-        >>> engine_settings(net, 10, method="lanes", lanes=4)
-        {'engine': 'lanes', 'lanes': 4, 'chunk_size': 10, 'workers': 1}
-    """
-    from ._layered_engine import can_force, default_lanes_for, share_size
-
-    engine = _choose_method(network, method, solver)
-    auto_lanes, auto_chunk = default_lanes()
-    chunk = max(1, min(chunk_size or auto_chunk, batch))
-    if engine == "vmap":
-        return dict(engine=engine, lanes=None, chunk_size=chunk, workers=1)
-    if engine == "lanes":
-        return dict(
-            engine=engine,
-            lanes=min(lanes or auto_lanes, chunk),
-            chunk_size=chunk,
-            workers=1,
-        )
-    workers = max(1, min(workers or _cpu_count(), chunk))
-    forced = can_force(network) if exact_inputs is None else exact_inputs
-    first = network.kinetics.waves[0].size if forced else 0
-    per = share_size(chunk, workers)
-    lanes = min(lanes or default_lanes_for(network.n_species - first), per)
-    return dict(engine=engine, lanes=lanes, chunk_size=chunk, workers=workers)
-
-
-def _cpu_count() -> int:
-    import os
-
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _layered_solver(solver) -> str | None:
-    """The layered engine's method for `solver`: "auto", "rodas5p", "tsit5", or
-    None when it has no such method (then another engine runs)."""
-    if solver is None:
-        return "auto"
-    if isinstance(solver, Rodas5P):
-        return "rodas5p"
-    if type(solver) is diffrax.Tsit5:
-        return "tsit5"
-    return None
-
-
-# the layered engine's automatic solver: Tsit5 (with stiffness detection and Rodas5P
-# re-runs) below this many species, Rodas5P from here on (benchmarks/solvers.py:
-# the MNIST-14 CRNs are stiff, IRIS and virus are not)
-AUTO_RODAS_MIN_SPECIES = 256
-
-
-def _simulate_layered(
-    network,
-    x,
-    t1,
-    ts,
-    off,
-    *,
-    solver_name,
-    rtol,
-    atol,
-    max_steps,
-    stop_when_steady,
-    steady_tol,
-    lanes,
-    chunk_size,
-    keep_states,
-    forced,
-    workers,
-    progress,
-) -> SimulationResult:
-    from ._layered_engine import STIFF, run_layered
-
-    dtype = network.y_init.dtype
-    n = x.shape[0]
-    first = solver_name
-    if solver_name == "auto":
-        first = "rodas5p" if network.n_species >= AUTO_RODAS_MIN_SPECIES else "tsit5"
-    detect = solver_name == "auto" and first == "tsit5"
-
-    def run(rows, method, detect_stiff, bar):
-        out = []
-        chunk = min(chunk_size, rows.shape[0])
-        for start in range(0, rows.shape[0], chunk):
-            xs = rows[start : start + chunk]
-            m = xs.shape[0]
-            if m < chunk:  # same shape for every chunk: compile once
-                xs = np.concatenate([xs, np.repeat(xs[-1:], chunk - m, axis=0)])
-            res = run_layered(
-                network,
-                xs,
-                off,
-                t1,
-                ts,
-                method=method,
-                forced=forced,
-                rtol=rtol,
-                atol=atol,
-                max_steps=max_steps,
-                lanes=lanes,
-                steady_tol=steady_tol,
-                stop_when_steady=stop_when_steady,
-                keep_states=keep_states,
-                detect_stiff=detect_stiff,
-                workers=workers,
-            )
-            out.append({k: (None if v is None else v[:m]) for k, v in res.items()})
-            if bar is not None:
-                bar.update(1)
-        return {
-            k: None if out[0][k] is None else np.concatenate([o[k] for o in out])
-            for k in out[0]
-        }
-
-    n_chunks = math.ceil(n / min(chunk_size, n))
-    with Progress(n_chunks, "simulating", enabled=progress) as bar:
-        res = run(x, first, detect, bar)
-    stiff = np.flatnonzero(res["status"] == STIFF)
-    if stiff.size:
-        # samples that Tsit5 found stiff: again from t = 0 with Rodas5P
-        again = run(x[stiff], "rodas5p", False, None)
-        for k, v in res.items():
-            if v is not None:
-                v[stiff] = again[k]
-    return _batch_result(res, ts, np.dtype(dtype))
-
-
-def _batch_result(res: dict, ts, dtype) -> SimulationResult:
-    """A `SimulationResult` of NumPy arrays from an engine's per-sample fields."""
-    m = res["t_final"].shape[0]
-    t_out = (
-        res["t_final"][:, None]
-        if ts is None
-        else np.broadcast_to(np.asarray(ts), (m, ts.shape[0]))
-    )
-    outputs = (
-        res["outputs_final"][:, None, :] if res["outputs"] is None else res["outputs"]
-    )
-    ok = res["status"] == Status.OK
-    steady = res["steady"]
-    return SimulationResult(
-        ts=t_out,
-        ys=None,
-        outputs=outputs,
-        y_final=(
-            res["y_final"] if res["y_final"] is not None else np.zeros((m, 0), dtype)
-        ),
-        outputs_final=res["outputs_final"],
-        t_final=res["t_final"],
-        status=res["status"],
-        converged=ok & steady,
-        t_converged=np.where(ok & steady, res["t_steady"], np.inf),
-        num_steps=res["num_steps"],
-        num_rejected=res["num_rejected"],
-    )

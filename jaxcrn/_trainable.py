@@ -20,7 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import ArrayLike, Float
 
-from ._compile import DenseKinetics, MassActionNetwork, compile_crn
+from ._kinetics import DenseKinetics
+from ._network import MassActionNetwork, compile_crn
 from ._nn2crn import nn_to_crn
 
 
@@ -57,8 +58,7 @@ def _build_structure(sizes: tuple[int, ...], dtype_name: str):
     }
     n_layers = len(sizes) - 1
     layers = []
-    stoich = np.asarray(net.kinetics.net).copy()
-    products = np.asarray(net.kinetics.products).copy()
+    net_t = np.asarray(net.kinetics.net_t).copy()  # (species, reactions)
     for l in range(n_layers):
         rp = np.array([consumer[_source(l, i, "p")] for i in range(sizes[l])])
         rn = np.array([consumer[_source(l, i, "n")] for i in range(sizes[l])])
@@ -66,15 +66,10 @@ def _build_structure(sizes: tuple[int, ...], dtype_name: str):
         tp = np.array([net.index(_target(l, j, "p", n_layers)) for j in fan_out])
         tn = np.array([net.index(_target(l, j, "n", n_layers)) for j in fan_out])
         for r, t in ((rp, tp), (rn, tn)):  # the all-(+1) model's products
-            stoich[r[:, None], t[None, :]] -= 1
-            products[r[:, None], t[None, :]] -= 1
+            net_t[t[None, :], r[:, None]] -= 1
         layers.append((rp, rn, tp, tn))
-    assert products.min() >= 0
-    kinetics = eqx.tree_at(
-        lambda k: (k.net, k.products),
-        net.kinetics,
-        (jnp.asarray(stoich, dtype), jnp.asarray(products, jnp.int32)),
-    )
+    assert isinstance(net.kinetics, DenseKinetics)
+    kinetics = eqx.tree_at(lambda k: k.net_t, net.kinetics, jnp.asarray(net_t, dtype))
     base = eqx.tree_at(lambda n: n.kinetics, net, kinetics)
     return base, tuple(layers)
 
@@ -132,25 +127,17 @@ def crn_of_weights(
     dtype = jnp.zeros(0).dtype
     sizes = (int(layers[0][0].shape[0]), *(int(w.shape[1]) for w, _ in layers))
     base, index = _structure(sizes, jnp.dtype(dtype).name)
-    stoich = base.kinetics.net
-    products = base.kinetics.products
+    net_t = base.kinetics.net_t
     y_init = base.y_init
     for (w, b), (rp, rn, tp, tn) in zip(layers, index):
         w = jnp.asarray(w).astype(dtype)
-        same, other = (1 + w) / 2, (1 - w) / 2
+        same, other = (1 + w) / 2, (1 - w) / 2  # (fan_in, fan_out)
         for r, t_same, t_other in ((rp, tp, tn), (rn, tn, tp)):
-            stoich = stoich.at[r[:, None], t_same[None, :]].add(same)
-            stoich = stoich.at[r[:, None], t_other[None, :]].add(other)
-            q_same = jnp.round(jax.lax.stop_gradient(same)).astype(jnp.int32)
-            q_other = jnp.round(jax.lax.stop_gradient(other)).astype(jnp.int32)
-            products = products.at[r[:, None], t_same[None, :]].add(q_same)
-            products = products.at[r[:, None], t_other[None, :]].add(q_other)
+            net_t = net_t.at[t_same[None, :], r[:, None]].add(same)
+            net_t = net_t.at[t_other[None, :], r[:, None]].add(other)
         b = jnp.asarray(b).astype(dtype)
         y_init = y_init.at[tp].add(jnp.maximum(b, 0)).at[tn].add(jnp.maximum(-b, 0))
-    kinetics = eqx.tree_at(
-        lambda k: (k.net, k.products), base.kinetics, (stoich, products)
-    )
-    assert isinstance(kinetics, DenseKinetics)
+    kinetics = eqx.tree_at(lambda k: k.net_t, base.kinetics, net_t)
     net = eqx.tree_at(lambda n: (n.kinetics, n.y_init), base, (kinetics, y_init))
     if rates is not None:
         net = net.with_rates(rates)

@@ -67,3 +67,50 @@ def forward(params, x):
         if i < len(params) - 1:
             x = np.maximum(x, 0.0)
     return x
+
+
+def npy_bytes(descr: str, shape: tuple, data: bytes = b"", version=(1, 0)) -> bytes:
+    """A `.npy` file whose header says `descr` and `shape`, followed by `data`
+    (which need not match: for corrupt files)."""
+    import io
+
+    buf = io.BytesIO()
+    header = {"descr": descr, "fortran_order": False, "shape": shape}
+    if version == (1, 0):
+        np.lib.format.write_array_header_1_0(buf, header)
+    else:
+        np.lib.format.write_array_header_2_0(buf, header)
+    return buf.getvalue() + data
+
+
+def npz_bytes(members: dict, *, compress: bool = False) -> bytes:
+    """A zip archive of `{name: bytes}` (names as given, e.g. 'W0.npy')."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(buf, "w", method) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def array_npy(a) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=True)
+    return buf.getvalue()
+
+
+class Payload:
+    """Unpickling this creates the folder `path`: code run by a model file."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        import os
+
+        return (os.mkdir, (self.path,))

@@ -28,7 +28,7 @@ def test_simulate_example_table(capsys):
     # A + B <=> C -> D with A0 = 1, B0 = 2: all of A ends up in D
     assert final["D"] == pytest.approx(1.0, abs=1e-6)
     assert final["B"] == pytest.approx(1.0, abs=1e-6)
-    assert "converged at t =" in out
+    assert "steady state from t =" in out
 
 
 def test_simulate_json_schema(capsys):
@@ -44,8 +44,17 @@ def test_simulate_json_schema(capsys):
     )
     assert code == 0
     obj = json.loads(out)
-    assert set(obj) >= {"t1", "final", "converged", "t_converged"}
-    assert obj["t1"] == 80 and obj["converged"] is True
+    assert set(obj) == {
+        "t1",
+        "status",
+        "final",
+        "outputs",
+        "steady_state",
+        "t_steady",
+        "solver_steps",
+    }
+    assert obj["t1"] == 80 and obj["steady_state"] is True and obj["status"] == "ok"
+    assert 0 < obj["t_steady"] < 80
     assert obj["final"]["D"] == pytest.approx(1.0, abs=1e-6)
     assert obj["final"]["B"] == pytest.approx(2.0, abs=1e-6)
 
@@ -66,9 +75,13 @@ def test_simulate_inputs_json(capsys):
     assert code == 0
     rows = json.loads(out)["rows"]
     assert [r["input"] for r in rows] == [[-1.5], [0.25], [2.0]]
+    assert [r["line"] for r in rows] == [2, 3, 4]
     np.testing.assert_allclose([r["outputs"][0] for r in rows], [0, 0.25, 2], atol=1e-4)
-    assert all(r["argmax"] == 0 and r["converged"] for r in rows)
-    assert rows[0]["t_converged"] == 0.0  # relu(-1.5) = 0 from the start
+    assert all(r["argmax"] == 0 and r["steady_state"] for r in rows)
+    assert all(r["status"] == "ok" for r in rows)
+    assert rows[0]["settling_time"] == 0.0  # relu(-1.5) = 0 from the start
+    assert all(0 <= r["settling_time"] <= 60 for r in rows)
+    assert "converged" not in rows[0] and "t_converged" not in rows[0]
 
 
 @pytest.mark.parametrize(
@@ -222,3 +235,351 @@ def test_public_api_resolves():
         assert getattr(jaxcrn, name) is not None
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         jaxcrn.nope  # noqa: B018
+
+
+# ------------------------------------------------------- issue 15, class by class
+
+RELU = os.path.join(EXAMPLES, "relu.crn")
+REVERSIBLE = os.path.join(EXAMPLES, "reversible.crn")
+
+
+@pytest.fixture
+def no_simulation(monkeypatch):
+    """Fail the test if a command gets as far as compiling a network: errors in the
+    command line or the inputs must be found before anything runs."""
+    import jaxcrn._network
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("compile_crn was called")
+
+    monkeypatch.setattr(jaxcrn._network, "compile_crn", refuse)
+
+
+def assert_clean_error(code, out, err, *, names=(), lines=3):
+    assert code == 2, err
+    assert out == "" or json.loads(out)["error"]
+    assert "Traceback" not in err and "internal error" not in err
+    assert 1 <= len(err.strip().splitlines()) <= lines, err
+    for name in names:
+        assert str(name) in err, err
+
+
+@pytest.mark.parametrize(
+    "content, line",
+    [
+        ("x\n1.0\n\n\n2.0\nabc\n", 6),  # after blank lines
+        ("\ufeffx\n1\n-\n", 3),  # a byte-order mark (Excel) before the header
+        ("x\r\n1\r\n\r\n1;2\r\n", 4),  # CRLF; a semicolon-separated file
+        ("x\n1\n" + "9" * 200_000 + "\n", 3),  # a cell over csv's field limit
+        ('x\n1\n"2\n', 3),  # an unclosed quote runs to the end of the file
+    ],
+)
+def test_csv_errors_name_the_right_line(capsys, tmp_path, no_simulation, content, line):
+    path = tmp_path / "x.csv"
+    path.write_text(content, encoding="utf-8", newline="")
+    code, out, err = run(capsys, "simulate", RELU, "--inputs", path)
+    assert_clean_error(code, out, err, names=[path])
+    assert f"line {line}:" in err, err
+
+
+def test_csv_other_errors(capsys, tmp_path, no_simulation):
+    path = tmp_path / "x.csv"
+    cases = [
+        (b"x\n1\n\xff\xfe\n", "line 3:", "invalid UTF-8: byte 0xff at byte offset 4"),
+        (b"y\n1\n", "line 1:", "does not name the network's inputs (x)"),
+        (b"x\n-1.5\n0\n", None, None),  # dual-rail: negative is fine (checked below)
+        (b"\n\n", None, "has no input rows"),
+        (b"x\n", None, "has a header but no input rows"),
+        (b"x\n1e999\n", "line 2:", "too large"),
+        (b"x\nnan\n", "line 2:", "'nan' is not a number"),
+        (b"x\n\xd9\xa3\n", "line 2:", "is not a number"),  # an Arabic-Indic digit
+    ]
+    for data, where, what in cases:
+        path.write_bytes(data)
+        if what is None:
+            continue
+        code, out, err = run(capsys, "simulate", RELU, "--inputs", path)
+        assert_clean_error(code, out, err, names=[path])
+        assert what in err and (where is None or where in err), err
+    code, out, err = run(capsys, "simulate", RELU, "--inputs", tmp_path)
+    assert_clean_error(code, out, err)
+    assert "is a directory, not a CSV file" in err
+
+
+def test_negative_single_rail_input_names_the_line(capsys, tmp_path, no_simulation):
+    crn = tmp_path / "single.crn"
+    crn.write_text("X -> Y\ninput x = X\noutput y = Y\n")
+    path = tmp_path / "x.csv"
+    path.write_text("x\n1\n\n-2\n")
+    code, out, err = run(capsys, "simulate", crn, "--inputs", path)
+    assert_clean_error(code, out, err, names=[path])
+    assert "line 4: input x = -2 is negative, but x sets one species (X)" in err
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["", "\n \n\t\n", "# only a comment\n", "\ufeff# a BOM and a comment\r\n"],
+)
+def test_empty_crn_files(capsys, tmp_path, no_simulation, content):
+    path = tmp_path / "empty.crn"
+    path.write_text(content, encoding="utf-8")
+    for argv in (["simulate", path], ["export", path, "--sbml", tmp_path / "o.xml"]):
+        code, out, err = run(capsys, *argv)
+        assert_clean_error(code, out, err, names=[path])
+        assert "declares no reactions or species" in err
+    assert os.listdir(tmp_path) == ["empty.crn"]
+
+
+def test_crn_line_numbers_and_bytes(capsys, tmp_path, no_simulation):
+    path = tmp_path / "net.crn"
+    path.write_text("A -> B # form\ffeed \u2028 and \x85\nB -> 2nd\n", encoding="utf-8")
+    code, out, err = run(capsys, "simulate", path)
+    assert_clean_error(code, out, err, names=[path])
+    assert "line 2:" in err and "write '2 nd'" in err
+    path.write_bytes(b"A -> B\nB -> C\xff\n")
+    code, out, err = run(capsys, "simulate", path)
+    assert_clean_error(code, out, err, names=[path])
+    assert "line 2:" in err and "byte offset 13" in err
+    code, out, err = run(capsys, "simulate", tmp_path)
+    assert_clean_error(code, out, err)
+    assert "is a directory, not a .crn file" in err
+
+
+def test_unusual_but_valid_crn_file(capsys, tmp_path):
+    """CRLF, a byte-order mark, tabs, comments after options, a long name and a
+    large coefficient: all fine, and the result is right."""
+    name = "S" + "_long" * 100
+    path = tmp_path / "unusual.crn"
+    path.write_bytes(
+        (
+            "\ufeff# made on Windows\r\n"
+            f"1000 A\t->\t{name}  [k=2]   # comment after the options\r\n"
+            "init\tA = 1.5e0\r\n"
+        ).encode()
+    )
+    code, out, err = run(capsys, "simulate", path, "--json", "--t1", "10")
+    assert code == 0, err
+    final = json.loads(out)["final"]
+    # d[A]/dt = -1000 * 2 * A^1000 from 1.5: A^-999 = 1.5^-999 + 999 * 2000 t
+    a = (1.5**-999 + 999 * 2000 * 10.0) ** (-1 / 999)
+    assert final["A"] == pytest.approx(a, rel=1e-4)
+    assert final[name] == pytest.approx((1.5 - a) / 1000, rel=1e-4)
+
+
+def test_argparse_errors_are_one_line_and_a_hint(capsys):
+    for argv in (
+        ["simulate", REVERSIBLE, "--t1", "abc"],
+        ["simulate"],
+        ["nonsense"],
+        [],
+        ["verify", "m.npz", "cifar"],
+        ["simulate", REVERSIBLE, "--solver", "euler"],
+        ["compile", "m.npz"],  # -o is required
+    ):
+        code, out, err = run(capsys, *argv)
+        assert code == 2 and out == ""
+        lines = err.strip().splitlines()
+        assert len(lines) == 2 and ": error: " in lines[0], err
+        assert "--help" in lines[1] and "usage:" not in err
+    code, out, _ = run(capsys, "simulate", REVERSIBLE, "--json", "--t1", "x")
+    assert (
+        code == 2 and "invalid float value" in json.loads(out)["error"]["messages"][0]
+    )
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["verify", IRIS_MODEL, "iris", "--lanes", "0"], "--lanes must be >= 1"),
+        (["verify", IRIS_MODEL, "iris", "--limit", "0"], "--limit must be >= 1"),
+        (["simulate", REVERSIBLE, "--chunk-size", "0"], "--chunk-size must be >= 1"),
+        (["simulate", REVERSIBLE, "--rtol", "nan"], "--rtol must be a positive"),
+        (["simulate", REVERSIBLE, "--t1", "inf"], "--t1 must be a positive"),
+        (["simulate", REVERSIBLE, "--eps", "0"], "--eps must be a positive"),
+        (["simulate", REVERSIBLE, "--set", "A=1e999"], "finite and >= 0"),
+        (["simulate", REVERSIBLE, "--set", "A=\u0661"], "is not a number"),
+        (["simulate", REVERSIBLE, "--plot", "p.xyz"], "unsupported format '.xyz'"),
+        (["simulate", REVERSIBLE, "--preprocess"], "--preprocess applies to --inputs"),
+        (["reproduce", "iris", "--lanes", "0"], "--lanes must be >= 1"),
+        (["demo", "--t1", "-1"], "--t1 must be a positive"),
+    ],
+)
+def test_bad_values_before_anything_runs(capsys, no_simulation, argv, match):
+    code, out, err = run(capsys, *argv)
+    assert_clean_error(code, out, err)
+    assert match in err
+
+
+def test_json_stdout_is_always_one_object(capsys, tmp_path):
+    png = tmp_path / "p.png"
+    code, out, err = run(capsys, "simulate", REVERSIBLE, "--json", "--plot", png)
+    assert code == 0, err
+    assert json.loads(out)["status"] == "ok"  # one object, nothing else
+    assert f"wrote {png}" in err and png.stat().st_size > 0
+    code, out, err = run(capsys, "simulate", tmp_path / "no.crn", "--json")
+    assert code == 2 and json.loads(out)["error"]["messages"] == [
+        f"{tmp_path / 'no.crn'}: no such file."
+    ]
+
+
+def test_plot_paths(capsys, tmp_path, no_simulation):
+    (tmp_path / "out.png").write_bytes(b"mine")
+    code, out, err = run(capsys, "simulate", REVERSIBLE, "--plot", tmp_path / "out")
+    assert_clean_error(code, out, err)
+    assert "out.png already exists; pass --force" in err
+    assert (tmp_path / "out.png").read_bytes() == b"mine"
+    for force in ([], ["--force"]):
+        code, out, err = run(capsys, "simulate", REVERSIBLE, "--plot", tmp_path, *force)
+        assert_clean_error(code, out, err)
+        assert "is a directory" in err
+    assert sorted(os.listdir(tmp_path)) == ["out.png"]
+
+
+def test_output_files_checked_first(capsys, tmp_path, no_simulation):
+    out, xml = tmp_path / "net.crn", tmp_path / "net.xml"
+    code, o, err = run(capsys, "compile", IRIS_MODEL, "-o", out, "--sbml", out)
+    assert_clean_error(code, o, err)
+    assert "named twice" in err
+    code, o, err = run(capsys, "compile", IRIS_MODEL, "-o", tmp_path, "--force")
+    assert_clean_error(code, o, err)
+    assert "is a directory" in err
+    code, o, err = run(capsys, "compile", IRIS_MODEL, "-o", tmp_path / "no/x.crn")
+    assert_clean_error(code, o, err)
+    assert "does not exist" in err
+    assert os.listdir(tmp_path) == []  # nothing written, no temporaries
+    assert run(capsys, "compile", IRIS_MODEL, "-o", out, "--sbml", xml)[0] == 0
+    assert sorted(os.listdir(tmp_path)) == ["net.crn", "net.xml"]
+    code, o, err = run(capsys, "export", out, "--sbml", out, "--force")
+    assert code == 0  # export reads the file first, then replaces it: allowed
+    assert sorted(os.listdir(tmp_path)) == ["net.crn", "net.xml"]
+
+
+def test_overflow_is_nonfinite_with_a_summary(capsys, tmp_path):
+    csv = tmp_path / "x.csv"
+    csv.write_text("x\n1e308\n2\n")
+    code, out, err = run(capsys, "simulate", RELU, "--inputs", csv, "--json")
+    assert code == 1
+    rows = json.loads(out)["rows"]
+    assert [r["status"] for r in rows] == ["nonfinite", "ok"]
+    assert rows[0]["outputs"] == [None] and rows[1]["outputs"][0] == pytest.approx(2)
+    assert "1 of 2 samples failed" in err
+    assert f"nonfinite ({csv} line 2)" in err and "overflowed" in err
+    code, out, err = run(
+        capsys, "simulate", REVERSIBLE, "--set", "A=1e308", "--set", "B=1e308"
+    )
+    assert code == 1
+    assert "failed (nonfinite" in out and "nonfinite: the state overflowed" in err
+
+
+def test_tiny_negative_concentrations_print_as_zero():
+    from jaxcrn._cli._common import clip_concentrations
+
+    y = clip_concentrations([-1e-26, -1e-3, 1.0, np.nan], atol=1e-9, rtol=1e-6)
+    np.testing.assert_array_equal(y[:3], [0.0, -1e-3, 1.0])
+    assert np.isnan(y[3])
+
+
+def test_train_saves_without_o_and_checks_first(capsys, tmp_path, monkeypatch):
+    import jaxcrn._nn
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "iris.npz").write_bytes(b"earlier work")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("trained")
+
+    monkeypatch.setattr(jaxcrn._nn, "train", refuse)
+    code, out, err = run(capsys, "train", "iris", "--quiet")
+    assert_clean_error(code, out, err)
+    assert "iris.npz already exists; pass --force" in err
+    code, out, err = run(
+        capsys, "train", "iris", "-o", "a.npz", "--checkpoint", "a.npz"
+    )
+    assert_clean_error(code, out, err)
+    assert "named twice" in err
+    assert os.listdir(tmp_path) == ["iris.npz"]
+
+
+def test_demo_checks_its_figure_first(capsys, tmp_path, monkeypatch):
+    import jaxcrn._nn
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "iris_traces.png").write_bytes(b"mine")
+    monkeypatch.setattr(jaxcrn._nn, "train", lambda *a, **k: 1 / 0)
+    code, out, err = run(capsys, "demo")
+    assert_clean_error(code, out, err)
+    assert "demo/iris_traces.png already exists; pass --force" in err
+    (tmp_path / "file").write_text("")
+    code, out, err = run(capsys, "demo", "--out", tmp_path / "file" / "sub")
+    assert_clean_error(code, out, err)
+    assert "is not a folder" in err
+
+
+def test_preprocessing_is_recorded_and_applied(capsys, tmp_path):
+    from jaxcrn import datasets
+
+    crn = tmp_path / "iris.crn"
+    code, out, err = run(capsys, "compile", IRIS_MODEL, "-o", crn, "--reduce")
+    assert code == 0 and "preprocessing x = (raw - mean) / std is recorded" in out
+    signals = load_crn(crn).inputs
+    meta = datasets.iris().preprocessing
+    assert [s.mean for s in signals] == meta["mean"]
+    assert [s.std for s in signals] == meta["std"]
+    raw = tmp_path / "raw.csv"  # three raw IRIS rows, one per class
+    raw.write_text("x0,x1,x2,x3\n5.1,3.5,1.4,0.2\n7.0,3.2,4.7,1.4\n6.3,3.3,6.0,2.5\n")
+    argv = ["simulate", crn, "--inputs", raw, "--json", "--t1", "150"]
+    code, out, err = run(capsys, *argv, "--solver", "tsit5")
+    assert code == 0 and "does not look preprocessed" in err and "--preprocess" in err
+    code, out, err = run(capsys, *argv, "--solver", "tsit5", "--preprocess")
+    assert code == 0 and err == ""
+    obj = json.loads(out)
+    assert obj["preprocessed"] and [r["argmax"] for r in obj["rows"]] == [0, 1, 2]
+    code, out, err = run(capsys, "simulate", RELU, "--inputs", raw, "--preprocess")
+    assert_clean_error(code, out, err)
+
+
+def test_help_documents_every_option_and_ends_with_examples(capsys):
+    import argparse
+
+    from jaxcrn._cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert len(sub.choices) >= 7
+    for name, p in sub.choices.items():
+        text = p.format_help()
+        examples = text.split("\nexamples:\n")[1].splitlines()
+        assert 2 <= len(examples) <= 4, name
+        for line in examples:  # each example is a valid command line
+            argv = line.split("#")[0].split()
+            assert argv[:2] == ["jaxcrn", name]
+            argv = [a.replace("$JAXCRN_DATA", "/data") for a in argv[1:]]
+            parser.parse_args(argv)
+        for action in p._actions:
+            if not action.option_strings or action.dest == "help":
+                continue
+            flag = action.nargs == 0 and not isinstance(
+                action, argparse.BooleanOptionalAction
+            )
+            helptext = p._get_formatter()._get_help_string(action)
+            assert flag or "default" in helptext or action.required, (name, action)
+    code, out, _ = run(capsys, "simulate", "--help")
+    assert (
+        code == 0
+        and "comma-separated numbers" in out
+        and out.rstrip().endswith("--plot relu.png")
+    )
+
+
+def test_an_unexpected_exception_is_one_line(capsys, monkeypatch):
+    from jaxcrn._cli import export
+
+    monkeypatch.setattr(export, "run", lambda args: [][1])
+    code, out, err = run(capsys, "export", REVERSIBLE, "--sbml", "x.xml")
+    assert code == 1
+    assert err.splitlines()[0].startswith("jaxcrn export: internal error: IndexError")
+    assert len(err.splitlines()) == 2 and "Traceback" not in err
+    monkeypatch.setenv("JAXCRN_TRACEBACK", "1")
+    with pytest.raises(IndexError):
+        main(["export", REVERSIBLE, "--sbml", "x.xml"])

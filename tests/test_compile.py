@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from jaxcrn import compile_crn, layered_structure, nn_to_crn, parse_crn, reduce_crn
+from jaxcrn._kinetics import LayeredKinetics, SparseLU, fill_reducing_order
 
-from .helpers import random_params
+from .helpers import build_crn, random_params, small_crn_specs
 
 
 FORMS = ("dense", "sparse", "layered")
@@ -60,12 +61,15 @@ def feedforward():
 
 
 def test_forms_agree_on_rhs_and_flux(feedforward):
-    nets = {f: compile_crn(feedforward, form=f) for f in FORMS}
+    # zero-order reactions and a catalyst: not alignable, so dense and sparse only
+    nets = {f: compile_crn(feedforward, form=f) for f in ("dense", "sparse")}
     y = jnp.asarray(np.random.default_rng(0).uniform(0, 2, len(feedforward.species)))
     ref = nets["dense"](0.0, y, None)
-    for f in FORMS:
+    for f in nets:
         np.testing.assert_allclose(nets[f](0.0, y, None), ref, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(nets[f].flux(y), nets["dense"].flux(y), rtol=1e-12)
+    with pytest.raises(ValueError, match="consumed by one reaction"):
+        compile_crn(feedforward, form="layered")
 
 
 def test_rhs_matches_hand_written_mass_action():
@@ -85,8 +89,10 @@ def test_stoichiometry_is_exact():
     np.testing.assert_array_equal(prod, [[0, 0, 3], [0, 0, 0]])
 
 
-@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("form", ("dense", "sparse"))
 def test_shifted_solve_is_exact(feedforward, form):
+    """The sparse LU (scheduled from the stoichiometry, no pivoting) solves
+    `(lam I - J) x = b` to round-off; J from autodiff of the right-hand side."""
     net = compile_crn(feedforward, form=form)
     rng = np.random.default_rng(1)
     y = jnp.asarray(rng.uniform(0, 2, net.n_species))
@@ -95,15 +101,67 @@ def test_shifted_solve_is_exact(feedforward, form):
     assert float(jnp.abs(resid).max()) < 1e-12
 
 
-def test_layered_solve_on_compiled_networks():
+@pytest.mark.parametrize("form", FORMS)
+def test_solves_on_compiled_networks(form):
+    """Block substitution (layered) and the sparse LU (dense, sparse) on CRNs
+    compiled from a network, full and reduced."""
     rng = np.random.default_rng(2)
     full = nn_to_crn(random_params((3, 5, 4, 2), rng, ternary=True))
-    for crn, aligned in [(reduce_crn(full), True), (full, False)]:
-        net = compile_crn(crn, form="layered", aligned_layers=aligned)
+    for crn in (reduce_crn(full), full):
+        net = compile_crn(crn, form=form)
         y = jnp.asarray(rng.uniform(0, 3, net.n_species))
         b = jnp.asarray(rng.normal(size=net.n_species))
         resid = _shifted_residual(net, y, b, jnp.asarray(0.25))
         assert float(jnp.abs(resid).max()) < 1e-10
+
+
+@settings(max_examples=12, deadline=None)
+@given(spec=small_crn_specs(), seed=st.integers(0, 2**31 - 1))
+def test_sparse_lu_matches_dense_solve(spec, seed):
+    """On random small CRNs (any structure: cycles, autocatalysis, zero-order
+    reactions), the scheduled sparse LU equals a dense NumPy solve, one sample and
+    several lanes at once."""
+    crn = build_crn(spec)
+    if not crn.species:
+        return
+    rng = np.random.default_rng(seed)
+    net = compile_crn(crn, form="sparse")
+    n = net.n_species
+    ys = rng.uniform(0.1, 2.0, (n, 3))
+    bs = rng.normal(size=(n, 3))
+    lam = 50.0  # lam*I - J well conditioned (a small step)
+    kin = net.kinetics
+    x = np.asarray(
+        kin.solve(kin.factor(jnp.asarray(ys), net.rates, lam), jnp.asarray(bs))
+    )
+    for lane in range(3):
+        jac = np.asarray(net.jacobian(jnp.asarray(ys[:, lane])))
+        want = np.linalg.solve(lam * np.eye(n) - jac, bs[:, lane])
+        np.testing.assert_allclose(x[:, lane], want, rtol=1e-9, atol=1e-10)
+
+
+def test_fill_reducing_order_avoids_fill():
+    """An arrow pattern eliminated hub-first fills the whole matrix; the order
+    eliminates the hub once at most one leaf is left, and the LU keeps the
+    pattern's non-zeros."""
+    n = 6
+    pat = [(0, j) for j in range(1, n)] + [(j, 0) for j in range(1, n)]
+    pat = np.array(pat + [(i, i) for i in range(n)])
+    assert fill_reducing_order(n, pat).tolist().index(0) >= n - 2
+    src = np.arange(len(pat))
+    lu = SparseLU.build(
+        n, src, pat[:, 0], pat[:, 1], np.ones(len(pat)), dtype=jnp.float64
+    )
+    assert lu.nnz == len(pat)
+    rng = np.random.default_rng(0)
+    v = rng.uniform(0, 1, len(pat))
+    b = rng.normal(size=n)
+    jac = np.zeros((n, n))
+    np.add.at(jac, (pat[:, 0], pat[:, 1]), v)
+    x = lu.solve(lu.factor(10.0, jnp.asarray(v)), jnp.asarray(b))
+    np.testing.assert_allclose(
+        np.asarray(x), np.linalg.solve(10 * np.eye(n) - jac, b), rtol=1e-12
+    )
 
 
 def test_layered_structure_levels():
@@ -117,7 +175,7 @@ def test_layered_structure_levels():
 
 def test_auto_form():
     assert compile_crn(parse_crn("A -> B")).form == "layered"
-    assert compile_crn(parse_crn("A -> B\nB -> C\nC -> A")).form == "dense"
+    assert compile_crn(parse_crn("A -> B\nB -> C\nC -> A")).form == "sparse"
 
 
 def test_initial_state_dual_rail_encoding(feedforward):
@@ -163,12 +221,8 @@ def test_random_networks_forms_agree(seed):
         crn = reduce_crn(crn)
     y = jnp.asarray(rng.uniform(0, 2, len(crn.species)))
     ref = _rhs_by_name(compile_crn(crn, form="dense"), crn, y)
-    nets = [
-        compile_crn(crn, form="sparse"),
-        compile_crn(crn, form="layered"),
-        compile_crn(crn, form="layered", aligned_layers=False),
-    ]
-    assert type(nets[1].kinetics).__name__ == "AlignedLayeredKinetics"
+    nets = [compile_crn(crn, form="sparse"), compile_crn(crn, form="layered")]
+    assert isinstance(nets[1].kinetics, LayeredKinetics)
     for net in nets:
         np.testing.assert_allclose(
             _rhs_by_name(net, crn, y), ref, rtol=1e-12, atol=1e-12

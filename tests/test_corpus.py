@@ -51,8 +51,9 @@ def test_corpus_covers_the_issue(corpus):
     programs = {"approximate_majority", "rps_oscillator", "crnpp_sqrt"}
     assert programs <= set(corpus)
     signalling = {"mapk_huang_ferrell", "earm_1_0", "earm_1_3", "kinase_cascade"}
+    signalling |= {"egfr_simple", "fricker_2010", "egfr_net", "fceri_ji"}
     assert signalling <= set(corpus)
-    assert max(sizes[n] for n in signalling) >= 50
+    assert sorted(sizes[n] for n in signalling)[-2:] >= [350, 350]
 
 
 def test_every_file_has_provenance_and_settings(corpus):

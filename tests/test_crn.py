@@ -168,3 +168,139 @@ def test_save_refuses_to_overwrite(tmp_path):
     save_crn(parse_crn("A -> B"), path, overwrite=True)
     assert load_crn(path) == parse_crn("A -> B")
     assert not [p for p in os.listdir(tmp_path) if ".tmp" in p]
+
+
+# ------------------------------------------------- issue 15: what the parser accepts
+
+
+@pytest.mark.parametrize(
+    "text", ["3PG -> A", "A -> 2nd", "2X + Y -> Z", "A + 10B -> C"]
+)
+def test_a_coefficient_glued_to_a_name_is_an_error(text):
+    with pytest.raises(CRNSyntaxError, match="cannot start with a digit") as info:
+        parse_crn(text)
+    assert "separated from its species by a space or '*'" in str(info.value)
+    assert str(info.value).startswith("line 1: ")
+
+
+@pytest.mark.parametrize("text", ["2 X -> Y", "2*X -> Y", "2 * X -> Y", "2\tX -> Y"])
+def test_a_coefficient_is_separated_by_spaces_or_a_star(text):
+    assert parse_crn(text).reactions[0] == Reaction((("X", 2),), (("Y", 1),))
+
+
+@pytest.mark.parametrize(
+    "brk", ["\f", "\v", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+)
+def test_only_newlines_end_lines(brk):
+    """Characters that `str.splitlines` treats as line breaks do not end a line of a
+    .crn file: inside a comment they are part of it, and later lines keep their
+    numbers."""
+    text = f"A -> B  # a comment{brk}with more\nB -> C\nC -> \n"
+    with pytest.raises(CRNSyntaxError) as info:
+        parse_crn(text)
+    assert [e[0] for e in info.value.errors] == [3]
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n", "\r"])
+def test_line_endings(eol):
+    text = eol.join(["A -> B", "", "init A = 1", "B -> "]) + eol
+    with pytest.raises(CRNSyntaxError) as info:
+        parse_crn(text)
+    assert [e[0] for e in info.value.errors] == [4]
+    assert parse_crn(text.replace("B -> ", "B -> C")).initial == {"A": 1.0}
+
+
+def test_byte_order_mark_is_accepted_at_the_start_only(tmp_path):
+    path = tmp_path / "bom.crn"
+    path.write_bytes(b"\xef\xbb\xbfA -> B\r\ninit A = 1\r\n")
+    assert load_crn(path).species == ("A", "B")
+    with pytest.raises(CRNSyntaxError, match=r"line 2: .*U\+FEFF"):
+        parse_crn("A -> B\n\ufeffB -> C")
+
+
+@pytest.mark.parametrize(
+    "text, col, code",
+    [
+        ("A\u00a0-> B", 2, "U+00A0 (NO-BREAK SPACE)"),
+        ("\u0663 A -> B", 1, "U+0663"),  # an Arabic-Indic digit is not a coefficient
+        ("A -> B [k=\u0661]", 11, "U+0661"),
+        ("A -> B\x00", 7, "U+0000"),
+        ("A\x1b[31m -> B", 2, "U+001B"),
+    ],
+)
+def test_non_ascii_outside_comments_is_an_error(text, col, code):
+    with pytest.raises(CRNSyntaxError) as info:
+        parse_crn(text)
+    msg = str(info.value)
+    assert f"column {col}" in msg and code in msg
+    assert "\x1b" not in msg and "\x00" not in msg  # quoted text is escaped
+    assert parse_crn("A -> B  # caf\u00e9 \u2192 \u0663 \x1b").species == ("A", "B")
+
+
+def test_invalid_utf8_names_the_line_and_byte_offset(tmp_path):
+    path = tmp_path / "bad.crn"
+    path.write_bytes(b"A -> B\r\n# fine\nC -> \xe9D\n")
+    with pytest.raises(CRNSyntaxError) as info:
+        load_crn(path)
+    ((line, _, msg),) = info.value.errors
+    assert line == 3
+    assert "byte 0xe9 at byte offset 20 (column 6)" in msg
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "coefficient", [str(2**31), str(10**30), str(2**63), "9" * 5000]
+)
+def test_coefficients_too_large_are_errors(coefficient):
+    with pytest.raises(CRNSyntaxError, match="too large: coefficients are at most"):
+        parse_crn(f"A -> {coefficient} B")
+
+
+def test_large_valid_coefficients():
+    assert parse_crn(f"A -> {2**31 - 1} B").reactions[0].products == (("B", 2**31 - 1),)
+    assert parse_crn("1000000 A -> B").reactions[0].order == 10**6
+    with pytest.raises(CRNSyntaxError, match="order .* is at most 1,000,000"):
+        parse_crn("1000000 A + B -> C")
+    with pytest.raises(CRNSyntaxError, match="at most 2147483647"):
+        parse_crn(f"A -> {2**30} B + {2**30} B")  # merged: 2**31
+    with pytest.raises(ValueError, match="at most 2147483647"):
+        Reaction((), (("B", 2**31),))
+
+
+def test_empty_blank_and_comment_only_texts_are_empty_networks():
+    for text in ["", "\n\n", "   \t\n", "# only a comment\n\n# another"]:
+        assert parse_crn(text) == CRN()
+    assert parse_crn(format_crn(CRN())) == CRN()
+
+
+def test_input_preprocessing_round_trips():
+    text = "X0p -> Y\nX0n -> Z\ninput x0 = X0p - X0n  [mean=5.8, std=0.25]\n"
+    crn = parse_crn(text)
+    assert crn.inputs[0] == Signal("x0", "X0p", "X0n", mean=5.8, std=0.25)
+    assert "input x0 = X0p - X0n  [mean=5.8, std=0.25]" in format_crn(crn)
+    assert parse_crn(format_crn(crn)) == crn
+    assert parse_crn("A -> B\ninput x = A [std=2]").inputs[0].mean == 0.0
+    for bad, match in [
+        ("input x = A [std=0]", "std=0 must be a positive"),
+        ("input x = A [mean=inf]", "must be a finite number"),
+        ("input x = A [k=1]", "an input takes 'mean' and 'std'"),
+        ("output y = A [mean=1]", "an output takes no options"),
+    ]:
+        with pytest.raises(CRNSyntaxError, match=match):
+            parse_crn("A -> B\n" + bad)
+
+
+def test_many_errors_are_summarised():
+    text = "\n".join(f"A{i} -> " for i in range(50))
+    with pytest.raises(CRNSyntaxError) as info:
+        parse_crn(text, path="many.crn")
+    lines = str(info.value).splitlines()
+    assert lines[0] == "50 errors:" and len(lines) == 12
+    assert lines[-1] == "... and 40 more errors"
+    assert len(info.value.errors) == 50
+
+
+def test_long_lines_are_cut_in_messages():
+    with pytest.raises(CRNSyntaxError) as info:
+        parse_crn("A" * 10_000 + " -> +")
+    assert len(str(info.value)) < 300

@@ -1,4 +1,3 @@
-import io
 import os
 
 import equinox as eqx
@@ -34,7 +33,8 @@ from jaxcrn import (
 )
 from jaxcrn._cli import main
 from jaxcrn._nn.model import _dropout
-from jaxcrn._nn.train import _Progress
+
+from .helpers import Payload, array_npy, npy_bytes, npz_bytes
 
 
 T32 = float(np.float32(0.15))  # the float32 threshold, as a float64 number
@@ -202,7 +202,7 @@ def iris():
 def trained_iris(iris):
     model = init_model((4, 8, 3), key=jr.PRNGKey(0))
     config = TrainConfig(epochs=400, batch_size=16, lr_start=3e-3, lr_end=1e-4)
-    return train(model, iris, config, quiet=True)
+    return train(model, iris, config)
 
 
 def test_short_iris_training_beats_85_percent(iris, trained_iris):
@@ -230,14 +230,14 @@ def test_short_iris_training_beats_85_percent(iris, trained_iris):
 def test_training_is_reproducible_and_restarts_keep_the_best(iris, trained_iris):
     model = init_model((4, 8, 3), key=jr.PRNGKey(0))
     config = TrainConfig(epochs=400, batch_size=16, lr_start=3e-3, lr_end=1e-4)
-    again, _ = train(model, iris, config, quiet=True)
+    again, _ = train(model, iris, config)
     for a, b in zip(quantized_params(again), quantized_params(trained_iris[0])):
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_array_equal(a[1], b[1])
     config = TrainConfig(
         epochs=400, batch_size=16, lr_start=3e-3, lr_end=1e-4, restarts=2
     )
-    _, history = train(model, iris, config, quiet=True)
+    _, history = train(model, iris, config)
     scores = history["restart_scores"]
     assert len(scores) == 2 and scores[0][0] == trained_iris[1]["best_valid_acc"]
     assert history["best_valid_acc"] == max(scores)[0]
@@ -246,28 +246,13 @@ def test_training_is_reproducible_and_restarts_keep_the_best(iris, trained_iris)
 def test_train_rejects_mismatched_data(iris):
     model = init_model((5, 8, 3), key=jr.PRNGKey(0))
     with pytest.raises(ValueError, match="the model expects"):
-        train(model, iris, TrainConfig(epochs=1), quiet=True)
+        train(model, iris, TrainConfig(epochs=1))
     with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
         TrainConfig(epochs=0)
     with pytest.raises(ValueError, match="loss_scale must be a positive number"):
         TrainConfig(loss_scale=0.0)
     with pytest.raises(ValueError, match="dropout_in must be in"):
         TrainConfig(dropout_in=1.0)
-
-
-def test_progress_line_only_on_a_terminal():
-    class Tty(io.StringIO):
-        def isatty(self):
-            return True
-
-    tty, pipe = Tty(), io.StringIO()
-    for stream in (tty, pipe):
-        p = _Progress(10, True, stream)
-        p.update(10, 0.5, 0.9, 0.8, (7, 0.85), force=True)
-        p.close()
-    assert "epoch 10/10" in tty.getvalue() and "valid 80.00%" in tty.getvalue()
-    assert "best 85.00% @ 7" in tty.getvalue()
-    assert pipe.getvalue() == ""
 
 
 # --------------------------------------------------------------------- save/load
@@ -370,7 +355,7 @@ def test_load_rejects_bad_files(tmp_path, arrays, match):
 def test_load_rejects_non_npz_and_missing(tmp_path):
     path = tmp_path / "model.npz"
     path.write_text("not a zip")
-    with pytest.raises(ValueError, match="not a readable .npz"):
+    with pytest.raises(ValueError, match="is not a model file"):
         load_model(path)
     with pytest.raises(FileNotFoundError):
         load_model(tmp_path / "nope.npz")
@@ -451,17 +436,20 @@ def test_cli_train_iris(tmp_path, capsys):
         (["--hidden", "0"], "hidden"),
         (["--data", "/nonexistent"], "takes no --data"),
         (["--batch", "151"], "exceeds the 150 training samples"),
-        (["--lr-start", "-1"], "lr_start must be a positive number"),
+        (["--lr-start", "-1"], "--lr-start must be a positive number"),
     ],
 )
-def test_cli_train_bad_input(capsys, extra, match):
+def test_cli_train_bad_input(capsys, monkeypatch, tmp_path, extra, match):
+    monkeypatch.chdir(tmp_path)
     assert main(["train", "iris", "--quiet", *extra]) == 2
+    assert os.listdir(tmp_path) == []
     err = capsys.readouterr().err
     assert match in err and "Traceback" not in err and len(err.splitlines()) == 1
 
 
 def test_cli_train_mnist_without_data(capsys, monkeypatch, tmp_path):
     monkeypatch.delenv("JAXCRN_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
     assert main(["train", "mnist14", "--quiet", "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "train-images-idx3-ubyte" in err and "t10k-labels-idx1-ubyte" in err
@@ -481,3 +469,105 @@ def test_shipped_models_load_and_reproduce_their_accuracy():
         if meta["dataset"] in ("iris", "virus"):
             test = datasets.load(meta["dataset"]).test
             assert accuracy(path, test.x, test.y) == meta["accuracy"]["test"]
+
+
+# ------------------------------------------- issue 15: model files that are not right
+
+
+def _model_arrays():
+    return {"W0": np.ones((2, 3), np.int8), "b0": np.zeros(3)}
+
+
+def _npz(tmp_path, members, name="m.npz", **kw):
+    path = tmp_path / name
+    path.write_bytes(npz_bytes(members, **kw))
+    return path
+
+
+def test_a_malicious_pickle_runs_nothing(tmp_path, capsys):
+    """An object array would run code when unpickled: jaxcrn never unpickles."""
+    marker = tmp_path / "pwned"
+    obj = np.empty(1, dtype=object)
+    obj[0] = Payload(str(marker))
+    for key in ("W0", "metadata"):
+        arrays = {k: array_npy(v) for k, v in _model_arrays().items()}
+        arrays[key] = array_npy(obj)
+        path = _npz(tmp_path, {f"{k}.npy": v for k, v in arrays.items()})
+        with pytest.raises(ValueError, match=f"{key} holds Python objects") as info:
+            load_model(path)
+        assert "never unpickles" in str(info.value)
+        assert "allow_pickle" not in str(info.value)
+        out = tmp_path / "net.crn"
+        assert main(["compile", str(path), "-o", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and "Python objects" in err
+        assert not out.exists()
+        assert not marker.exists()
+    # the payload is real: unpickling it does create the folder
+    import pickle
+
+    pickle.loads(pickle.dumps(obj))
+    assert marker.exists()
+
+
+@pytest.mark.parametrize(
+    "members, match",
+    [
+        # an enormous declared array, and a declared size the data does not hold
+        ({"W0.npy": npy_bytes("<f8", (10**12,), b"\0" * 64)}, "more than the 256 MiB"),
+        ({"W0.npy": npy_bytes("<f8", (2**62, 2**62))}, "more than the 256 MiB"),
+        ({"W0.npy": npy_bytes("<f8", (1000, 3), b"\0" * 80)}, "truncated or corrupt"),
+        ({"W0.npy": b"\x93NUMPY\x09\x00garbage"}, "truncated or corrupt"),
+        ({"W0.npy": b"not an npy file"}, "truncated or corrupt"),
+        ({"W0.npy": npy_bytes("<c16", (2, 3), b"\0" * 96)}, "expected real numbers"),
+        ({"W0.npy": npy_bytes("|V8", (2, 3), b"\0" * 48)}, "expected real numbers"),
+        ({"W0.npy": npy_bytes("<U3", (2, 3), b"\0" * 72)}, "dtype <U3; expected real"),
+        ({"W0.npy": array_npy(np.ones((2, 3), bool))}, "dtype bool; expected real"),
+        ({"W0.npy": array_npy(np.ones((0, 3)))}, "both >= 1"),
+        ({"readme.txt": b"hello"}, "not an array of an .npz"),
+        ({"metadata.npy": array_npy(np.array([1, 2]))}, "one string of JSON"),
+        ({"metadata.npy": array_npy(np.array("{"))}, "not valid JSON"),
+        ({"metadata.npy": array_npy(np.array("[1]"))}, "must be a JSON object"),
+        ({"metadata.npy": array_npy(np.array("[" * 100000))}, "not valid JSON"),
+        ({"metadata.npy": array_npy(np.array('{"dropout_in": "a"}'))}, "dropout_in"),
+        ({"metadata.npy": array_npy(np.array('{"threshold": null}'))}, "threshold"),
+        ({"metadata.npy": array_npy(np.array('{"quantization": 3}'))}, "quantization"),
+        ({"metadata.npy": array_npy(np.array('{"layer_sizes": [9]}'))}, "contradicts"),
+    ],
+)
+def test_load_rejects_malformed_model_files(tmp_path, members, match):
+    arrays = {f"{k}.npy": array_npy(v) for k, v in _model_arrays().items()}
+    path = _npz(tmp_path, {**arrays, **members})
+    with pytest.raises(ValueError, match=match) as info:
+        load_model(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_truncated_and_corrupt_archives(tmp_path):
+    model = init_model((4, 8, 3), key=jr.PRNGKey(0))
+    good = tmp_path / "good.npz"
+    save_model(model, good)
+    data = good.read_bytes()
+    for cut in (10, len(data) // 2, len(data) - 30):
+        path = tmp_path / f"cut{cut}.npz"
+        path.write_bytes(data[:cut])
+        with pytest.raises(ValueError, match="not a model file|truncated or corrupt"):
+            load_model(path)
+    flipped = bytearray(data)
+    flipped[len(data) // 3] ^= 0xFF  # inside compressed data: zlib or CRC error
+    path = tmp_path / "flipped.npz"
+    path.write_bytes(bytes(flipped))
+    with pytest.raises(ValueError, match=str(path)):
+        load_model(path)
+
+
+def test_compiling_a_crn_file_points_to_simulate(tmp_path, capsys):
+    path = tmp_path / "net.crn"
+    path.write_text("A -> B\n")
+    with pytest.raises(ValueError, match="jaxcrn simulate") as info:
+        load_model(path)
+    assert "allow_pickle" not in str(info.value)
+    assert main(["compile", str(path), "-o", str(tmp_path / "o.crn")]) == 2
+    err = capsys.readouterr().err
+    assert "is not a model file" in err and "`jaxcrn simulate`" in err
+    assert sorted(os.listdir(tmp_path)) == ["net.crn"]

@@ -258,3 +258,43 @@ def test_general_crn_end_to_end(peers, tmp_path):
     assert "## General CRNs" in md and "| tiny | 3 / 3 | 5 | 4 |" in md
     with pytest.raises(SystemExit, match="already exists"):
         peers.main(argv)
+    # the same table, rendered again from the records alone
+    again = tmp_path / "again.md"
+    assert peers.main(["--from-jsonl", str(out), "--table", str(again)]) == 0
+    assert again.read_text() == md
+
+
+def test_parse_args_models_and_per_case_keys(peers):
+    args = peers.parse_args(["--models", "corpus,iris", "--batch", "500,random600=16"])
+    names = peers.corpus_names()
+    assert args.models == names + ["iris"] and "robertson" in names
+    assert args.batch("random600", "-", "general", "jaxcrn") == 16
+    assert args.batch("robertson", "-", "general", "jaxcrn") == 500
+    args = peers.parse_args(["--models", "robertson", "--ref-samples", "0,general=7"])
+    assert args.ref_samples("robertson", "-", "general", "jaxcrn") == 7
+    with pytest.raises(SystemExit, match="expected a comma-separated list"):
+        peers.parse_args(["--models", "robertsn"])
+    with pytest.raises(SystemExit, match="expected jaxcrn, radau or bdf"):
+        peers.parse_args(["--models", "robertson", "--ref-tool", "cvode"])
+    with pytest.raises(SystemExit, match="not a MODEL"):
+        peers.parse_args(["--models", "robertson", "--batch", "10,robertsn=3"])
+
+
+def test_scipy_reference_without_jaxcrn(peers, tmp_path):
+    """--ref-tool radau: the reference is scipy Radau (checked against LSODA), and
+    a run without jaxcrn compiles nothing."""
+    path = tmp_path / "decay.crn"
+    path.write_text(
+        "#@ t1: 3\n#@ sample a: uniform 1 2\nA -> B  [k=0.7]\ninput a = A\n"
+    )
+    out = tmp_path / "r.jsonl"
+    argv = ["--models", str(path), "--tools", "lsoda", "--ref-tool", "radau"]
+    argv += ["--batch", "3", "--peer-samples", "3", "--ref-check", "1"]
+    assert peers.main(argv + ["--out", str(out)]) == 0
+    import json
+
+    (rec,) = map(json.loads, out.read_text().splitlines())
+    assert rec["tool"] == "lsoda" and rec["status"] == "ok", rec
+    assert rec["reference"] == "scipy Radau rtol 1e-10 atol 1e-12"
+    assert rec["max_scaled_err"] < 1e-4 and rec["samples"] == 3
+    assert len(rec["machine"]["load_average_at_start"]) == 3

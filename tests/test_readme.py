@@ -52,3 +52,33 @@ def test_python_example_prints_what_its_comments_say(monkeypatch):
         # comments may add words after the value ("16 reactions")
         got = got.strip()
         assert got == want or want.startswith(got + " "), (got, want)
+
+
+def _without_wall_times(text: str) -> list[str]:
+    out = []
+    for line in text.strip().splitlines():
+        if line.startswith(("full CRN", "reduced CRN")):
+            line = line.rsplit(None, 1)[0]  # the 'wall s' column
+        out.append(re.sub(r"\(\d+ s in all\)", "(N s in all)", line.rstrip()))
+    return out
+
+
+@pytest.mark.slow
+def test_demo_block_is_what_the_demo_prints(capsys, monkeypatch, tmp_path):
+    """The README's `jaxcrn demo --no-train` block, produced by
+    experiments/readme_demo.py, is what the command prints (wall times aside)."""
+    block = _block("console", "$ jaxcrn demo --no-train")
+    shown = block.split("$ jaxcrn demo --no-train\n")[1]
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--no-train", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert _without_wall_times(out) == _without_wall_times(shown)
+    assert os.listdir(tmp_path / "demo") == ["iris_traces.png"]
+
+
+def test_readme_states_the_format_rules():
+    """The naming rule for coefficients is documented where the format is."""
+    section = README.split("## The `.crn` format")[1].split("\n## ")[0]
+    assert "`3PG`" in section and "never read as `3 PG`" in section
+    assert "`2 X`, `2*X`, `2 * X`" in section
+    assert "byte-order mark" in section and "U+2028" in section

@@ -73,8 +73,13 @@ def test_demo_runs(tmp_path, capsys, monkeypatch):
     rows = [ln for ln in out.splitlines() if ln.startswith(("full CRN", "reduced CRN"))]
     assert len(rows) == 2 and all("150/150" in ln for ln in rows)
     assert (tmp_path / "demo" / "iris_traces.png").exists()
-    assert main(["demo", "--no-train", "--quiet"]) == 0  # a second figure, no clobber
-    assert (tmp_path / "demo" / "iris_traces-2.png").exists()
+    assert "wrote demo/iris_traces.png" in out
+    before = (tmp_path / "demo" / "iris_traces.png").read_bytes()
+    assert main(["demo", "--no-train", "--quiet"]) == 2  # never overwrites
+    assert "pass --force" in capsys.readouterr().err
+    assert (tmp_path / "demo" / "iris_traces.png").read_bytes() == before
+    assert main(["demo", "--no-train", "--quiet", "--force"]) == 0
+    assert os.listdir(tmp_path / "demo") == ["iris_traces.png"]
 
 
 @pytest.mark.slow

@@ -11,14 +11,10 @@ from jaxcrn import (
     Status,
     compile_crn,
     convergence_times,
-    nn_to_crn,
     parse_crn,
-    reduce_crn,
     simulate,
     simulate_batch,
 )
-
-from .helpers import random_params
 
 
 TOL = dict(rtol=1e-9, atol=1e-11)
@@ -179,102 +175,6 @@ def test_convergence_times_closed_form():
     assert float(ct2.argmax_time) == 5.0  # tie at t=5 goes to output 0
 
 
-def test_simulate_batch_chunks_match_single_chunk():
-    """Chunking and padding (7 rows in chunks of 3) change nothing: the first 3 rows
-    equal a run of those 3 rows alone (same compiled shapes, one compilation)."""
-    net = compile_crn(
-        parse_crn("X -> Y + Z\nZ + W -> 0\ninit W = 1\ninput x = X\noutput y = Y - Z")
-    )
-    x = np.linspace(0.0, 3.0, 7)[:, None]
-    kw = dict(chunk_size=3, lanes=2, progress=False, saveat=21, **TOL)
-    a = simulate_batch(net, x, 10.0, **kw)
-    b = simulate_batch(net, x[:3], 10.0, **kw)
-    c = simulate_batch(net, x[3:6], 10.0, **kw)
-    assert a.outputs.shape == (7, 21, 1)
-    np.testing.assert_allclose(a.outputs[:3], b.outputs, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(a.outputs[3:6], c.outputs, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(a.ts[0], np.linspace(0, 10, 21))
-
-
-def test_simulate_batch_lane_count_changes_nothing(monkeypatch):
-    """Per-sample step control in the lanes engine: a sample's answer does not
-    depend on how many lanes run beside it, so the accelerator defaults (every
-    sample of a chunk in its own lane) give what 64 refilled lanes give."""
-    from jaxcrn import _simulate
-
-    net = compile_crn(
-        parse_crn("X -> Y + Z\nZ + W -> 0\ninit W = 1\ninput x = X\noutput y = Y - Z")
-    )
-    x = np.linspace(0.1, 3.0, 9)[:, None]
-    kw = dict(progress=False, saveat=None, method="lanes", **TOL)
-    assert _simulate.default_lanes("cpu") == (64, 1024)
-    cpu = simulate_batch(net, x, 10.0, **kw)
-    monkeypatch.setattr(_simulate.jax, "default_backend", lambda: "gpu")
-    lanes, chunk = _simulate.default_lanes()
-    assert lanes == chunk > x.shape[0]
-    gpu_style = simulate_batch(net, x, 10.0, **kw)
-    narrow = simulate_batch(net, x, 10.0, lanes=2, chunk_size=4, **kw)
-    for other in (gpu_style, narrow):
-        np.testing.assert_array_equal(other.num_steps, cpu.num_steps)
-        np.testing.assert_allclose(
-            other.outputs_final, cpu.outputs_final, rtol=1e-12, atol=1e-14
-        )
-
-
-def test_simulate_batch_input_validation():
-    net = compile_crn(
-        parse_crn("X1p -> Y\nX1n -> 0\ninput x = X1p - X1n\noutput y = Y")
-    )
-    with pytest.raises(ValueError, match=r"inputs\[1, 0\] = nan is not finite"):
-        simulate_batch(net, np.array([[1.0], [np.nan]]), 1.0, progress=False)
-    with pytest.raises(ValueError, match="expected shape \\(n, 1\\)"):
-        simulate_batch(net, np.ones((2, 3)), 1.0, progress=False)
-
-
-def test_exact_inputs_match_full_integration():
-    """The engine's exact input layer (ForcedNetwork) changes nothing but speed."""
-    rng = np.random.default_rng(5)
-    params = random_params((3, 4, 2), rng, ternary=True)
-    x = rng.normal(size=(5, 3))
-    net = compile_crn(reduce_crn(nn_to_crn(params)))
-    assert net.supports_forcing()
-    kw = dict(progress=False, saveat=11, rtol=1e-9, atol=1e-12)
-    a = simulate_batch(net, x, 20.0, exact_inputs=True, keep_states=True, **kw)
-    b = simulate_batch(
-        net, x, 20.0, exact_inputs=False, keep_states=True, solver=diffrax.Tsit5(), **kw
-    )
-    np.testing.assert_allclose(a.outputs, b.outputs, rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(a.y_final, b.y_final, rtol=1e-6, atol=1e-8)
-    # input species hold X(0) exp(-t) at the end
-    i = net.index("X0p") if x[0, 0] > 0 else net.index("X0n")
-    np.testing.assert_allclose(a.y_final[0, i], abs(x[0, 0]) * np.exp(-20.0), rtol=1e-9)
-    slow = net.with_rates(jnp.asarray(np.linspace(0.5, 2.0, net.n_reactions)))
-    assert not slow.supports_forcing()  # input rates differ: no exact layer
-
-
-def test_batch_early_stop_fills_grid():
-    net = compile_crn(parse_crn("X -> Y\ninput x = X\noutput y = Y"))
-    x = np.array([[1.0], [2.0]])
-    res = simulate_batch(
-        net,
-        x,
-        1000.0,
-        stop_when_steady=True,
-        steady_tol=1e-6,
-        saveat=np.linspace(0.0, 1000.0, 101),
-        progress=False,
-        **TOL,
-    )
-    for i, xi in enumerate(x[:, 0]):
-        t_expected = np.log(xi * 1e6)  # |dY/dt| = x exp(-t) <= 1e-6
-        assert t_expected <= res.t_final[i] < t_expected + 2.0
-        assert res.converged[i] and res.t_converged[i] <= res.t_final[i]
-        after = res.ts[i] > res.t_final[i]
-        assert after.sum() > 90
-        np.testing.assert_allclose(res.outputs[i, after, 0], res.outputs_final[i, 0])
-        np.testing.assert_allclose(res.outputs_final[i, 0], xi, rtol=1e-5)
-
-
 def test_tolerance_below_float32_precision_warns():
     # rtol 1e-9 cannot be resolved in float32: the controller would chase round-off
     net = compile_crn(parse_crn("A -> B\ninit A = 1"), dtype=jnp.float32)
@@ -282,19 +182,3 @@ def test_tolerance_below_float32_precision_warns():
     with pytest.warns(UserWarning, match="machine epsilon"):
         res = simulate(net, y0, 1.0, rtol=1e-9, atol=1e-6, saveat=None)
     np.testing.assert_allclose(res.y_final, [np.exp(-1), 1 - np.exp(-1)], atol=1e-5)
-
-
-def test_batch_engine_with_diffrax_implicit_solver(decay):
-    # Kvaerno5's root finder takes its tolerances from the step-size controller
-    res = simulate_batch(
-        decay,
-        np.zeros((2, 0)),
-        3.0,
-        solver=diffrax.Kvaerno5(),
-        saveat=None,
-        progress=False,
-        keep_states=True,
-        **TOL,
-    )
-    a = 2.0 * np.exp(-0.7 * 3.0)
-    np.testing.assert_allclose(res.y_final, [[a, 2.0 - a]] * 2, rtol=1e-6)

@@ -1,51 +1,335 @@
-"""Helpers shared by the commands: errors, output paths, tables, solver options."""
+"""What the commands share: the parser class and its help format, errors, reading
+.crn/.npz/.csv files, writing output files, tables, JSON and solver options.
+
+Nothing here imports JAX or NumPy at module level.
+"""
 
 import argparse
 import csv
+import functools
+import io
 import math
 import os
-from collections.abc import Sequence
+import re
+import sys
+import textwrap
+from collections.abc import Iterable, Sequence
 
 
 class CLIError(Exception):
     """A user-facing error: printed as one line per message on stderr, exit 2."""
 
 
-def _setup_jax(args) -> None:
+class UsageError(Exception):
+    """A command line argparse could not parse (raised by `Parser.error`)."""
+
+    def __init__(self, prog: str, message: str):
+        super().__init__(message)
+        self.prog = prog
+        self.message = message
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and examples as written (wrapped by `command`), and every
+    option's default shown unless its help already says what it is."""
+
+    def _get_help_string(self, action):
+        help = action.help or ""
+        if (
+            "default" not in help
+            and action.default is not None
+            and action.default is not False
+            and action.default != argparse.SUPPRESS
+            and action.option_strings
+            and not isinstance(action, argparse.BooleanOptionalAction)
+        ):
+            help += " (default: %(default)s)"
+        return help
+
+
+class Parser(argparse.ArgumentParser):
+    """An `ArgumentParser` whose errors are raised (main prints them in one line
+    with a hint) instead of printing the usage block and exiting."""
+
+    def error(self, message):
+        raise UsageError(self.prog, message)
+
+
+@functools.lru_cache(maxsize=64)
+def _wrap(description: str) -> str:
+    return "\n\n".join(
+        textwrap.fill(" ".join(par.split()), 80) for par in description.split("\n\n")
+    )
+
+
+def command(sub, name: str, *, help: str, description: str, examples: str):
+    """A subcommand parser: `description` wrapped to 80 columns, then `examples`
+    (lines `jaxcrn ...  # what it does`) at the end of `--help`."""
+    lines = [ln.strip() for ln in examples.strip().splitlines()]
+    epilog = "examples:\n" + "\n".join(f"  {ln}" for ln in lines)
+    return sub.add_parser(
+        name,
+        help=help,
+        description=_wrap(description),
+        epilog=epilog,
+        formatter_class=HelpFormatter,
+    )
+
+
+# ------------------------------------------------------------------ set-up
+
+
+def setup_jax(args) -> None:
     import jax
 
-    if getattr(args, "float32", False):
-        jax.config.update("jax_enable_x64", False)
-    else:
-        jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_enable_x64", not getattr(args, "float32", False))
 
 
-def _check_output_path(path: str | None, force: bool) -> None:
-    if path is None:
-        return
-    if os.path.exists(path) and not force:
-        raise CLIError(f"{path} already exists; pass --force to overwrite it.")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise CLIError(f"cannot write {path}: directory {parent} does not exist.")
+def check_positive(args, *names: str, integer: bool = False) -> None:
+    """Each `args.<name>` (None allowed) is a positive finite number."""
+    for name in names:
+        v = getattr(args, name)
+        if v is None:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if integer and v < 1:
+            raise CLIError(f"{flag} must be >= 1, got {v}.")
+        if not integer and not (v > 0 and math.isfinite(v)):
+            raise CLIError(f"{flag} must be a positive number, got {v}.")
 
 
-def _load_crn_or_fail(path: str):
-    from .._crn import CRNSyntaxError, load_crn
+# ------------------------------------------------------------------ input files
 
+
+def _open_input(path: str, kind: str) -> bytes:
+    """The bytes of an input file, or a CLIError saying why it cannot be read."""
+    if path == "":
+        raise CLIError(f"the file name is empty; expected {kind}.")
+    if os.path.isdir(path):
+        raise CLIError(f"{path} is a directory, not {kind}.")
     try:
-        return load_crn(path)
+        if os.path.exists(path) and not os.path.isfile(path):
+            raise CLIError(f"{path} is not a regular file; expected {kind}.")
+        with open(path, "rb") as f:
+            return f.read()
     except FileNotFoundError:
         raise CLIError(f"{path}: no such file.") from None
-    except IsADirectoryError:
-        raise CLIError(f"{path} is a directory, not a .crn file.") from None
-    except UnicodeDecodeError:
-        raise CLIError(f"{path} is not a text file.") from None
+    except PermissionError:
+        raise CLIError(f"{path}: permission denied.") from None
+    except OSError as e:
+        raise CLIError(f"cannot read {path}: {e.strerror or e}.") from None
+
+
+def load_crn_or_fail(path: str):
+    """Parse a .crn file; every problem becomes a CLIError (one line each). A file
+    without species (empty, blank, only comments) is an error too."""
+    from .._crn import CRNSyntaxError, decode_text, parse_crn
+
+    data = _open_input(path, "a .crn file")
+    try:
+        crn = parse_crn(decode_text(data, path), path=path)
     except CRNSyntaxError as e:
-        raise CLIError("\n".join(e.lines())) from None
+        raise CLIError("\n".join(e.lines(CRNSyntaxError.MAX_SHOWN))) from None
+    if not crn.species:
+        raise CLIError(
+            f"{path} declares no reactions or species (it is empty, blank or only "
+            "comments); a reaction is a line such as 'A + B -> C' (see the .crn "
+            "format in the README)."
+        )
+    return crn
 
 
-def _fmt(x, digits: int = 6) -> str:
+def load_model_or_fail(path: str):
+    """Load a model .npz; every problem becomes a CLIError naming the file."""
+    from .._nn import load_model
+
+    _open_input(path, "a model file (.npz)")
+    try:
+        return load_model(path)
+    except (ValueError, OSError) as e:
+        raise CLIError(str(e)) from None
+
+
+def load_split(name: str, split: str, data: str | None):
+    from .. import datasets
+
+    try:
+        return datasets.load(name, data).split(split)
+    except (FileNotFoundError, ValueError, OSError) as e:
+        raise CLIError(str(e)) from None
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+_CSV_NUMBER = re.compile(
+    r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", re.ASCII
+)
+
+
+def read_inputs_csv(path: str, input_names: Sequence[str]):
+    """Read a CSV of input vectors, one per line; an optional header line names the
+    inputs (in any order). Blank lines are skipped; a leading byte-order mark is
+    ignored. Returns `(x, lines)`: an `(n, inputs)` float64 array and the line of
+    each row in the file (for messages)."""
+    import numpy as np
+
+    from .._crn import CRNSyntaxError, decode_text
+
+    data = _open_input(path, "a CSV file")
+    try:
+        text = decode_text(data, path).removeprefix("\ufeff")
+    except CRNSyntaxError as e:
+        raise CLIError(e.lines()[0]) from None
+    names = list(input_names)
+    short = ",".join(names[:6]) + (",..." if len(names) > 6 else "")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        for row in reader:
+            if any(c.strip() for c in row):
+                rows.append((reader.line_num, [c.strip() for c in row]))
+    except csv.Error as e:
+        limit = csv.field_size_limit()
+        msg = str(e)
+        if "field larger than field limit" in msg:
+            msg = f"a value is longer than {limit:,} characters"
+        raise CLIError(f"{path}, line {reader.line_num}: {msg}.") from None
+    if not rows:
+        raise CLIError(
+            f"{path} has no input rows; expected one line of {len(names)} "
+            f"comma-separated numbers ({short}) per input vector."
+        )
+    order = list(range(len(names)))
+    first_line, first = rows[0]
+    if all(_NAME.fullmatch(c) for c in first) and not all(
+        _CSV_NUMBER.fullmatch(c) for c in first
+    ):  # a header: every cell a name
+        if len(set(first)) != len(first) or sorted(first) != sorted(names):
+            raise CLIError(
+                f"{path}, line {first_line}: the header "
+                f"{_clip(','.join(first), 60)!r} does not name the network's inputs "
+                f"({short}); give each input once, in any order, or no header."
+            )
+        order = [first.index(n) for n in names]
+        rows = rows[1:]
+        if not rows:
+            raise CLIError(f"{path} has a header but no input rows.")
+    out = np.empty((len(rows), len(names)), dtype=np.float64)
+    lines = []
+    for k, (lineno, row) in enumerate(rows):
+        where = f"{path}, line {lineno}"
+        if len(row) != len(names):
+            raise CLIError(
+                f"{where}: {len(row)} values, but the network has {len(names)} "
+                f"inputs ({short})."
+            )
+        for j, c in enumerate(row):
+            if c == "":
+                raise CLIError(f"{where}: value {j + 1} is empty.")
+            if not _CSV_NUMBER.fullmatch(c):
+                hint = " (values are separated by commas)" if ";" in c else ""
+                raise CLIError(f"{where}: {_clip(c, 40)!r} is not a number{hint}.")
+            v = float(c)
+            if not math.isfinite(v):
+                raise CLIError(f"{where}: {_clip(c, 40)} is too large (not finite).")
+        out[k] = [float(row[i]) for i in order]
+        lines.append(lineno)
+    return out, lines
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+# ------------------------------------------------------------------ output files
+
+
+def _cli_words(e: Exception) -> str:
+    return str(e).replace(" --force (overwrite=True)", " --force")
+
+
+def claim_outputs(
+    force: bool, *paths: str | None, make_parents: bool = False
+) -> list[str]:
+    """Check every output path before any work is done (exists without --force, a
+    directory, no such folder, the same file twice): a CLIError if one cannot be
+    written."""
+    from .._files import check_outputs
+
+    try:
+        return check_outputs(paths, overwrite=force, make_parents=make_parents)
+    except FileExistsError as e:
+        raise CLIError(_cli_words(e)) from None
+    except (OSError, ValueError) as e:
+        raise CLIError(str(e)) from None
+
+
+def write_files(files: dict, force: bool, *, make_parents: bool = False) -> list[str]:
+    """Write every file (text, bytes or a writer function) atomically, or none."""
+    from .._files import write_outputs
+
+    try:
+        return write_outputs(files, overwrite=force, make_parents=make_parents)
+    except FileExistsError as e:
+        raise CLIError(_cli_words(e)) from None
+    except OSError as e:
+        raise CLIError(str(e)) from None
+
+
+def say(message: str, *, json_mode: bool = False) -> None:
+    """A progress or 'wrote ...' line: stdout, or stderr when stdout is JSON."""
+    print(message, file=sys.stderr if json_mode else sys.stdout, flush=True)
+
+
+def require_matplotlib(option: str = "--plot"):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise CLIError(
+            f"{option} needs matplotlib: pip install 'jaxcrn[plot]'."
+        ) from None
+    return plt
+
+
+def plot_target(path: str | None) -> tuple[str, str] | None:
+    """`(file, format)` for `--plot PATH`, checked before anything runs: the format
+    is the extension's (`.png` is added when there is none, as matplotlib does)."""
+    if path is None:
+        return None
+    if os.path.isdir(path):
+        raise CLIError(f"--plot {path} is a directory; name a file to write.")
+    require_matplotlib()
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    root, ext = os.path.splitext(path)
+    if ext in ("", "."):
+        return (root if ext else path) + ".png", "png"
+    fmt = ext[1:].lower()
+    if fmt not in formats:
+        known = ", ".join("." + f for f in sorted(formats))
+        raise CLIError(
+            f"--plot {path}: unsupported format {ext!r}; the file name must end in "
+            f"one of {known}."
+        )
+    return path, fmt
+
+
+def figure_writer(fig, fmt: str, **kwargs):
+    """A writer function for `write_files` that saves a matplotlib figure."""
+
+    def write(f):
+        fig.savefig(f, format=fmt, **kwargs)
+
+    return write
+
+
+# ------------------------------------------------------------------ printing
+
+
+def fmt(x, digits: int = 6) -> str:
     if isinstance(x, bool):
         return "yes" if x else "no"
     if isinstance(x, int):
@@ -63,7 +347,7 @@ def format_table(
     header: Sequence[str], rows: Sequence[Sequence], digits: int = 6
 ) -> str:
     """Align columns: numbers right, text left."""
-    cells = [[_fmt(v, digits) for v in row] for row in rows]
+    cells = [[fmt(v, digits) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
     numeric = [
         all(
@@ -86,15 +370,64 @@ def format_table(
     return "\n".join(out)
 
 
-def _json_num(x):
+def json_num(x):
+    """A float for JSON: None where not finite (JSON has no NaN or inf)."""
     x = float(x)
     return None if not math.isfinite(x) else x
 
 
-def _solver(name: str):
+def clip_concentrations(y, *, atol: float, rtol: float):
+    """Final concentrations as printed: a negative value within the solver's
+    tolerance of zero (|y| <= atol + rtol * max|y|, round-off of a species that
+    ran out) is shown as 0; larger negative values are shown as they are."""
+    import numpy as np
+
+    y = np.array(y, dtype=np.float64)
+    finite = np.isfinite(y)
+    scale = float(np.max(np.abs(y[finite]), initial=0.0))
+    tol = atol + rtol * scale
+    y[(y < 0) & (y >= -tol)] = 0.0
+    return y
+
+
+def report_failures(command: str, status, where: Sequence[str] | None = None) -> None:
+    """On stderr: how many samples failed, with which status, where, and why."""
+    import numpy as np
+
+    from .._simulate import Status
+
+    status = np.atleast_1d(np.asarray(status))
+    bad = status != Status.OK
+    if not bad.any():
+        return
+    n = status.size
+    head = (
+        f"jaxcrn {command}: {int(bad.sum())} of {n} samples failed:"
+        if n > 1
+        else f"jaxcrn {command}: the simulation failed:"
+    )
+    print(head, file=sys.stderr)
+    for s in Status:
+        idx = np.flatnonzero(status == s)
+        if s == Status.OK or not idx.size:
+            continue
+        at = ""
+        if where is not None:
+            shown = ", ".join(where[i] for i in idx[:5])
+            at = f" ({shown}{', ...' if idx.size > 5 else ''})"
+        count = f"{idx.size} " if n > 1 else ""
+        print(f"  {count}{s.name.lower()}{at}: {s.message()}", file=sys.stderr)
+
+
+# ------------------------------------------------------------------ solver options
+
+SOLVERS = ("auto", "rodas5p", "tsit5", "dopri5", "kvaerno5")
+
+
+def solver(name: str):
     import diffrax
 
-    from .._solver import Rodas5P
+    from .._solvers import Rodas5P
 
     if name == "auto":
         return None  # simulate/simulate_batch choose (see simulate_batch)
@@ -107,125 +440,59 @@ def _solver(name: str):
     }[name]
 
 
-def _add_solver_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--t1", type=float, default=50.0, help="end time (default 50)")
-    p.add_argument(
+def add_solver_options(p: argparse.ArgumentParser, *, t1: float = 50.0) -> None:
+    g = p.add_argument_group("solver options")
+    g.add_argument("--t1", type=float, default=t1, help=f"end time (default: {t1:g})")
+    g.add_argument(
         "--solver",
-        choices=["auto", "rodas5p", "tsit5", "dopri5", "kvaerno5"],
+        choices=SOLVERS,
         default="auto",
-        help="ODE solver (default auto: for a batch of a compiled network, Tsit5 "
+        help="ODE solver (default: auto: for a batch of a compiled network, Tsit5 "
         "with stiffness detection and Rodas5P re-runs on small networks, Rodas5P "
         "on large ones; one sample: Rodas5P)",
     )
-    p.add_argument("--rtol", type=float, default=1e-6)
-    p.add_argument("--atol", type=float, default=1e-9)
-    p.add_argument("--max-steps", type=int, default=16384)
-    p.add_argument(
+    g.add_argument(
+        "--rtol", type=float, default=1e-6, help="relative tolerance (default: 1e-6)"
+    )
+    g.add_argument(
+        "--atol", type=float, default=1e-9, help="absolute tolerance (default: 1e-9)"
+    )
+    g.add_argument(
+        "--max-steps",
+        type=int,
+        default=16384,
+        help="solver steps per sample before it fails with status max_steps "
+        "(default: 16384)",
+    )
+    g.add_argument(
         "--steady",
         action="store_true",
-        help="stop each sample as soon as max|dy/dt| <= --steady-tol",
+        help="stop each sample as soon as max|dy/dt| <= --steady-tol (default: run "
+        "to --t1)",
     )
-    p.add_argument("--steady-tol", type=float, default=1e-6)
-    p.add_argument(
+    g.add_argument(
+        "--steady-tol",
+        type=float,
+        default=1e-6,
+        help="a state is steady when max|dy/dt| <= this (default: 1e-6)",
+    )
+    g.add_argument(
         "--chunk-size",
         type=int,
         default=None,
         help="samples per engine call (default: 1024 on a CPU, 16384 on a GPU)",
     )
-    p.add_argument("--float32", action="store_true", help="simulate in float32")
+    g.add_argument(
+        "--float32",
+        action="store_true",
+        help="simulate in float32 (default: float64)",
+    )
 
 
-def _check_solver_options(args) -> None:
-    if not (args.t1 > 0 and math.isfinite(args.t1)):
-        raise CLIError(f"--t1 must be a positive number, got {args.t1}.")
-    for name in ("rtol", "atol", "steady_tol"):
-        v = getattr(args, name)
-        if not (v > 0 and math.isfinite(v)):
-            raise CLIError(f"--{name.replace('_', '-')} must be positive, got {v}.")
-    if args.max_steps < 1 or (args.chunk_size is not None and args.chunk_size < 1):
-        raise CLIError("--max-steps and --chunk-size must be >= 1.")
+def check_solver_options(args) -> None:
+    check_positive(args, "t1", "rtol", "atol", "steady_tol")
+    check_positive(args, "max_steps", "chunk_size", integer=True)
 
 
-def read_inputs_csv(path: str, input_names: Sequence[str]):
-    """Read a CSV of input vectors (one per row); an optional header names the
-    inputs (in any order). Returns an (n, inputs) float array."""
-    import numpy as np
-
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
-    except FileNotFoundError:
-        raise CLIError(f"{path}: no such file.") from None
-    except UnicodeDecodeError:
-        raise CLIError(f"{path} is not a text file.") from None
-    if not rows:
-        raise CLIError(f"{path}: no input rows.")
-    order = list(range(len(input_names)))
-    first = [c.strip() for c in rows[0]]
-
-    def is_number(s: str) -> bool:
-        try:
-            float(s)
-            return True
-        except ValueError:
-            return False
-
-    start = 0
-    if not all(is_number(c) for c in first):
-        start = 1
-        names = first
-        unknown = [c for c in names if c not in input_names]
-        if unknown or sorted(names) != sorted(input_names):
-            raise CLIError(
-                f"{path}, line 1: header {','.join(names)} does not match the "
-                f"network's inputs {','.join(input_names)}."
-            )
-        order = [names.index(n) for n in input_names]
-    data = []
-    for lineno, row in enumerate(rows[start:], start=start + 1):
-        if len(row) != len(input_names):
-            raise CLIError(
-                f"{path}, line {lineno}: {len(row)} values, but the network has "
-                f"{len(input_names)} inputs ({','.join(input_names[:6])}"
-                f"{',...' if len(input_names) > 6 else ''})."
-            )
-        try:
-            vals = [float(c) for c in row]
-        except ValueError:
-            bad = next(c for c in row if not is_number(c.strip()))
-            raise CLIError(f"{path}, line {lineno}: {bad!r} is not a number.") from None
-        if not all(math.isfinite(v) for v in vals):
-            raise CLIError(f"{path}, line {lineno}: values must be finite.")
-        data.append([vals[i] for i in order])
-    return np.asarray(data, dtype=np.float64)
-
-
-def _load_model_or_fail(path: str):
-    from .._nn import load_model
-
-    if not os.path.exists(path):
-        raise CLIError(f"{path}: no such file.")
-    try:
-        return load_model(path)
-    except (ValueError, KeyError, OSError) as e:
-        raise CLIError(f"{path}: {e}") from None
-
-
-def _load_split(name: str, split: str, data: str | None):
-    from .. import datasets
-
-    try:
-        return datasets.load(name, data).split(split)
-    except (FileNotFoundError, ValueError, OSError) as e:
-        raise CLIError(str(e)) from None
-
-
-def _require_matplotlib():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise CLIError("--plot needs matplotlib: pip install 'jaxcrn[plot]'.") from None
-    return plt
+def join(items: Iterable[str]) -> str:
+    return ", ".join(items)

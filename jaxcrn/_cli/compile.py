@@ -1,12 +1,15 @@
 """`jaxcrn compile`: a trained network (.npz) to a CRN (.crn)."""
 
 import argparse
+import dataclasses
 
 from ._common import (
     CLIError,
-    _check_output_path,
-    _load_model_or_fail,
+    claim_outputs,
+    command,
     format_table,
+    load_model_or_fail,
+    write_files,
 )
 
 
@@ -22,37 +25,88 @@ def _counts_rows(counts: dict) -> list[list]:
 
 
 def add(sub) -> None:
-    p = sub.add_parser(
+    p = command(
+        sub,
         "compile",
         help="compile a trained network (.npz) to a CRN (.crn), Algorithm 1 (+2)",
-        description=(
-            "Compile a binary/ternary ReLU network to a rate-independent CRN "
-            "(Algorithm 1 of Vasic et al. 2020) and, with --reduce, remove its "
-            "unimolecular reactions (Algorithm 2). Prints the reaction counts."
-        ),
+        description="""
+            Compile a binary/ternary ReLU network to a rate-independent CRN
+            (Algorithm 1 of Vasic et al. 2020) and, with --reduce, remove its
+            unimolecular reactions (Algorithm 2). Prints the reaction counts and the
+            non-competitive check.
+
+            When the model file records its input preprocessing (x = (raw - mean) /
+            std, as `jaxcrn train` stores it for iris and virus), the .crn file
+            records it on its input statements ([mean=..., std=...]), and `jaxcrn
+            simulate --inputs raw.csv --preprocess` applies it.
+        """,
+        examples="""
+            jaxcrn compile experiments/models/iris.npz -o iris.crn
+            jaxcrn compile experiments/models/iris.npz -o iris_reduced.crn --reduce
+            jaxcrn compile model.npz -o net.crn --sbml net.xml --force
+        """,
     )
-    p.add_argument("model", help="model .npz (W0, b0, W1, b1, ...)")
-    p.add_argument("-o", "--output", required=True, metavar="NET.crn")
-    p.add_argument("--reduce", action="store_true", help="apply Algorithm 2")
+    p.add_argument("model", help="model .npz (W0, b0, W1, b1, ... and metadata)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="NET.crn",
+        help="the .crn file to write",
+    )
+    p.add_argument(
+        "--reduce",
+        action="store_true",
+        help="apply Algorithm 2 (default: the full CRN of Algorithm 1)",
+    )
     p.add_argument(
         "--keep-inputs",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="with --reduce: keep the input layer's reactions (default)",
+        help="with --reduce: keep the input layer's reactions (default: keep)",
     )
-    p.add_argument("--sbml", metavar="OUT.xml", help="also write the CRN as SBML")
-    p.add_argument("--force", action="store_true", help="overwrite existing files")
+    p.add_argument(
+        "--sbml",
+        metavar="OUT.xml",
+        help="also write the CRN as SBML (default: no SBML)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="overwrite -o and --sbml files that exist"
+    )
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from .._crn import save_crn
-    from .._nn2crn import count_reactions, is_noncompetitive, nn_to_crn, reduce_crn
-    from .._sbml import save_sbml
+def with_preprocessing(crn, meta: dict):
+    """`crn` with the model's `(raw - mean) / std` recorded on its inputs (when the
+    metadata has one mean and one positive std per input), and whether it was."""
+    pre = meta.get("preprocessing")
+    if not isinstance(pre, dict):
+        return crn, False
+    mean, std = pre.get("mean"), pre.get("std")
+    n = len(crn.inputs)
+    if not (isinstance(mean, list) and isinstance(std, list)):
+        return crn, False
+    if len(mean) != n or len(std) != n:
+        return crn, False
+    try:
+        inputs = tuple(
+            dataclasses.replace(s, mean=m, std=d)
+            for s, m, d in zip(crn.inputs, mean, std, strict=True)
+        )
+    except (TypeError, ValueError):
+        return crn, False
+    return dataclasses.replace(crn, inputs=inputs), True
 
-    _check_output_path(args.output, args.force)
-    _check_output_path(args.sbml, args.force)
-    model = _load_model_or_fail(args.model)
+
+def run(args) -> int:
+    from .._crn import format_crn
+    from .._nn import load_metadata
+    from .._nn2crn import count_reactions, is_noncompetitive, nn_to_crn, reduce_crn
+    from .._sbml import to_sbml
+
+    claim_outputs(args.force, args.output, args.sbml)
+    model = load_model_or_fail(args.model)
+    meta = load_metadata(args.model)
     full = nn_to_crn(model)
     crns = {"full": full}
     if args.reduce:
@@ -60,10 +114,11 @@ def run(args) -> int:
             crns["reduced"] = reduce_crn(full, keep_inputs=args.keep_inputs)
         except ValueError as e:
             raise CLIError(str(e)) from None
-    out = crns["reduced" if args.reduce else "full"]
-    save_crn(out, args.output, overwrite=args.force)
+    out, recorded = with_preprocessing(crns["reduced" if args.reduce else "full"], meta)
+    files = {args.output: format_crn(out)}
     if args.sbml:
-        save_sbml(out, args.sbml, overwrite=args.force)
+        files[args.sbml] = to_sbml(out)
+    write_files(files, args.force)
     counts = {k: count_reactions(c).as_dict() for k, c in crns.items()}
     print(format_table(["", *counts], _counts_rows(counts)))
     check = is_noncompetitive(out)
@@ -71,5 +126,11 @@ def run(args) -> int:
         "\nnon-competitive: "
         + ("yes (rate-independent)" if check else f"NO: {check.reason}")
     )
+    if recorded:
+        print(
+            "inputs: the model's preprocessing x = (raw - mean) / std is recorded in "
+            f"{args.output}; `jaxcrn simulate {args.output} --inputs raw.csv "
+            "--preprocess` applies it"
+        )
     print(f"wrote {args.output}" + (f" and {args.sbml}" if args.sbml else ""))
     return 0

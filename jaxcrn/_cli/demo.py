@@ -1,45 +1,74 @@
 """`jaxcrn demo`: train IRIS 4-8-3, compile it, check all 150 examples."""
 
-import math
 import os
 
 from ._common import (
     CLIError,
-    _setup_jax,
+    check_positive,
+    claim_outputs,
+    command,
+    figure_writer,
     format_table,
+    require_matplotlib,
+    setup_jax,
+    write_files,
 )
 
 
-def _fresh_path(path: str, force: bool) -> str:
-    """`path`, or with --force the same; otherwise the first `stem-N.ext` that does
-    not exist yet (the user's files are never overwritten)."""
-    if force or not os.path.exists(path):
-        return path
-    stem, ext = os.path.splitext(path)
-    k = 2
-    while os.path.exists(f"{stem}-{k}{ext}"):
-        k += 1
-    return f"{stem}-{k}{ext}"
-
-
 def add(sub) -> None:
-    p = sub.add_parser(
+    p = command(
+        sub,
         "demo",
         help="train IRIS 4-8-3, compile it to chemistry, check all 150 examples",
-        description=(
-            "Train the IRIS 4-8-3 binary-weight network (a few seconds; or load the "
-            "shipped one with --no-train), compile it to a CRN (Algorithm 1) and "
-            "reduce it (Algorithm 2), simulate all 150 examples through both CRNs "
-            "in one batched call each, print the agreement table and write "
-            "Figure 2 (output traces of one example, full vs reduced CRN)."
-        ),
+        description="""
+            Train the IRIS 4-8-3 binary-weight network (a few seconds; or load the
+            shipped one with --no-train), compile it to a CRN (Algorithm 1) and
+            reduce it (Algorithm 2), simulate all 150 examples through both CRNs in
+            one batched call each, print the agreement table and write Figure 2
+            (the outputs of one example through the full and the reduced CRN) to
+            OUT/iris_traces.png. An existing figure is never replaced without
+            --force; nothing else is written.
+        """,
+        examples="""
+            jaxcrn demo                      # writes demo/iris_traces.png
+            jaxcrn demo --no-train --quiet   # the shipped model, no progress lines
+            jaxcrn demo --out /tmp/demo --force
+        """,
     )
-    p.add_argument("--no-train", action="store_true", help="use the shipped model")
-    p.add_argument("--out", default="demo", help="output folder (default demo/)")
-    p.add_argument("--t1", type=float, default=200.0, help="simulated time")
-    p.add_argument("--force", action="store_true", help="overwrite the figure")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument(
+        "--no-train",
+        action="store_true",
+        help="use the model shipped with jaxcrn (default: train one)",
+    )
+    p.add_argument(
+        "--out",
+        default="demo",
+        metavar="DIR",
+        help="folder of the figure, created if needed (default: demo)",
+    )
+    p.add_argument(
+        "--t1", type=float, default=200.0, help="simulated time (default: 200)"
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite OUT/iris_traces.png if it exists",
+    )
+    p.add_argument(
+        "--quiet", action="store_true", help="no progress lines (default: shown)"
+    )
     p.set_defaults(func=run)
+
+
+def _figure_path(args) -> str | None:
+    """OUT/iris_traces.png, checked before anything runs (None: no matplotlib)."""
+    try:
+        require_matplotlib()
+    except CLIError:
+        return None
+    path = os.path.join(args.out, "iris_traces.png")
+    claim_outputs(args.force, path, make_parents=True)
+    return path
 
 
 def _shipped_iris_model() -> str:
@@ -49,9 +78,9 @@ def _shipped_iris_model() -> str:
 
 
 def run(args) -> int:
-    if not (args.t1 > 0 and math.isfinite(args.t1)):
-        raise CLIError(f"--t1 must be a positive number, got {args.t1}.")
-    _setup_jax(args)
+    check_positive(args, "t1")
+    path = _figure_path(args)
+    setup_jax(args)
     import time
 
     import jax.random as jr
@@ -69,7 +98,7 @@ def run(args) -> int:
         hidden, config = _nn.preset("iris")
         model = _nn.init_model((4, *hidden, 3), key=jr.PRNGKey(config.seed))
         t = time.perf_counter()
-        model, _ = _nn.train(model, data, config, quiet=True)
+        model, _ = _nn.train(model, data, config)
         print(
             f"IRIS 4-8-3 binary network: trained in {time.perf_counter() - t:.1f} s "
             f"({config.epochs} epochs x {config.restarts} runs)"
@@ -123,23 +152,18 @@ def run(args) -> int:
         "its final value)"
     )
     ok = all(report["agreement"][k] == report["n_simulated"][k] for k in counts)
-    try:
-        import matplotlib
-
-        from .._plot import figure_full_vs_reduced
-
-        matplotlib.use("Agg")
-    except ImportError:
+    if path is None:
         print(
             "matplotlib is not installed: skipping the figure "
             "(pip install 'jaxcrn[plot]')."
         )
         return 0 if ok else 1
-    os.makedirs(args.out, exist_ok=True)
-    path = _fresh_path(os.path.join(args.out, "iris_traces.png"), args.force)
+    from .. import plot
+
+    plt = require_matplotlib()
     idx = int(np.flatnonzero(y == 1)[0]) if (y == 1).any() else 0
     full, red = variants["full"], variants["reduced"]
-    fig = figure_full_vs_reduced(
+    axes = plot.full_vs_reduced(
         full.grid_ts,
         full.grid[idx],
         red.grid[idx],
@@ -149,6 +173,14 @@ def run(args) -> int:
         "y_i(t) = [Y_i+] - [Y_i-]",
         t_max=min(args.t1, 40.0),
     )
-    fig.savefig(path, dpi=130, bbox_inches="tight")
+    fig = axes[0].figure
+    try:
+        write_files(
+            {path: figure_writer(fig, "png", dpi=130, bbox_inches="tight")},
+            args.force,
+            make_parents=True,
+        )
+    finally:
+        plt.close(fig)
     print(f"wrote {path}  ({time.perf_counter() - start:.0f} s in all)")
     return 0 if ok else 1

@@ -1,37 +1,33 @@
 """`jaxcrn import`: an SBML model (mass action) to a .crn file."""
 
-import argparse
 import os
 import sys
 
-from ._common import CLIError, _check_output_path
-
-
-EXAMPLES = """\
-examples:
-  jaxcrn import model.xml -o net.crn        write the CRN to net.crn
-  jaxcrn import model.xml                   print the CRN on stdout
-  jaxcrn import model.xml -o net.crn && jaxcrn simulate net.crn --t1 100
-
-A species' value in the CRN is its concentration (its amount when the SBML
-species has hasOnlySubstanceUnits); boundary and constant species become
-catalysts, so they keep their initial values. Rules, events, function
-definitions, initial assignments, delays and kinetic laws other than mass action
-are errors (exit 2) naming the SBML element. Needs python-libsbml:
-pip install 'jaxcrn[sbml]'."""
+from ._common import CLIError, claim_outputs, command, write_files
 
 
 def add(sub) -> None:
-    p = sub.add_parser(
+    p = command(
+        sub,
         "import",
         help="import an SBML model (mass action) as a .crn file",
-        description=(
-            "Read a mass-action SBML model (any level and version) and write it in "
-            "the .crn format: parameters and compartment sizes substituted, "
-            "reversible laws split into two reactions."
-        ),
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""
+            Read a mass-action SBML model (any level and version) and write it in
+            the .crn format: parameters and compartment sizes substituted,
+            reversible laws split into two reactions.
+
+            A species' value in the CRN is its concentration (its amount when the
+            SBML species has hasOnlySubstanceUnits); boundary and constant species
+            become catalysts, so they keep their initial values. Rules, events,
+            function definitions, initial assignments, delays and kinetic laws other
+            than mass action are errors (exit 2) naming the SBML element. Needs
+            python-libsbml: pip install 'jaxcrn[sbml]'.
+        """,
+        examples="""
+            jaxcrn import model.xml -o net.crn        # write the CRN to net.crn
+            jaxcrn import model.xml                   # print the CRN on stdout
+            jaxcrn import model.xml -o net.crn --force
+        """,
     )
     p.add_argument("sbml", metavar="MODEL.xml", help="the SBML file")
     p.add_argument(
@@ -47,10 +43,10 @@ def add(sub) -> None:
 
 
 def run(args) -> int:
-    from .._crn import format_crn, save_crn
+    from .._crn import format_crn
     from .._sbml import SBMLImportError, read_sbml
 
-    _check_output_path(args.output, args.force)
+    claim_outputs(args.force, args.output)
     try:
         model = read_sbml(args.sbml)
     except ImportError as e:
@@ -79,9 +75,6 @@ def run(args) -> int:
         sys.stdout.write(format_crn(crn))
         print(f"# {summary}", file=sys.stderr)
         return 0
-    try:
-        save_crn(crn, args.output, overwrite=args.force)
-    except OSError as e:
-        raise CLIError(f"cannot write {args.output}: {e.strerror or e}") from None
+    write_files({args.output: format_crn(crn)}, args.force)
     print(f"wrote {os.fspath(args.output)} ({summary})")
     return 0

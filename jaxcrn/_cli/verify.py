@@ -1,74 +1,114 @@
 """`jaxcrn verify`: check a compiled CRN against its network on a dataset."""
 
-import json
-
+from .._files import to_json
 from ._common import (
     CLIError,
-    _add_solver_options,
-    _check_output_path,
-    _check_solver_options,
-    _load_model_or_fail,
-    _load_split,
-    _setup_jax,
-    _solver,
+    add_solver_options,
+    check_positive,
+    check_solver_options,
+    claim_outputs,
+    command,
     format_table,
+    load_model_or_fail,
+    load_split,
+    setup_jax,
+    solver,
+    write_files,
 )
 
 
 def add(sub) -> None:
-    p = sub.add_parser(
+    p = command(
+        sub,
         "verify",
         help="check that the compiled CRN computes the network on a dataset",
-        description=(
-            "Compile the model (full and reduced CRN), simulate a dataset split "
-            "through both, and compare with the network's forward pass: argmax "
-            "agreement, max |CRN - NN|, convergence. With --rates K, also re-simulate "
-            "under K sets of random rate constants (log-uniform in [0.1, 10])."
-        ),
+        description="""
+            Compile the model (full and reduced CRN), simulate a dataset split
+            through both, and compare with the network's forward pass: argmax
+            agreement, max |CRN - NN|, how many samples reached a steady state
+            ('steady'), and the median time until every output is within 1e-3 of its
+            final value ('t_eps(med)'). With --rates K, also re-simulate under K sets
+            of random rate constants (log-uniform in [0.1, 10]). Exit status 1 when
+            some sample disagrees.
+        """,
+        examples="""
+            jaxcrn verify experiments/models/iris.npz iris --limit 20
+            jaxcrn verify experiments/models/virus.npz virus --rates 3 --json virus.json
+            jaxcrn verify experiments/models/mnist14.npz mnist14 --data $JAXCRN_DATA --limit 100
+        """,  # noqa: E501
     )
     p.add_argument("model", help="model .npz")
-    p.add_argument("dataset", choices=("iris", "virus", "mnist14"))
-    p.add_argument("--split", choices=("train", "valid", "test"), default="test")
-    p.add_argument("--limit", type=int, metavar="N", help="first N examples only")
+    p.add_argument("dataset", choices=("iris", "virus", "mnist14"), help="the dataset")
+    p.add_argument(
+        "--split",
+        choices=("train", "valid", "test"),
+        default="test",
+        help="which split (default: test)",
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="only the first N examples (default: all)",
+    )
     p.add_argument(
         "--rates",
         type=int,
         default=0,
         metavar="K",
-        help="random rate sets to try (default 0)",
+        help="random rate sets to try (default: 0)",
     )
-    p.add_argument("--crn", choices=("both", "full", "reduced"), default="both")
-    p.add_argument("--data", metavar="DIR", help="data folder (mnist14)")
-    p.add_argument("--json", metavar="OUT.json", help="write the report as JSON")
-    p.add_argument("--force", action="store_true", help="overwrite --json output")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random rates")
+    p.add_argument(
+        "--crn",
+        choices=("both", "full", "reduced"),
+        default="both",
+        help="which CRN to check (default: both)",
+    )
+    p.add_argument(
+        "--data",
+        metavar="DIR",
+        help="mnist14: the folder of the MNIST IDX files (default: $JAXCRN_DATA); "
+        "iris and virus ship with jaxcrn",
+    )
+    p.add_argument(
+        "--json",
+        metavar="OUT.json",
+        help="also write the report as JSON to this file (default: none)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="overwrite the --json file if it exists"
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the random rates (default: 0)"
+    )
     p.add_argument(
         "--lanes",
         type=int,
         default=None,
         help="samples integrated side by side (default: 64 on a CPU, 16384 on a GPU)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress line")
-    _add_solver_options(p)
+    p.add_argument(
+        "--quiet", action="store_true", help="no progress line (default: shown)"
+    )
+    add_solver_options(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    _check_solver_options(args)
-    _check_output_path(args.json, args.force)
-    if args.limit is not None and args.limit < 1:
-        raise CLIError(f"--limit must be >= 1, got {args.limit}.")
+    check_solver_options(args)
+    check_positive(args, "limit", "lanes", integer=True)
     if args.rates < 0:
         raise CLIError(f"--rates must be >= 0, got {args.rates}.")
-    _setup_jax(args)
+    claim_outputs(args.force, args.json)
+    setup_jax(args)
     import numpy as np
 
     from .._nn import accuracy
     from .._nn2crn import count_reactions, is_noncompetitive, nn_to_crn, reduce_crn
     from .._verify import verify
 
-    model = _load_model_or_fail(args.model)
-    data = _load_split(args.dataset, args.split, args.data)
+    model = load_model_or_fail(args.model)
+    data = load_split(args.dataset, args.split, args.data)
     x, y = data.x, data.y
     if args.limit is not None:
         x, y = x[: args.limit], y[: args.limit]
@@ -84,7 +124,7 @@ def run(args) -> int:
     if args.crn in ("both", "reduced"):
         variants["reduced"] = reduce_crn(full)
     kw = dict(
-        solver=_solver(args.solver),
+        solver=solver(args.solver),
         max_steps=args.max_steps,
         stop_when_steady=args.steady,
         steady_tol=args.steady_tol,
@@ -179,7 +219,6 @@ def run(args) -> int:
             "'max change' is the largest output difference from rates 1."
         )
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
+        write_files({args.json: to_json(report, indent=1)}, args.force)
         print(f"wrote {args.json}")
     return 0 if all_ok else 1

@@ -3,9 +3,12 @@
 
 import dataclasses
 import json
+import math
 import os
 import re
 import warnings
+import zipfile
+import zlib
 from typing import Any
 
 import equinox as eqx
@@ -14,6 +17,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
+from .._files import write_output
 from .model import (
     DEFAULT_THRESHOLD,
     BinaryDense,
@@ -99,16 +103,77 @@ def save_model(
         arrays[f"W{i}"] = w.astype(np.int8)
         arrays[f"b{i}"] = b
     arrays["metadata"] = np.array(text)
-    path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(
-            f"{path} exists; pass overwrite=True (CLI: --force) to replace it."
-        )
-    with open(path, "wb" if overwrite else "xb") as f:
-        np.savez_compressed(f, **arrays)
+    write_output(path, lambda f: np.savez_compressed(f, **arrays), overwrite=overwrite)
 
 
 _ARRAY_NAME = re.compile(r"([Wb])(\d+)")
+
+
+_EXPECTED = (
+    "a model file is an .npz archive of arrays W0, b0, W1, b1, ... (and optionally "
+    "metadata), as written by `jaxcrn train` or save_model"
+)
+_MAX_ARRAY_BYTES = 1 << 28  # 256 MiB: far above any network a CRN can compute
+_MAX_MEMBERS = 4096
+
+
+class _Corrupt(Exception):
+    pass
+
+
+class _Refused(Exception):
+    pass
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, path: str):
+    """One `.npy` member, read without ever unpickling: the header is checked first
+    (plain numbers or text only, a size the data can hold), then the data."""
+    limit = _MAX_ARRAY_BYTES
+    try:
+        with zf.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version in ((2, 0), (3, 0)):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise _Corrupt(f"unknown .npy format version {version}")
+            if dtype.hasobject:
+                raise _Refused(
+                    f"{path}: array {key} holds Python objects (dtype {dtype}), which "
+                    "would have to be unpickled; jaxcrn never unpickles (it could run "
+                    "code). Save the weights as numbers, e.g. np.asarray(W, np.int8)."
+                )
+            if dtype.kind not in "biufU" or dtype.fields is not None:
+                raise _Refused(
+                    f"{path}: array {key} has dtype {dtype}; expected real numbers "
+                    "(int8 or float64 as save_model writes)."
+                )
+            count = math.prod(shape)
+            nbytes = count * dtype.itemsize
+            if nbytes > limit:
+                raise _Refused(
+                    f"{path}: array {key} declares shape {shape} ({nbytes:,} bytes), "
+                    f"more than the {limit >> 20} MiB any model needs; the file is "
+                    "corrupt or not a model."
+                )
+            data = f.read(nbytes)
+            if len(data) != nbytes:
+                raise _Corrupt(
+                    f"array {key} declares shape {shape} but holds {len(data):,} of "
+                    f"its {nbytes:,} bytes"
+                )
+    except _Refused as e:
+        raise ValueError(str(e)) from None
+    except _Corrupt as e:
+        raise ValueError(f"{path} is truncated or corrupt: {e}.") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as e:
+        text = " ".join(str(e).split())[:120]
+        raise ValueError(
+            f"{path} is truncated or corrupt: array {key} cannot be read ({text})."
+        ) from None
+    arr = np.frombuffer(data, dtype=dtype, count=count)
+    return arr.reshape(shape, order="F" if fortran else "C")
 
 
 def _read_npz(path: str | os.PathLike) -> tuple[Params, dict]:
@@ -116,33 +181,60 @@ def _read_npz(path: str | os.PathLike) -> tuple[Params, dict]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no model file {path!r}.")
     try:
-        npz = np.load(path, allow_pickle=False)
-    except Exception as e:  # not a zip, or pickled content
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError):
+        hint = ""
+        with open(path, "rb") as f:
+            head = f.read(4096)
+        try:
+            head.decode("utf-8")
+            if b"->" in head or path.endswith(".crn"):
+                hint = "; a .crn file is simulated with `jaxcrn simulate`, not loaded"
+        except UnicodeDecodeError:
+            pass
         raise ValueError(
-            f"{path} is not a readable .npz file of plain arrays ({e}); expected "
-            "arrays W0, b0, W1, b1, ... as written by numpy.savez."
+            f"{path} is not a model file (not an .npz archive){hint}; {_EXPECTED}."
         ) from None
-    if not hasattr(npz, "files"):
-        raise ValueError(f"{path} holds a single array; expected an .npz archive.")
-    with npz:
-        names = set(npz.files)
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > _MAX_MEMBERS:
+            raise ValueError(f"{path} holds {len(infos)} files; {_EXPECTED}.")
+        members: dict[str, zipfile.ZipInfo] = {}
+        for info in infos:
+            key = info.filename.removesuffix(".npy")
+            if key == info.filename or key in members:
+                raise ValueError(
+                    f"{path} holds {info.filename!r}, which is not an array of an "
+                    f".npz archive; {_EXPECTED}."
+                )
+            members[key] = info
+        names = set(members)
         meta = {}
         if "metadata" in names:
             names.discard("metadata")
+            m = _read_member(zf, members["metadata"], "metadata", path)
+            if m.dtype.kind != "U" or m.shape != ():
+                raise ValueError(
+                    f"{path}: metadata must be one string of JSON, got an array of "
+                    f"dtype {m.dtype} and shape {m.shape}."
+                )
             try:
-                meta = json.loads(str(npz["metadata"][()]))
-            except (ValueError, TypeError) as e:
-                raise ValueError(f"{path}: metadata is not valid JSON ({e}).") from None
+                meta = json.loads(str(m[()]))
+            except (ValueError, TypeError, RecursionError) as e:
+                text = " ".join(str(e).split())[:80]
+                raise ValueError(
+                    f"{path}: metadata is not valid JSON ({text})."
+                ) from None
             if not isinstance(meta, dict):
                 raise ValueError(f"{path}: metadata must be a JSON object.")
         found: dict[str, dict[int, np.ndarray]] = {"W": {}, "b": {}}
         unexpected = []
         for name in sorted(names):
             m = _ARRAY_NAME.fullmatch(name)
-            if m is None:
+            if m is None or len(m[2]) > 6:
                 unexpected.append(name)
             else:
-                found[m[1]][int(m[2])] = npz[name]
+                found[m[1]][int(m[2])] = _read_member(zf, members[name], name, path)
     if unexpected:
         raise ValueError(
             f"{path}: unexpected arrays {unexpected}; a model file holds only W0, b0, "
@@ -166,9 +258,10 @@ def _read_npz(path: str | os.PathLike) -> tuple[Params, dict]:
         for name, a in ((f"W{i}", w), (f"b{i}", b)):
             if not (np.issubdtype(a.dtype, np.number) and not np.iscomplexobj(a)):
                 raise ValueError(f"{path}: {name} has dtype {a.dtype}; expected real.")
-        if w.ndim != 2:
+        if w.ndim != 2 or 0 in w.shape:
             raise ValueError(
-                f"{path}: W{i} has shape {w.shape}; expected (fan_in, fan_out)."
+                f"{path}: W{i} has shape {w.shape}; expected (fan_in, fan_out), both "
+                ">= 1."
             )
         if b.shape != (w.shape[1],):
             raise ValueError(
@@ -246,13 +339,32 @@ def load_model(path: str | os.PathLike, *, dtype: Any = None) -> BinaryMLP:
     quantization = meta.get("quantization", "ternary" if has_zero else "binary")
     threshold = meta.get("threshold", DEFAULT_THRESHOLD)
     try:
-        _check_quantization(quantization, threshold)
+        if not isinstance(quantization, str):
+            raise ValueError(f"quantization must be a string, got {quantization!r}.")
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+            raise ValueError(f"threshold must be a number, got {threshold!r}.")
+        _check_quantization(quantization, float(threshold))
     except ValueError as e:
         raise ValueError(f"{os.fspath(path)}: metadata: {e}") from None
     if quantization == "binary" and has_zero:
         raise ValueError(
             f"{os.fspath(path)}: the metadata says quantization 'binary' but some "
             "weights are 0; set it to 'ternary' (or drop the metadata)."
+        )
+    dropout = {}
+    for key in ("dropout_in", "dropout_hidden"):
+        v = meta.get(key, 0.0)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < 1:
+            raise ValueError(
+                f"{os.fspath(path)}: metadata: {key} must be a number in [0, 1), got "
+                f"{v!r}."
+            )
+        dropout[key] = float(v)
+    sizes = [params[0][0].shape[0], *(w.shape[1] for w, _ in params)]
+    if "layer_sizes" in meta and meta["layer_sizes"] != sizes:
+        raise ValueError(
+            f"{os.fspath(path)}: metadata: layer_sizes {meta['layer_sizes']!r} "
+            f"contradicts the arrays' {sizes}."
         )
     if dtype is None:
         dtype = jnp.float64 if jax.config.read("jax_enable_x64") else jnp.float32
@@ -267,12 +379,7 @@ def load_model(path: str | os.PathLike, *, dtype: Any = None) -> BinaryMLP:
                 stacklevel=2,
             )
         layers.append(BinaryDense(jnp.asarray(w, dtype), bias, quantization, threshold))
-    model = BinaryMLP(
-        tuple(layers),
-        float(meta.get("dropout_in", 0.0)),
-        float(meta.get("dropout_hidden", 0.0)),
-    )
-    return model
+    return BinaryMLP(tuple(layers), dropout["dropout_in"], dropout["dropout_hidden"])
 
 
 def save_checkpoint(
@@ -297,12 +404,12 @@ def save_checkpoint(
         "format": _CHECKPOINT_FORMAT,
         "dtype": jnp.dtype(model.layers[0].weight.dtype).name,
     }
-    path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
-    with open(path, "wb" if overwrite else "xb") as f:
+
+    def write(f):
         f.write((json.dumps(header) + "\n").encode())
         eqx.tree_serialise_leaves(f, model)
+
+    write_output(path, write, overwrite=overwrite)
 
 
 def load_checkpoint(path: str | os.PathLike) -> BinaryMLP:

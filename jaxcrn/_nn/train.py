@@ -3,7 +3,6 @@ the best epoch kept; the presets that reach the paper's accuracy."""
 
 import dataclasses
 import math
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +15,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
+from .._progress import Progress
 from .model import BinaryMLP, _glorot_scale, init_model
 
 
@@ -274,47 +274,6 @@ class TrainConfig:
         return self.lr_start * (self.lr_end / self.lr_start) ** (epoch / self.epochs)
 
 
-class _Progress:
-    """One self-overwriting status line on a terminal; silent otherwise."""
-
-    def __init__(self, total: int, enabled: bool, stream=None):
-        self.stream = sys.stdout if stream is None else stream
-        self.total = total
-        isatty = getattr(self.stream, "isatty", lambda: False)
-        self.enabled = enabled and isatty()
-        self.last = 0.0
-        self.width = 0
-        self.prefix = ""
-
-    def update(
-        self,
-        epoch: int,
-        loss: float,
-        train_acc: float,
-        valid_acc: float,
-        best: tuple[int, float],
-        force: bool = False,
-    ) -> None:
-        now = time.perf_counter()
-        if not self.enabled or (not force and now - self.last < 0.1):
-            return
-        self.last = now
-        filled = int(20 * epoch / self.total)
-        line = self.prefix + (
-            f"[{'#' * filled}{'.' * (20 - filled)}] epoch {epoch}/{self.total}  "
-            f"loss {loss:.4f}  train {100 * train_acc:.2f}%  "
-            f"valid {100 * valid_acc:.2f}%  best {100 * best[1]:.2f}% @ {best[0]}"
-        )
-        self.stream.write("\r" + line.ljust(self.width))
-        self.stream.flush()
-        self.width = len(line)
-
-    def close(self) -> None:
-        if self.enabled and self.width:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 def _as_xy(split) -> tuple[np.ndarray, np.ndarray]:
     if hasattr(split, "x") and hasattr(split, "y"):
         return np.asarray(split.x), np.asarray(split.y)
@@ -327,7 +286,7 @@ def train(
     data: Any,
     config: TrainConfig = TrainConfig(),
     *,
-    quiet: bool = False,
+    progress: bool = False,
     callback: Callable[[int, dict], None] | None = None,
 ) -> tuple[BinaryMLP, dict]:
     """Train a `BinaryMLP` with BinaryConnect: squared hinge loss, Adam, clipping.
@@ -337,16 +296,16 @@ def train(
     and validation accuracy; the parameters of the best epoch (highest validation
     accuracy, ties broken by training accuracy, which matters for small validation
     sets, then by the later epoch) are kept. Several epochs run in one
-    jitted call. On a terminal a progress line shows
-    epoch, loss, training and validation accuracy (none when `quiet` or when stdout
-    is not a TTY).
+    jitted call. With `progress`, a progress bar (a widget in Jupyter, a bar on a
+    terminal) shows the epochs done, loss, training and validation accuracy.
 
     Args:
         model: the network to train (e.g. from `init_model`).
         data: a `jaxcrn.datasets.Dataset` (its train and valid splits are used), or
             a pair `((x_train, y_train), (x_valid, y_valid))`.
         config: a `TrainConfig`.
-        quiet: no progress line.
+        progress: show a progress bar (off by default, as the command line turns
+            it on).
         callback: called as `callback(epochs_done, history)` after every jitted
             chunk of epochs (about 512 steps; one epoch for MNIST).
 
@@ -363,7 +322,7 @@ def train(
         >>> from jaxcrn import TrainConfig, accuracy, datasets, init_model, train
         >>> data = datasets.iris()
         >>> model = init_model((4, 8, 3), key=jr.PRNGKey(0))
-        >>> model, history = train(model, data, TrainConfig(epochs=50), quiet=True)
+        >>> model, history = train(model, data, TrainConfig(epochs=50))
         >>> accuracy(model, data.test.x, data.test.y) > 0.85
         True
     """
@@ -410,19 +369,15 @@ def train(
         jnp.asarray(yv),
     )
     results = []
-    progress = _Progress(config.epochs, not quiet)
-    try:
+    total = config.epochs * config.restarts
+    with Progress(total, "training", enabled=progress, unit="epoch") as bar:
         for r in range(config.restarts):
             key, init_key = jr.split(jr.fold_in(jr.PRNGKey(config.seed), r))
             start_model = _reinit(model, init_key) if r else model
-            progress.prefix = (
-                f"run {r + 1}/{config.restarts} " if config.restarts > 1 else ""
-            )
+            prefix = f"run {r + 1}/{config.restarts}: " if config.restarts > 1 else ""
             results.append(
-                _train_run(start_model, arrays, config, key, progress, callback)
+                _train_run(start_model, arrays, config, key, (bar, prefix), callback)
             )
-    finally:
-        progress.close()
     score = [
         (h["best_valid_acc"], h["best_train_acc"])
         if config.keep_best
@@ -483,13 +438,13 @@ def _train_run(model, arrays, config, key, progress, callback):
         history["valid_acc"] += (np.asarray(vcorrect[:n]) / n_valid).tolist()
         history["lr"] += lrs[:n]
         best = (int(state[5]), int(state[3]) / n_valid)
-        progress.update(
-            first + n,
-            history["loss"][-1],
-            history["train_acc"][-1],
-            history["valid_acc"][-1],
-            best,
-            force=first + n == config.epochs,
+        bar, prefix = progress
+        bar.update(
+            n,
+            f"{prefix}loss {history['loss'][-1]:.4f}, train "
+            f"{100 * history['train_acc'][-1]:.2f}%, valid "
+            f"{100 * history['valid_acc'][-1]:.2f}%, best {100 * best[1]:.2f}% @ "
+            f"{best[0]}",
         )
         if callback is not None:
             callback(first + n, history)

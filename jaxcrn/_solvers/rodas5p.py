@@ -1,13 +1,15 @@
-"""Rosenbrock (linearly implicit) solvers for diffrax that use the network's own
-linear solver.
+"""Rodas5P: a 5th-order, L-stable, stiffly accurate Rosenbrock method (8 stages).
 
-Compiled neural-network CRNs are stiff (fast annihilation `M + A- -> H-` between
-species present at high concentration, slow input decay) but feed-forward. A
-Rosenbrock method needs one linear solve `(I/(gamma*h) - J) k = rhs` per stage with
-the exact Jacobian `J` at the start of the step, and no Newton iteration. For a
-`MassActionNetwork` the solve is delegated to its kinetics (`factor`/`solve`): block
-forward substitution for the layered layout, a dense LU otherwise. For any other
-vector field the Jacobian is materialised with `jax.jacfwd`.
+One step takes one "factorisation" of `I/(gamma h) - J` (J the exact Jacobian at
+the start of the step) and 8 linear solves, no Newton iteration. The stage
+arithmetic here is shape-agnostic: the same code steps one sample (`(species,)`,
+the diffrax solver `Rodas5P` below) or all lanes of the batch engine at once
+(`(species, lanes)` with one step size per lane).
+
+Reference: G. Steinebach, "Construction of Rosenbrock-Wanner method Rodas5P and
+numerical benchmarks within the Julia Differential Equations package", BIT Numer.
+Math. 63, 27 (2023). Coefficients in the transformed ("W") formulation of Hairer &
+Wanner.
 """
 
 from collections.abc import Callable
@@ -21,7 +23,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 
-__all__ = ["Rodas5P"]
+__all__ = ["Rodas5P", "rodas5p_stages", "rodas5p_dense"]
 
 # Rodas5P: Steinebach (2023), "Construction of Rosenbrock-Wanner method Rodas5P and
 # numerical benchmarks within the Julia Differential Equations package", BIT 63:27.
@@ -155,6 +157,84 @@ def _combine(coeffs, ks):
     return 0.0 if out is None else out
 
 
+ORDER = 5
+ERROR_ORDER = 4  # the embedded estimate
+
+
+def _combine(coeffs, ks):
+    """sum_j coeffs[j] * ks[j] with static coefficients (zeros skipped)."""
+    out = None
+    for c, k in zip(coeffs, ks, strict=False):
+        c = float(c)
+        if c == 0.0:
+            continue
+        term = k if c == 1.0 else c * k
+        out = term if out is None else out + term
+    return 0.0 if out is None else out
+
+
+def rodas5p_stages(f, solve, t0, h, y0, f0, dT=None, *, unroll: bool = True):
+    """One Rodas5P step from `(t0, y0)` with step `h`.
+
+    Arguments:
+        f: `f(t, y) -> dy/dt` (same shape as `y0`).
+        solve: `solve(b)` for `(I/(gamma h) - J) x = b`, J at `(t0, y0)`.
+        t0, h: start and size of the step: scalars, or broadcastable against the
+            lane axis of `y0` (`(1, lanes)` for `(species, lanes)` states).
+        y0: the state; f0 = f(t0, y0).
+        dT: `df/dt` at `(t0, y0)` for non-autonomous fields, else None.
+        unroll: unroll the 8 stages (faster; the right-hand side and the solve are
+            then compiled 8 times) or run them in a `fori_loop` (one state only).
+
+    Returns:
+        `(y1, error, ks)`: the solution, the embedded error estimate, and the 8
+        stage vectors (`rodas5p_dense` turns them into the dense output).
+    """
+    if unroll:
+        ks: list = []
+        for i in range(8):
+            if i == 0:
+                rhs = f0
+            else:
+                u = y0 + _combine(_A_FULL[i], ks)
+                rhs = f(t0 + float(_STAGE_C[i]) * h, u) + _combine(_C_FULL[i], ks) / h
+            if dT is not None and _D[i] != 0.0:
+                rhs = rhs + (float(_D[i]) * h) * dT
+            ks.append(solve(rhs))
+        k_all = ks
+    else:
+        dtype = y0.dtype
+        a_mat = jnp.asarray(_A_FULL, dtype)
+        c_mat = jnp.asarray(_C_FULL, dtype)
+        stage_t = jnp.asarray(_STAGE_C, dtype)
+        d_vec = jnp.asarray(_D, dtype)
+
+        def stage(i, kst):  # stage 0 reads only y0, so it recomputes f0
+            u = y0 + jnp.tensordot(a_mat[i], kst, axes=1)
+            rhs = f(t0 + stage_t[i] * h, u) + jnp.tensordot(c_mat[i], kst, axes=1) / h
+            if dT is not None:
+                rhs = rhs + (d_vec[i] * h) * dT
+            return kst.at[i].set(solve(rhs))
+
+        kst = jax.lax.fori_loop(0, 8, stage, jnp.zeros((8,) + y0.shape, dtype))
+        k_all = [kst[i] for i in range(8)]
+    y1 = y0 + _combine(_B_FULL, k_all)
+    return y1, k_all[7], k_all
+
+
+def rodas5p_dense(ks):
+    """The three coefficient vectors of the 4th-order dense output."""
+    return [_combine(row, ks) for row in _H]
+
+
+def rodas5p_interpolate(theta, y0, y1, dense):
+    """The dense output at step fraction `theta` (broadcastable) from `y0`, `y1` and
+    `rodas5p_dense(ks)`."""
+    one_minus = 1 - theta
+    poly = dense[0] + theta * (dense[1] + theta * dense[2])
+    return one_minus * y0 + theta * (y1 + one_minus * poly)
+
+
 class RosenbrockInterpolation(diffrax.AbstractLocalInterpolation):
     """Dense output of Rodas5P: a 4th-order polynomial in the step fraction."""
 
@@ -171,13 +251,11 @@ class RosenbrockInterpolation(diffrax.AbstractLocalInterpolation):
         dt = self.t1 - self.t0
         theta = jnp.where(dt == 0, 0.0, (t0 - self.t0) / jnp.where(dt == 0, 1.0, dt))
         theta = theta.astype(self.y0.dtype)
-        one_minus = 1 - theta
-        poly = self.k[0] + theta * (self.k[1] + theta * self.k[2])
-        return one_minus * self.y0 + theta * (self.y1 + one_minus * poly)
+        return rodas5p_interpolate(theta, self.y0, self.y1, list(self.k))
 
 
 def _linear_solver(terms, t0, y0, args, lam):
-    """Return `solve(b)` for `(lam*I - J) x = b`, J the Jacobian at (t0, y0).
+    """`solve(b)` for `(lam*I - J) x = b`, J the Jacobian at (t0, y0).
 
     A vector field with a `linear_solver(t, y, lam)` method (as `MassActionNetwork`)
     provides its own; otherwise the Jacobian is materialised and LU-factorised."""
@@ -191,26 +269,28 @@ def _linear_solver(terms, t0, y0, args, lam):
 
 def _time_derivative(terms, t0, y0, args):
     """df/dt at (t0, y0): None for autonomous vector fields (`autonomous = True`),
-    the field's own `time_derivative` if it has one, else forward-mode autodiff."""
+    else forward-mode autodiff."""
     vf = getattr(terms, "vector_field", None)
     if getattr(vf, "autonomous", False) is True:
         return None
-    if hasattr(vf, "time_derivative"):
-        return vf.time_derivative(t0, y0)
     _, dT = jax.jvp(lambda t: terms.vf(t, y0, args), (t0,), (jnp.ones_like(t0),))
     return dT
 
 
 class Rodas5P(diffrax.AbstractAdaptiveSolver):
-    """Rodas5P: 5th-order, L-stable, stiffly accurate Rosenbrock method (8 stages).
+    """Rodas5P as a diffrax solver: 5th-order, L-stable, stiffly accurate Rosenbrock
+    method (8 stages).
 
     Each step takes one Jacobian "factorisation" and 8 linear solves, no Newton
     iterations. For a `MassActionNetwork` vector field the network's kinetics solve
-    the linear systems (block forward substitution for layered networks, at about the
-    cost of one right-hand side). The embedded 4th-order estimate drives the step
-    size; dense output is the method's 4th-order interpolant.
+    the linear systems (block forward substitution for layered networks, a sparse
+    LU scheduled from the stoichiometry otherwise). The embedded 4th-order estimate
+    drives the step size; dense output is the method's 4th-order interpolant.
+    `simulate_batch` runs the same stages on all lanes at once.
 
-    Reference: G. Steinebach, BIT Numer. Math. 63, 27 (2023).
+    Arguments:
+        unroll: unroll the 8 stages (faster to run, slower to compile) instead of
+            looping over them.
 
     Example:
         >>> import diffrax, jax.numpy as jnp
@@ -230,7 +310,11 @@ class Rodas5P(diffrax.AbstractAdaptiveSolver):
 
     def order(self, terms):
         del terms
-        return 5
+        return ORDER
+
+    def error_order(self, terms):
+        del terms
+        return ERROR_ORDER
 
     def init(self, terms, t0, t1, y0, args):
         del terms, t0, t1, y0, args
@@ -245,12 +329,12 @@ class Rodas5P(diffrax.AbstractAdaptiveSolver):
             raise TypeError("Rodas5P needs the state to be a 1-D array.")
         dtype = y0.dtype
         h = jnp.asarray(t1 - t0, dtype)
-        # h = 0 in the steps that a finished sample takes under jax.vmap (its values
-        # are discarded); a finite stand-in keeps their reverse-mode cotangents finite
+        # h = 0 in the steps that a finished sample takes under jax.vmap (their
+        # values are discarded); a finite stand-in keeps their reverse-mode
+        # cotangents finite (else 0 * inf = NaN poisons every gradient of the batch)
         zero_step = h == 0
         h = jnp.where(zero_step, jnp.ones_like(h), h)
-        lam = 1.0 / (_GAMMA * h)
-        solve = _linear_solver(terms, t0, y0, args, lam)
+        solve = _linear_solver(terms, t0, y0, args, 1.0 / (_GAMMA * h))
 
         def f(t, y):
             return terms.vf(t, y, args).astype(dtype)
@@ -258,40 +342,12 @@ class Rodas5P(diffrax.AbstractAdaptiveSolver):
         dT = _time_derivative(terms, t0, y0, args)
         if dT is not None:
             dT = dT.astype(dtype)
-
-        # All 8 stages in the form u_i = y0 + sum_j A[i, j] k_j (stages 7 and 8 and
-        # the solution add the previous k with weight 1), in one loop: the
-        # right-hand side and the linear solve are compiled once, not 8 times.
-        a_mat = jnp.asarray(_A_FULL, dtype)
-        c_mat = jnp.asarray(_C_FULL, dtype)
-        stage_t = jnp.asarray(_STAGE_C, dtype)
-        d_vec = jnp.asarray(_D, dtype)
-        n = y0.shape[0]
-
-        def stage(i, ks):
-            u = y0 + a_mat[i] @ ks
-            rhs = f(t0 + stage_t[i] * h, u) + (c_mat[i] @ ks) / h
-            if dT is not None:
-                rhs = rhs + (d_vec[i] * h) * dT
-            return ks.at[i].set(solve(rhs))
-
-        if self.unroll:
-            kl: list[Array] = []
-            for i in range(8):
-                u = y0 + _combine(_A_FULL[i], kl)
-                rhs = f(t0 + _STAGE_C[i] * (t1 - t0), u)
-                if i:
-                    rhs = rhs + _combine(_C_FULL[i], kl) / h
-                if dT is not None and _D[i] != 0.0:
-                    rhs = rhs + (_D[i] * h) * dT
-                kl.append(solve(rhs))
-            ks = jnp.stack(kl)
-        else:
-            ks = jax.lax.fori_loop(0, 8, stage, jnp.zeros((8, n), dtype))
-        y1 = jnp.where(zero_step, y0, y0 + _combine(_B_FULL, ks))
-        y_error = jnp.where(zero_step, jnp.zeros_like(y0), ks[7])
-        kk = jnp.stack([_combine(row, ks) for row in _H])
-        dense_info = dict(y0=y0, y1=y1, k=kk)
+        y1, y_error, ks = rodas5p_stages(
+            f, solve, t0, h, y0, f(t0, y0), dT, unroll=self.unroll
+        )
+        y1 = jnp.where(zero_step, y0, y1)
+        y_error = jnp.where(zero_step, jnp.zeros_like(y0), y_error)
+        dense_info = dict(y0=y0, y1=y1, k=jnp.stack(rodas5p_dense(ks)))
         # A non-finite step is rejected by the controller (error = inf) and retried
         # with a smaller step, so report success and let the error estimate speak.
         y_error = jnp.where(jnp.isfinite(y_error), y_error, jnp.inf)

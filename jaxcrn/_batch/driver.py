@@ -1,0 +1,609 @@
+"""`simulate_batch`: the host side of the batch engine.
+
+The batch is cut into chunks; every chunk into equal shares, one per worker
+thread (one per device on accelerators; on a CPU, XLA runs arrays of this size on
+one core per call, so threads use the cores); each share is one lane scheduler run
+(`lanes.py`) with the plan's stepper, in segments so that progress shows. Samples
+that Tsit5 finds stiff continue with Rodas5P from where it stopped.
+"""
+
+import threading
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._progress import Progress
+from .._simulate import SimulationResult, Status, _resolve_ts, _warn_tolerance
+from . import lanes as L
+from .plan import BatchPlan, plan_batch
+from .steppers import DiffraxStepper, Rodas5PStepper, Tsit5Stepper
+from .system import Forcing, LaneParams, build_system
+
+
+__all__ = ["simulate_batch"]
+
+SAVE = ("outputs", "species")
+# with progress on, a segment of the loop runs about this long (seconds)
+SEGMENT_SECONDS = 1.0
+
+
+# ---------------------------------------------------------------------------------
+# Validation.
+
+
+def _as_float_array(name, value):
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an array of numbers.") from None
+
+
+def _check_inputs(network, inputs) -> np.ndarray | None:
+    if inputs is None:
+        return None
+    x = _as_float_array("inputs", inputs)
+    if x.ndim == 1 and network.n_inputs != 1 and x.shape[0] == network.n_inputs:
+        raise ValueError(
+            f"inputs has shape {x.shape}: one input vector; simulate_batch expects a "
+            f"batch of shape (n, {network.n_inputs}). Use inputs[None] for one sample."
+        )
+    if x.ndim == 1 and network.n_inputs == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.shape[1] != network.n_inputs:
+        raise ValueError(
+            f"inputs has shape {x.shape} but the network has {network.n_inputs} "
+            f"inputs; expected shape (n, {network.n_inputs})."
+        )
+    bad = ~np.isfinite(x)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise ValueError(
+            f"inputs[{i}, {j}] = {x[i, j]} is not finite; inputs must be finite "
+            "numbers."
+        )
+    single = np.asarray(network.input_neg) < 0
+    if single.any():
+        neg = x[:, single] < 0
+        if neg.any():
+            i, j = np.argwhere(neg)[0]
+            col = np.flatnonzero(single)[j]
+            raise ValueError(
+                f"inputs[{i}, {col}] = {x[i, col]} is negative, but input "
+                f"{network.input_names[col]} is a single species (non-negative only); "
+                "declare it dual-rail (input x = P - N) to allow negative values."
+            )
+    return x
+
+
+def _check_rows(name, value, width, what, quantity, labels):
+    """A `(n, width)` array (or `(width,)`, one row shared by every sample) of
+    finite, non-negative numbers; errors name the row, the column and its label.
+    `what`: the columns ("species"); `quantity`: the values ("concentrations");
+    `labels`: one name per column."""
+    a = _as_float_array(name, value)
+    if a.ndim == 1:
+        a = a[None, :]
+    if a.ndim != 2 or a.shape[1] != width:
+        raise ValueError(
+            f"{name} has shape {np.shape(value)} but the network has {width} {what}; "
+            f"expected shape (n, {width}) or ({width},)."
+        )
+    bad = ~np.isfinite(a) | (a < 0)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise ValueError(
+            f"{name}[{i}, {j}] ({labels[j]}) = {a[i, j]}: {quantity} must be finite "
+            "and >= 0."
+        )
+    return a
+
+
+def _batch_size(**arrays) -> int:
+    sizes = {k: v.shape[0] for k, v in arrays.items() if v is not None}
+    big = {k: n for k, n in sizes.items() if n != 1}
+    if len(set(big.values())) > 1:
+        desc = ", ".join(f"{k} has {n} rows" for k, n in sizes.items())
+        raise ValueError(
+            f"{desc}: the batched arguments must have the same number of rows (or "
+            "one row, shared by every sample)."
+        )
+    return max(sizes.values(), default=0)
+
+
+# ---------------------------------------------------------------------------------
+# One share of a chunk on one worker.
+
+
+@eqx.filter_jit
+def _initial(network, forcing: Forcing | None, rows, x, base, rates, offset):
+    """Network-order initial states `(m, species)`, the state rows `(n_state, m)`
+    and the lanes' parameters."""
+    m = x.shape[0]
+    net = network
+
+    def one(xi, bi):
+        n_i = net if bi is None else eqx.tree_at(lambda n: n.y_init, net, bi)
+        return n_i.initial_state(xi if xi.shape[0] else None, offset=offset)
+
+    if base is None:
+        y0 = jax.vmap(lambda xi: one(xi, None))(x)
+    else:
+        y0 = jax.vmap(one)(x, jnp.broadcast_to(base, (m, base.shape[-1])))
+    state = y0[:, rows]  # sample-first, state rows
+    rates_l = None
+    if rates is not None:
+        rates_l = jnp.broadcast_to(rates, (m, rates.shape[-1]))
+    if forcing is None:
+        p = LaneParams(None, None, None)
+    else:
+        shared = net.rates if rates_l is None else rates_l
+        c, decay = forcing.params(shared, y0)
+        p = LaneParams(None, c.T, decay)  # sample-first
+    return y0, state, rates_l, p
+
+
+class _Share:
+    """Run one share: pass 1 with the plan's stepper, pass 2 (Rodas5P) for the
+    samples Tsit5 finds stiff."""
+
+    def __init__(self, plan, system, smap, saving, ctl, stop_when_steady, bar, segment):
+        self.plan = plan
+        self.system = system
+        self.smap = smap
+        self.saving = saving
+        self.ctl = ctl
+        self.stop = stop_when_steady
+        self.bar = bar
+        self.segment = segment
+
+    def _loop(self, stepper, queue, counted):
+        carry = L.initial_carry(
+            self.system,
+            stepper,
+            queue,
+            self.plan.lanes,
+            self.saving.ts.shape[0],
+            self.saving.pos.shape[0],
+        )
+        static = (self.system, stepper, queue, self.saving, self.ctl, self.stop)
+        n_iter = self.segment.start()
+        reported = 0
+        while True:
+            t0 = time.perf_counter()
+            carry = L.run(static, carry, jnp.asarray(n_iter, jnp.int32))
+            done = bool(carry.done)
+            if self.bar is not None:
+                finished = int(jnp.sum(counted(carry.record.status)))
+                self.bar.update(finished - reported)
+                reported = finished
+            if done:
+                return carry.record
+            n_iter = self.segment.next(n_iter, time.perf_counter() - t0)
+
+    def __call__(self, network, forcing, rows, x, base, rates, offset, real):
+        """Simulate the share; `real`: how many of its rows are samples (the rest
+        pad it to the common share size, and are not counted as progress)."""
+        self.real = real
+        y0_net, y0, rates_l, p = _initial(
+            network, forcing, rows, x, base, rates, offset
+        )
+        if rates_l is not None:
+            p = LaneParams(rates_l[:, self.smap.state_reactions], p.force, p.decay)
+        m = x.shape[0]
+        dtype = y0.dtype
+        t0 = jnp.zeros((m,), dtype)
+        h0, f0, bad0 = L.prepare(
+            self.system, y0, t0, jnp.full((m,), jnp.nan, dtype), p, self.ctl
+        )
+        zi = jnp.zeros((m,), jnp.int32)
+        inf = jnp.full((m,), jnp.inf, dtype)
+        queue = L.Queue.build(y0, f0, t0, h0, inf, zi, zi, zi, bad0, p)
+        first, second = _steppers(self.plan, self.ctl)
+        if second is None:
+            record = self._loop(first, queue, lambda s: s[:real] >= 0)
+        else:
+            record = self._loop(
+                first, queue, lambda s: (s[:real] >= 0) & (s[:real] != Status.STIFF)
+            )
+            n_stiff = int(jnp.sum(record.status == Status.STIFF))
+            if n_stiff and self.bar is not None:
+                self.bar.set_postfix(f"{n_stiff} stiff: continued with Rodas5P")
+            record = self._continue_stiff(second, queue, record)
+        steady, t_steady, saved = L.finalize(
+            self.system, self.saving, record, p, self.ctl.steady_tol
+        )
+        decay = jnp.zeros((m,), dtype) if p.decay is None else p.decay
+        return y0_net, record, steady, t_steady, saved, decay
+
+    def _continue_stiff(self, stepper, queue, record):
+        """Continue the samples that Tsit5 stopped as stiff, from where they
+        stopped (time, state, step size, counts, saved points), with Rodas5P."""
+        status = np.asarray(record.status)
+        idx = np.flatnonzero(status == Status.STIFF)
+        if idx.size == 0:
+            return record
+        m2 = _bucket(idx.size)
+        j = jnp.asarray(np.concatenate([idx, np.repeat(idx[-1:], m2 - idx.size)]))
+        p = jax.tree_util.tree_map(lambda a: a[j], queue.p)
+        y0, t0, h0 = record.y[j], record.t[j], record.h[j]
+        _, f0, bad0 = L.prepare(self.system, y0, t0, h0, p, self.ctl)
+        q2 = L.Queue.build(
+            y0,
+            f0,
+            t0,
+            h0,
+            record.t_steady[j],
+            record.steps[j],
+            record.rejected[j],
+            record.save_k[j],
+            bad0,
+            p,
+        )
+        c = idx.size
+        real = jnp.asarray(idx < self.real)
+        r2 = self._loop(stepper, q2, lambda s: (s[:c] >= 0) & real)
+        k = jnp.asarray(idx)
+        later = (
+            jnp.arange(record.saved.shape[1], dtype=jnp.int32)[None, :]
+            >= record.save_k[k][:, None]
+        )[:, :, None]
+        return L.Record(
+            y=record.y.at[k].set(r2.y[:c]),
+            saved=record.saved.at[k].set(
+                jnp.where(later, r2.saved[:c], record.saved[k])
+            ),
+            info=record.info.at[k].set(r2.info[:c]),
+        )
+
+
+def _bucket(k: int) -> int:
+    """Pad a pass-2 batch to few distinct sizes (one compilation each)."""
+    return 8 if k <= 8 else 1 << (k - 1).bit_length()
+
+
+def _steppers(plan: BatchPlan, ctl):
+    if plan.stepper == "tsit5 -> rodas5p":
+        return Tsit5Stepper(detect_stiff=True), Rodas5PStepper(unroll=plan.unroll)
+    if plan.stepper == "tsit5":
+        return Tsit5Stepper(), None
+    if plan.stepper == "rodas5p":
+        return Rodas5PStepper(unroll=plan.unroll), None
+    return DiffraxStepper.of(plan.solver, ctl.rtol, ctl.atol), None
+
+
+class _Segments:
+    """Iterations per loop segment: everything at once without progress; with
+    progress, adapted so that a segment takes about `SEGMENT_SECONDS`."""
+
+    def __init__(self, progress: bool):
+        self.progress = progress
+
+    def start(self) -> int:
+        return 64 if self.progress else 2**31 - 1
+
+    def next(self, n: int, seconds: float) -> int:
+        if not self.progress:
+            return n
+        scale = SEGMENT_SECONDS / max(seconds, 1e-3)
+        return int(min(max(n * min(max(scale, 0.25), 4.0), 16), 2**30))
+
+
+# ---------------------------------------------------------------------------------
+# The public function.
+
+
+def simulate_batch(
+    network,
+    inputs=None,
+    t1=50.0,
+    *,
+    y0=None,
+    rates=None,
+    solver=None,
+    rtol: float = 1e-6,
+    atol: float = 1e-9,
+    max_steps: int = 16_384,
+    saveat=201,
+    save: str | None = None,
+    stop_when_steady: bool = False,
+    steady_tol: float = 1e-6,
+    offset: float = 0.0,
+    lanes: int | None = None,
+    chunk_size: int | None = None,
+    keep_states: bool = False,
+    exact_inputs: bool | None = None,
+    workers: int | None = None,
+    devices=None,
+    progress: bool = False,
+) -> SimulationResult:
+    """Simulate many samples of a network: input vectors, initial states, rate sets.
+
+    One engine runs every network (see `plan_batch` for what it chooses and
+    `print(plan_batch(...))` to see it): a fixed number of lanes per worker, each
+    integrating one sample with its own time, adaptive step size and status; a lane
+    whose sample is done takes the next one, so nobody waits for the slowest
+    sample. The state of all lanes is one species-major array; implicit steps
+    solve their linear systems by the network's structure (block substitution for
+    layered networks, a sparse LU scheduled from the stoichiometry otherwise).
+
+    Inputs are validated first: a non-finite value, a negative value for a
+    single-species input, a negative concentration or rate constant raises
+    `ValueError` naming the row and column. A sample whose solve fails is flagged in
+    `status`/`converged` (its final values are NaN) and never stops the others.
+
+    Arguments:
+        network: the compiled network.
+        inputs: input vectors `(batch, inputs)` (the network's `input`
+            declarations), or None.
+        t1: end time (an upper bound with `stop_when_steady`).
+        y0: initial concentrations `(batch, species)` or `(species,)`, in
+            `network.species` order, replacing the network's `init` values (inputs
+            are added on top); default the `init` values.
+        rates: rate constants `(batch, reactions)` (one set per sample) or
+            `(reactions,)`; default `network.rates`.
+        solver: None (automatic), "tsit5", "rodas5p", `Rodas5P()`,
+            `diffrax.Tsit5()` or any diffrax adaptive solver; see `plan_batch`.
+        rtol, atol: step-size tolerances.
+        max_steps: steps (accepted + rejected) per sample before giving up.
+        saveat: values are saved at these times: an int `n` (n evenly spaced times
+            from 0 to t1, default 201), an array of times, or None (final values
+            only).
+        save: what is saved at those times: "outputs" (default when the network
+            declares outputs) or "species" (every species; the default otherwise).
+        stop_when_steady: end each sample once `max |dy/dt| <= steady_tol`; saved
+            values after that time hold the final values.
+        steady_tol: the steady-state threshold (also decides `converged`).
+        offset: dual-rail offset added to both rails of every input.
+        lanes, chunk_size, workers, devices, exact_inputs: see `plan_batch`.
+        keep_states: also return the final state of every sample (`y_final`).
+        progress: show a progress bar (samples done, rate).
+
+    Returns:
+        A `SimulationResult` of NumPy arrays with a leading batch axis. `ts` has
+        shape `(batch, times)`; `outputs` `(batch, times, outputs)`; `ys` holds the
+        saved species with `save="species"` (else None). `t_converged` is the time
+        of the accepted step from which `max |dy/dt| <= steady_tol` held for good.
+
+    Example:
+        >>> import numpy as np
+        >>> from jaxcrn import compile_crn, parse_crn, simulate_batch
+        >>> net = compile_crn(parse_crn("X -> Y\\ninput x = X\\noutput y = Y"))
+        >>> res = simulate_batch(net, np.array([[1.0], [2.0]]), 30.0)
+        >>> np.round(res.outputs_final[:, 0], 4).tolist()
+        [1.0, 2.0]
+    """
+    from .._network import MassActionNetwork
+
+    if not isinstance(network, MassActionNetwork):
+        raise TypeError(
+            f"simulate_batch expects a MassActionNetwork (see compile_crn), got "
+            f"{type(network).__name__}."
+        )
+    x = _check_inputs(network, inputs)
+    base = None
+    if y0 is not None:
+        labels = [f"species {sp}" for sp in network.species]
+        base = _check_rows(
+            "y0", y0, network.n_species, "species", "concentrations", labels
+        )
+    rate_rows = None
+    if rates is not None:
+        labels = [f"reaction {r}" for r in range(network.n_reactions)]
+        rate_rows = _check_rows(
+            "rates", rates, network.n_reactions, "reactions", "rate constants", labels
+        )
+    if x is None and network.n_inputs:
+        raise ValueError(
+            f"The network has {network.n_inputs} inputs "
+            f"({', '.join(network.input_names[:6])}); pass inputs of shape (n, "
+            f"{network.n_inputs})."
+        )
+    n = _batch_size(inputs=x, y0=base, rates=rate_rows)
+    if n == 0:
+        raise ValueError(
+            "nothing to simulate: pass inputs, y0 or rates with at least one row."
+        )
+    if x is None:
+        x = np.zeros((1, 0))
+    save = save or ("outputs" if network.n_outputs else "species")
+    if save not in SAVE:
+        raise ValueError(f"save={save!r} is not one of {', '.join(map(repr, SAVE))}.")
+    dtype = network.y_init.dtype
+    _warn_tolerance(rtol, dtype)
+    t1_arr = jnp.asarray(t1, dtype)
+    if not bool(t1_arr > 0) or not bool(jnp.isfinite(t1_arr)):
+        raise ValueError(f"t1 must be a positive finite time, got {float(t1_arr)}.")
+    ts = _resolve_ts(saveat, t1_arr, dtype)
+    n_times = 0 if ts is None else int(ts.shape[0])
+    n_values = network.n_outputs if save == "outputs" else network.n_species
+    if rate_rows is not None and rate_rows.shape[0] == 1:
+        network = network.with_rates(rate_rows[0])  # one set, shared by every sample
+        rate_rows = None
+    plan = plan_batch(
+        network,
+        n,
+        solver=solver,
+        lanes=lanes,
+        chunk_size=chunk_size,
+        workers=workers,
+        devices=devices,
+        exact_inputs=exact_inputs,
+        rates=rate_rows,
+        n_saved=n_times * n_values,
+    )
+    system, smap = build_system(network, plan.exact_inputs)
+    state_row = smap.state_row()
+    n_state = system.n_state
+    if save == "outputs":
+        pos_net, neg_net = (
+            np.asarray(network.output_pos),
+            np.asarray(network.output_neg),
+        )
+    else:
+        pos_net, neg_net = (
+            np.arange(network.n_species),
+            -np.ones(network.n_species, np.int64),
+        )
+
+    def to_rows(idx):
+        r = np.where(idx >= 0, state_row[np.maximum(idx, 0)], -1)
+        return np.where(r >= 0, r, n_state)  # row n_state of the extended state: 0
+
+    saving = L.Saving(
+        jnp.zeros((0,), dtype) if ts is None else ts,
+        jnp.asarray(to_rows(pos_net), jnp.int32),
+        jnp.asarray(to_rows(neg_net), jnp.int32),
+    )
+    ctl = L.Controls(
+        t1_arr,
+        jnp.asarray(rtol, dtype),
+        jnp.asarray(atol, dtype),
+        jnp.asarray(max_steps, jnp.int32),
+        jnp.asarray(steady_tol, dtype),
+    )
+    forcing = Forcing.of(smap, dtype) if smap.exact else None
+    rows = jnp.asarray(smap.rows, jnp.int32)
+    off = jnp.asarray(offset, dtype)
+
+    chunk = plan.chunk_size
+    workers = plan.workers
+    per = -(-chunk // workers)
+    devs = plan.device_objects
+    parts = []
+    segment = _Segments(progress)
+    with Progress(n, "simulating", enabled=progress, unit="sample") as bar:
+        bar_ = bar if progress else None
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            m = stop - start
+
+            def rows_of(a):
+                if a is None:
+                    return None
+                if a.shape[0] == 1:
+                    return np.repeat(a, per * workers, axis=0)
+                c = a[start:stop]
+                return np.concatenate([c, np.repeat(c[-1:], per * workers - m, axis=0)])
+
+            xc, bc, rc = rows_of(x), rows_of(base), rows_of(rate_rows)
+            results = [None] * workers
+            errors: list[BaseException] = []
+
+            def go(i):
+                try:
+                    dev = devs[i % len(devs)]
+                    sl = slice(i * per, (i + 1) * per)
+
+                    def put(a):
+                        return (
+                            None
+                            if a is None
+                            else jax.device_put(jnp.asarray(a[sl], dtype), dev)
+                        )
+
+                    share = _Share(
+                        plan, system, smap, saving, ctl, stop_when_steady, bar_, segment
+                    )
+                    real = max(0, min(per, m - i * per))
+                    out = share(
+                        network, forcing, rows, put(xc), put(bc), put(rc), off, real
+                    )
+                    results[i] = jax.tree_util.tree_map(np.asarray, out)
+                except BaseException as e:  # re-raised in the caller's thread
+                    errors.append(e)
+
+            if workers == 1:
+                go(0)
+            else:
+                threads = [
+                    threading.Thread(target=go, args=(i,)) for i in range(workers)
+                ]
+                for th in threads:
+                    th.start()
+                for th in threads:
+                    th.join()
+            if errors:
+                raise errors[0]
+            parts.append(
+                _assemble(
+                    results, m, network, smap, saving, ts, save, keep_states, dtype
+                )
+            )
+    return jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *parts)
+
+
+def _assemble(results, m, network, smap, saving, ts, save, keep_states, dtype):
+    """One chunk's `SimulationResult` (NumPy, network order) from the shares."""
+
+    def cat(i, state_axis=False):
+        arrs = [r[i] for r in results]
+        if state_axis:
+            return np.concatenate(arrs, axis=1)[:, :m]
+        return np.concatenate(arrs, axis=0)[:m]
+
+    y0_net = cat(0)
+    rec = [r[1] for r in results]
+    y_state = np.concatenate([r.y for r in rec], axis=0)[:m]  # (m, state)
+    t_final = np.concatenate([r.t for r in rec])[:m]
+    status = np.concatenate([r.status for r in rec])[:m]
+    steps = np.concatenate([r.steps for r in rec])[:m]
+    rejected = np.concatenate([r.rejected for r in rec])[:m]
+    steady = cat(2)
+    t_steady = cat(3)
+    saved = cat(4)
+    decay = cat(5)
+    ok = status == Status.OK
+    n_species = network.n_species
+    y_full = np.zeros((m, n_species), y_state.dtype)
+    y_full[:, smap.rows] = y_state
+    if smap.exact:
+        d = smap.decay_species
+        y_full[:, d] = y0_net[:, d] * np.exp(-decay[:, None] * t_final[:, None])
+    y_full = np.where(ok[:, None], y_full, np.nan)
+    out_final = _read(network, y_full)
+    ys = None
+    if ts is None:
+        t_out = t_final[:, None]
+        outputs = out_final[:, None, :]
+        if save == "species":
+            ys = y_full[:, None, :]
+    else:
+        t_out = np.broadcast_to(np.asarray(ts), (m, ts.shape[0]))
+        if save == "species":
+            if smap.exact:
+                d = smap.decay_species
+                saved = saved.copy()
+                saved[:, :, d] = y0_net[:, None, d] * np.exp(
+                    -decay[:, None, None] * np.asarray(ts)[None, :, None]
+                )
+            ys = saved
+            outputs = _read(network, saved)
+        else:
+            outputs = saved
+    return SimulationResult(
+        ts=t_out,
+        ys=ys,
+        outputs=outputs,
+        y_final=y_full if keep_states or ys is not None else y_full[:, :0],
+        outputs_final=out_final,
+        t_final=t_final,
+        status=status,
+        converged=ok & steady,
+        t_converged=np.where(ok & steady, t_steady, np.inf),
+        num_steps=steps - rejected,
+        num_rejected=rejected,
+        species_names=network.species,
+        output_names=network.output_names,
+    )
+
+
+def _read(network, y):
+    pos = np.asarray(network.output_pos, np.int64)
+    neg = np.asarray(network.output_neg, np.int64)
+    out = y[..., pos]
+    if (neg >= 0).any():
+        out = out - np.where(neg >= 0, y[..., np.maximum(neg, 0)], 0.0)
+    return out

@@ -1,0 +1,292 @@
+"""Every automatic choice of a batch simulation, made once: `plan_batch`."""
+
+import dataclasses
+import os
+
+import diffrax
+import jax
+import numpy as np
+
+from .._kinetics import DenseKinetics, LayeredKinetics, SparseLU
+from .._solvers import Rodas5P
+from .system import build_system, common_decay, free_decay_split
+
+
+__all__ = ["BatchPlan", "plan_batch"]
+
+SOLVERS = ("auto", "tsit5", "rodas5p")
+# networks with at least this many state rows start with Rodas5P under
+# solver="auto"; smaller ones start with Tsit5 and switch each sample that Tsit5
+# finds stiff (benchmarks/solvers.py: the MNIST-14 CRNs are stiff, IRIS and virus
+# are not)
+AUTO_RODAS_MIN_STATE = 256
+# lanes per worker on a CPU: about this many state values per lane array (cache
+# resident), between the bounds below
+CPU_LANE_VALUES = 8192
+CPU_LANES = (32, 512)
+ACCELERATOR_LANES = 16_384
+CPU_CHUNK = 1024
+# saved values of one chunk (samples x times x values) at most this many numbers
+SAVED_BUDGET = 32_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchPlan:
+    """How `simulate_batch` runs a batch (see `plan_batch`).
+
+    Attributes:
+        batch: samples.
+        stepper: the method: "tsit5", "rodas5p", "tsit5 -> rodas5p" (Tsit5, each
+            sample it finds stiff continued by Rodas5P) or "diffrax:<Solver>".
+        linear_solve: how implicit steps solve `(I/(gamma h) - J) x = b`: "block
+            substitution" (layered networks), "sparse LU" (the sparse layout: a
+            schedule from the stoichiometry), "dense LU" (the dense layout), or
+            "none" (explicit methods only).
+        layout: the network's array layout ("dense", "sparse", "layered").
+        exact_inputs: freely decaying species (the inputs of compiled networks)
+            solved exactly and left out of the state.
+        n_state: rows of the engine's state.
+        lanes: samples integrated side by side per worker.
+        chunk_size: samples per engine call (progress and memory granularity).
+        workers: threads, each running an equal share of every chunk.
+        devices: the devices the workers run on.
+        platform: the JAX platform.
+        details: sizes behind the choices (LU non-zeros and levels, ...).
+    """
+
+    batch: int
+    stepper: str
+    linear_solve: str
+    layout: str
+    exact_inputs: bool
+    n_state: int
+    lanes: int
+    chunk_size: int
+    workers: int
+    devices: tuple[str, ...]
+    platform: str
+    details: dict = dataclasses.field(default_factory=dict, compare=False)
+    # what the driver runs (not part of the printed plan)
+    solver: object = dataclasses.field(default=None, repr=False, compare=False)
+    device_objects: tuple = dataclasses.field(default=(), repr=False, compare=False)
+    unroll: bool = dataclasses.field(default=True, repr=False, compare=False)
+
+    @property
+    def stiff_switch(self) -> bool:
+        return "->" in self.stepper
+
+    def to_dict(self) -> dict:
+        """The plan as plain values (for benchmark records)."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("solver", "device_objects")
+        }
+
+    def __str__(self) -> str:
+        rows = [
+            ("batch", f"{self.batch:,} samples"),
+            ("stepper", self.stepper),
+            ("linear solve", self.linear_solve),
+            ("layout", self.layout),
+            ("exact inputs", "yes" if self.exact_inputs else "no"),
+            ("state rows", str(self.n_state)),
+            ("lanes", f"{self.lanes} per worker"),
+            ("chunk size", str(self.chunk_size)),
+            ("workers", f"{self.workers} on {', '.join(self.devices)}"),
+        ]
+        for k, v in self.details.items():
+            rows.append((k.replace("_", " "), str(v)))
+        width = max(len(k) for k, _ in rows)
+        return "BatchPlan\n" + "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _solver_name(solver) -> str:
+    if solver is None:
+        return "auto"
+    if isinstance(solver, str):
+        if solver not in SOLVERS:
+            raise ValueError(
+                f"solver={solver!r} is not one of {', '.join(map(repr, SOLVERS))}, "
+                "None, or a diffrax.AbstractAdaptiveSolver instance."
+            )
+        return solver
+    if isinstance(solver, Rodas5P):
+        return "rodas5p"
+    if type(solver) is diffrax.Tsit5:
+        return "tsit5"
+    if isinstance(solver, diffrax.AbstractAdaptiveSolver):
+        return "diffrax"
+    raise TypeError(
+        f"solver must be None, one of {', '.join(map(repr, SOLVERS))}, or a "
+        f"diffrax.AbstractAdaptiveSolver instance; got {type(solver).__name__}."
+    )
+
+
+def _positive(name, value):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def plan_batch(
+    network,
+    batch: int,
+    *,
+    solver=None,
+    lanes: int | None = None,
+    chunk_size: int | None = None,
+    workers: int | None = None,
+    devices=None,
+    exact_inputs: bool | None = None,
+    rates=None,
+    n_saved: int = 0,
+) -> BatchPlan:
+    """Decide how `simulate_batch` runs `batch` samples of `network`; nothing is
+    compiled. `simulate_batch` calls it with its own arguments, so printing the plan
+    shows exactly what a call will do.
+
+    Arguments:
+        network: the compiled network.
+        batch: the number of samples.
+        solver: None or "auto" (Tsit5 for networks under 256 state rows, each
+            sample it finds stiff continued by Rodas5P; Rodas5P for larger ones),
+            "tsit5", "rodas5p", a `jaxcrn.Rodas5P()` or `diffrax.Tsit5()`, or any
+            other `diffrax.AbstractAdaptiveSolver` (stepped one lane per `vmap`
+            slot; slower).
+        lanes: samples side by side per worker. Default: on a CPU about 8,192
+            state values per lane array (32 to 512 lanes); on an accelerator
+            16,384.
+        chunk_size: samples per engine call. Default: on a CPU 1,024 (at least 8
+            lanes' worth per worker), on an accelerator the lanes times the workers;
+            smaller when the saved values of a chunk would exceed 32 million numbers.
+        workers: threads, each running an equal share of every chunk. Default: the
+            CPU cores, or one per accelerator device.
+        devices: the devices to run on (default: `jax.devices()` of the default
+            backend on accelerators, the first CPU device on a CPU).
+        exact_inputs: solve the freely decaying species exactly (see
+            `LaneSystem`); default: when the network has such species, they decay
+            at one common rate in every rate set, and no output reads them.
+        rates: per-sample rate constants `(batch, reactions)` if any (they decide
+            whether `exact_inputs` is possible).
+        n_saved: values saved per sample (times x values), for the chunk size.
+
+    Example:
+        >>> from jaxcrn import compile_crn, parse_crn, plan_batch
+        >>> net = compile_crn(parse_crn("A <=> B [kf=1, kr=2]\\ninput a = A"))
+        >>> plan = plan_batch(net, 10_000, workers=2)
+        >>> plan.stepper, plan.linear_solve, plan.workers
+        ('tsit5 -> rodas5p', 'sparse LU', 2)
+    """
+    if not isinstance(batch, int | np.integer) or batch < 1:
+        raise ValueError(f"batch must be a positive number of samples, got {batch!r}.")
+    lanes = _positive("lanes", lanes)
+    chunk_size = _positive("chunk_size", chunk_size)
+    workers = _positive("workers", workers)
+    name = _solver_name(solver)
+    platform = jax.default_backend()
+    if devices is None:
+        devs = tuple(jax.devices()) if platform != "cpu" else (jax.devices("cpu")[0],)
+    else:
+        devs = tuple(devices)
+        if not devs:
+            raise ValueError("devices is empty; pass None for the default devices.")
+    accel = devs[0].platform != "cpu"
+
+    # exact inputs
+    d_species, d_rxns = free_decay_split(network)
+    possible = d_species.size > 0 and network.n_species - d_species.size > 0
+    why_not = ""
+    if possible:
+        rate_sets = (
+            np.asarray(network.rates)[None, :] if rates is None else np.asarray(rates)
+        )
+        common = common_decay(network, d_species, d_rxns, rate_sets)
+        if not np.isfinite(common).all():
+            possible = False
+            why_not = "the freely decaying species do not decay at one common rate"
+    else:
+        why_not = "the network has no freely decaying species (that no output reads)"
+    if exact_inputs is None:
+        exact = possible
+    elif exact_inputs and not possible:
+        raise ValueError(f"exact_inputs=True is not possible: {why_not}.")
+    else:
+        exact = bool(exact_inputs)
+    system, smap = build_system(network, exact)
+    n_state = system.n_state
+
+    # method
+    if name == "auto":
+        stepper = "rodas5p" if n_state >= AUTO_RODAS_MIN_STATE else "tsit5 -> rodas5p"
+    elif name == "diffrax":
+        stepper = f"diffrax:{type(solver).__name__}"
+    else:
+        stepper = name
+    kin = system.kinetics
+    if stepper == "tsit5":
+        linear = "none"
+    elif stepper.startswith("diffrax:"):
+        linear = "the solver's own"
+    elif isinstance(kin, LayeredKinetics):
+        linear = "block substitution"
+    elif isinstance(kin, DenseKinetics):
+        linear = "dense LU"
+    else:
+        linear = "sparse LU"
+    details: dict = {}
+    lu = getattr(kin, "lu", None)
+    if isinstance(lu, SparseLU) and linear == "sparse LU":
+        details["lu"] = (
+            f"{lu.nnz} non-zeros of {lu.n * lu.n}, {lu.n_pairs} multiply-adds, "
+            f"{lu.n_levels} levels"
+        )
+
+    # sizes
+    if workers is None:
+        workers = len(devs) if accel else _cpu_count()
+    if lanes is None:
+        if accel:
+            lanes = ACCELERATOR_LANES
+        else:
+            target = CPU_LANE_VALUES // max(n_state, 1)
+            lanes = int(
+                min(
+                    CPU_LANES[1],
+                    max(CPU_LANES[0], 1 << max(target, 1).bit_length() - 1),
+                )
+            )
+    if chunk_size is None:
+        chunk_size = lanes * workers if accel else max(CPU_CHUNK, 8 * lanes * workers)
+        if n_saved:
+            chunk_size = min(chunk_size, max(workers, SAVED_BUDGET // n_saved))
+    chunk_size = min(chunk_size, batch)
+    workers = max(1, min(workers, chunk_size))
+    share = -(-chunk_size // workers)
+    lanes = max(1, min(lanes, share))
+    return BatchPlan(
+        batch=int(batch),
+        stepper=stepper,
+        linear_solve=linear,
+        layout=network.form,
+        exact_inputs=exact,
+        n_state=n_state,
+        lanes=lanes,
+        chunk_size=chunk_size,
+        workers=workers,
+        devices=tuple(str(d) for d in devs),
+        platform=platform,
+        details=details,
+        solver=solver,
+        device_objects=devs,
+        unroll=os.environ.get("JAXCRN_UNROLL", "1") == "1",
+    )

@@ -1,0 +1,214 @@
+"""The kinetics interface: mass-action fluxes, right-hand side, Jacobian and the
+linear solve of implicit steps, in one array layout.
+
+Every method takes concentrations with the species on the first axis, either one
+sample `(species,)` or a batch of lanes `(species, lanes)`, and rate constants
+`(reactions,)` (shared by every lane) or `(reactions, lanes)` (one set per lane).
+The batch engine calls them on whole lane arrays; `simulate` and diffrax call them
+on one sample. Layouts implement the 2-D case (`_flux`, `_rhs`, `_partials`,
+`_factor`, `_solve`); the 1-D case adds and removes a lane axis.
+"""
+
+import abc
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int
+
+from ._structure import Stoichiometry
+
+
+__all__ = ["AbstractKinetics", "ReactantGather"]
+
+
+def _lanes(y, rates):
+    """(2-D y, 2-D rates, squeeze?) for a 1-D or 2-D state."""
+    if y.ndim == 1:
+        y = y[:, None]
+        squeeze = True
+    elif y.ndim == 2:
+        squeeze = False
+    else:
+        raise ValueError(
+            f"concentrations must have shape (species,) or (species, lanes); got "
+            f"{y.shape}."
+        )
+    rates = jnp.asarray(rates)
+    if rates.ndim == 1:
+        rates = rates[:, None]
+    return y, rates.astype(y.dtype), squeeze
+
+
+class AbstractKinetics(eqx.Module):
+    """Mass-action kinetics `dy/dt = N^T (k * prod y^reactants)` in one layout.
+
+    Subclasses: `DenseKinetics` (dense stoichiometry, one matrix product),
+    `SparseKinetics` (gathers, few terms per species) and `LayeredKinetics`
+    (feed-forward networks: slices and block forward substitution).
+    """
+
+    n_species: eqx.AbstractVar[int]
+    n_reactions: eqx.AbstractVar[int]
+    # the stoichiometry as host-side tables, species in the layout's order
+    tables: eqx.AbstractVar[Stoichiometry]
+
+    # -- the public, shape-polymorphic methods -------------------------------------
+    def flux(
+        self, y: Float[Array, "species ..."], rates: Float[Array, "reactions ..."]
+    ) -> Float[Array, "reactions ..."]:
+        """Reaction fluxes `k_r * prod_s y_s^{reactants[r, s]}`."""
+        y2, k2, squeeze = _lanes(y, rates)
+        f = self._flux(y2, k2)
+        return f[:, 0] if squeeze else f
+
+    def rhs(
+        self, y: Float[Array, "species ..."], rates: Float[Array, "reactions ..."]
+    ) -> Float[Array, "species ..."]:
+        """`dy/dt` at `y`."""
+        y2, k2, squeeze = _lanes(y, rates)
+        dy = self._rhs(y2, k2)
+        return dy[:, 0] if squeeze else dy
+
+    def factor(self, y, rates, lam):
+        """Prepare to solve `(lam*I - J(y)) x = b` for several `b` (`lam` a scalar,
+        or one value per lane)."""
+        y2, k2, squeeze = _lanes(y, rates)
+        lam = jnp.asarray(lam, y2.dtype)
+        if lam.ndim == 1:
+            lam = lam[None, :]
+        return squeeze, self._factor(y2, k2, lam)
+
+    def solve(self, factors, b):
+        """Solve `(lam*I - J) x = b` with the output of `factor`."""
+        squeeze, fac = factors
+        if squeeze:
+            return self._solve(fac, b[:, None])[:, 0]
+        return self._solve(fac, b)
+
+    def jacobian(self, y, rates) -> Float[Array, "species species ..."]:
+        """The dense Jacobian `d rhs_i / d y_j` by forward-mode autodiff of `rhs`
+        (for inspection and tests: the solvers never form it)."""
+        y2, k2, squeeze = _lanes(y, rates)
+
+        def one(yl, kl):
+            return jax.jacfwd(lambda z: self._rhs(z[:, None], kl[:, None])[:, 0])(yl)
+
+        k2 = jnp.broadcast_to(k2, (k2.shape[0], y2.shape[1]))
+        jac = jax.vmap(one, in_axes=(1, 1), out_axes=2)(y2, k2)
+        return jac[:, :, 0] if squeeze else jac
+
+    # -- what a layout implements, on (species, lanes) arrays ----------------------
+    @abc.abstractmethod
+    def _flux(self, y, rates): ...
+
+    @abc.abstractmethod
+    def _rhs(self, y, rates): ...
+
+    @abc.abstractmethod
+    def _factor(self, y, rates, lam): ...
+
+    @abc.abstractmethod
+    def _solve(self, factors, b): ...
+
+
+class ReactantGather(eqx.Module):
+    """The reactants of every reaction as a padded index table: fluxes, and the
+    partial derivatives of each flux with respect to each reactant slot (the
+    leave-one-out products), which are all a mass-action Jacobian is made of."""
+
+    index: Int[Array, "reactions order"]  # padding slots read a constant 1
+    n_species: int = eqx.field(static=True)
+
+    @classmethod
+    def build(cls, tables: Stoichiometry) -> "ReactantGather":
+        return cls(jnp.asarray(tables.padded_reactants()), tables.n_species)
+
+    @property
+    def order(self) -> int:
+        return self.index.shape[1]
+
+    def gathered(self, y: Float[Array, "species lanes"]) -> list[Array]:
+        """Per reactant slot, the `(reactions, lanes)` concentrations it reads."""
+        ext = jnp.concatenate([y, jnp.ones((1,) + y.shape[1:], y.dtype)])
+        return [ext[self.index[:, j]] for j in range(self.order)]
+
+    def flux(self, y, rates):
+        f = rates
+        for g in self.gathered(y):
+            f = f * g
+        return jnp.broadcast_to(f, (self.index.shape[0],) + y.shape[1:])
+
+    def partials(self, y, rates) -> Float[Array, "slots lanes"]:
+        """`d flux[r] / d (slot j)` for every reaction and slot, flattened to
+        `(reactions * order, lanes)` (row `r * order + j`)."""
+        gs = self.gathered(y)
+        shape = (self.index.shape[0],) + y.shape[1:]
+        cols = []
+        for j in range(self.order):
+            p = rates
+            for i, g in enumerate(gs):
+                if i != j:
+                    p = p * g
+            cols.append(jnp.broadcast_to(p, shape))
+        return jnp.stack(cols, axis=1).reshape((-1,) + y.shape[1:])
+
+
+class _SumGroup(eqx.Module):
+    src: Int[Array, "rows terms"]
+    coeff: Float[Array, "rows terms"]
+
+
+class GatherSum(eqx.Module):
+    """`out[i] = sum_q coeff_q * x[src_q]` over the terms `q` of row `i`: a sparse
+    matrix times `(columns, lanes)`, as padded gathers.
+
+    Rows are grouped by their number of terms (each group padded to its largest
+    count) so that a few rows with many terms do not pad all the others; the groups
+    are concatenated and put back in row order with one gather.
+    """
+
+    groups: tuple[_SumGroup, ...]
+    out_index: Int[Array, " rows"]  # row -> position in the concatenated groups
+    n_rows: int = eqx.field(static=True)
+    n_cols: int = eqx.field(static=True)
+
+    @classmethod
+    def build(cls, n_rows, n_cols, row, src, coeff, *, dtype, lanes: int = 128):
+        from ._lu import _partition
+
+        row = np.asarray(row, np.int64)
+        src = np.asarray(src, np.int64)
+        coeff = np.asarray(coeff, np.float64)
+        terms: list[list[tuple[int, float]]] = [[] for _ in range(n_rows)]
+        for i, q, c in zip(row.tolist(), src.tolist(), coeff.tolist(), strict=True):
+            terms[i].append((q, c))
+        rows = sorted(
+            (i for i in range(n_rows) if terms[i]), key=lambda i: -len(terms[i])
+        )
+        groups = []
+        for a, b in _partition([len(terms[i]) for i in rows], lanes):
+            grp = rows[a:b]
+            p = len(terms[grp[0]])
+            s = np.full((len(grp), p), n_cols, np.int32)  # n_cols: the zero row
+            c = np.zeros((len(grp), p))
+            for k, i in enumerate(grp):
+                for j, (q, v) in enumerate(terms[i]):
+                    s[k, j] = q
+                    c[k, j] = v
+            groups.append(_SumGroup(jnp.asarray(s), jnp.asarray(c, dtype)))
+        out = np.full(n_rows, len(rows), np.int32)  # rows without terms: zero
+        out[np.asarray(rows, np.int64)] = np.arange(len(rows))
+        return cls(tuple(groups), jnp.asarray(out), n_rows, n_cols)
+
+    def __call__(self, x: Float[Array, "cols ..."]) -> Float[Array, "rows ..."]:
+        lanes = x.shape[1:]
+        zero = jnp.zeros((1,) + lanes, x.dtype)
+        ext = jnp.concatenate([x, zero])
+        exp = (slice(None), slice(None)) + (None,) * len(lanes)
+        parts = [
+            jnp.sum(g.coeff.astype(x.dtype)[exp] * ext[g.src], axis=1)
+            for g in self.groups
+        ]
+        return jnp.concatenate(parts + [zero])[self.out_index]

@@ -1,0 +1,331 @@
+"""The batch engine: one lane scheduler, its steppers, the plan, the kinetics layouts
+on lane arrays, against closed forms, `jax.vmap(simulate)` and each other."""
+
+import os
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxcrn import (
+    Rodas5P,
+    Status,
+    compile_crn,
+    load_params,
+    nn_to_crn,
+    parse_crn,
+    plan_batch,
+    reduce_crn,
+    simulate,
+    simulate_batch,
+)
+from jaxcrn._kinetics import layered as layered_mod
+
+from .helpers import forward, random_params
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOL = dict(rtol=1e-9, atol=1e-11)
+
+# every feature of the aligned layout: pairs, singles with and without reactions,
+# mixed first/second roles within a wavefront, a catalyst read from an earlier
+# wavefront, a second-order reaction 2 Q -> Z, an initial concentration
+EARLY = """
+X1p -> A1p + A2n
+X1n -> A1n + A2p
+X2 -> A1p + 2 A2p
+A1p -> M1 + H1p
+M1 + A1n -> H1n
+A2p -> M2 + H2p
+M2 + A2n -> H2n
+H1p -> Yp
+C + H1n -> C + Yn + Q  [k=2]
+H2p -> Yn + Yp + 2 Q
+2 Q -> Z  [k=0.5]
+H2n -> Yp
+init A1p = 0.5
+init C = 2
+input x1 = X1p - X1n
+input x2 = X2
+output y = Yp - Yn
+output z = Z
+"""
+
+# Robertson's stiff chemistry (rates 0.04, 3e7, 1e4), initial A varied
+ROBERTSON = """
+A -> B  [k=0.04]
+2 B -> B + C  [k=3e7]
+B + C -> A + C  [k=1e4]
+input a = A
+"""
+
+
+@pytest.fixture(scope="module")
+def iris_nets():
+    params = load_params(os.path.join(ROOT, "experiments", "models", "iris.npz"))
+    full = nn_to_crn(params)
+    return params, compile_crn(full), compile_crn(reduce_crn(full))
+
+
+@pytest.fixture(scope="module")
+def dimerisation():  # A + B <-> C, general (a cycle), inputs on A and B
+    return compile_crn(
+        parse_crn("A + B <=> C [kf=1, kr=0.5]\ninput a = A\ninput b = B\noutput c = C")
+    )
+
+
+@pytest.fixture(scope="module")
+def robertson():
+    return compile_crn(parse_crn(ROBERTSON))
+
+
+# -- kinetics on lane arrays ----------------------------------------------------------
+
+
+@eqx.filter_jit
+def _rhs_and_solve(kin, rates, y, lam, b):
+    return kin.rhs(y, rates), kin.solve(kin.factor(y, rates, lam), b)
+
+
+@pytest.mark.parametrize("max_runs", [layered_mod.MAX_RUNS, 0])
+def test_layered_kinetics_on_lanes_match_one_sample(monkeypatch, max_runs):
+    """The layered layout on `(species, lanes)` arrays equals its one-sample
+    form and the dense layout, and block substitution solves `(lam I - J) x = b`
+    with a different `lam` per lane, with slices and (max_runs=0) gathers."""
+    monkeypatch.setattr(layered_mod, "MAX_RUNS", max_runs)
+    crn = parse_crn(EARLY)
+    net = compile_crn(crn, form="layered")
+    if max_runs == 0:
+        assert any(layered_mod._GATHER in w.slot_kind for w in net.kinetics.waves)
+    dense = compile_crn(crn, form="dense")
+    perm = np.array([dense.index(s) for s in net.species])
+    rng = np.random.default_rng(0)
+    lanes = 3
+    ys = jnp.asarray(rng.uniform(0.1, 2.0, (net.n_species, lanes)))
+    lam = jnp.asarray(rng.uniform(0.5, 5.0, (1, lanes)))
+    b = jnp.asarray(rng.normal(size=ys.shape))
+    dy, x = _rhs_and_solve(net.kinetics, net.rates, ys, lam, b)
+    for i in range(lanes):
+        ref = dense(0.0, jnp.zeros(net.n_species).at[perm].set(ys[:, i]), None)[perm]
+        np.testing.assert_allclose(dy[:, i], ref, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(dy[:, i], net(0.0, ys[:, i], None), rtol=1e-12)
+        a = lam[0, i] * jnp.eye(net.n_species) - net.jacobian(ys[:, i])
+        np.testing.assert_allclose(a @ x[:, i], b[:, i], rtol=1e-10, atol=1e-10)
+
+
+def test_per_lane_rates_match_with_rates(dimerisation):
+    """Rate constants `(reactions, lanes)`: each lane sees its own set."""
+    kin = dimerisation.kinetics
+    rng = np.random.default_rng(1)
+    y = jnp.asarray(rng.uniform(0.1, 2.0, (3, 4)))
+    rates = jnp.asarray(rng.uniform(0.1, 3.0, (2, 4)))
+    dy = kin.rhs(y, rates)
+    for i in range(4):
+        one = dimerisation.with_rates(rates[:, i])
+        np.testing.assert_allclose(dy[:, i], one(0.0, y[:, i], None), rtol=1e-13)
+
+
+# -- the engine against independent answers --------------------------------------------
+
+
+def test_vmap_simulate_agrees_with_simulate_batch(dimerisation):
+    """A general network (a reversible binding): the batch engine and
+    `jax.vmap(simulate)` (diffrax) agree on final states and saved outputs."""
+    x = np.array([[1.0, 2.0], [0.5, 0.5], [3.0, 0.1], [0.0, 1.0]])
+    res = simulate_batch(dimerisation, x, 10.0, saveat=11, keep_states=True, **TOL)
+    y0 = jax.vmap(dimerisation.initial_state)(jnp.asarray(x))
+    ref = jax.vmap(lambda y: simulate(dimerisation, y, 10.0, saveat=11, **TOL))(y0)
+    np.testing.assert_allclose(res.y_final, ref.y_final, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(res.outputs, ref.outputs, rtol=1e-7, atol=1e-9)
+    assert (res.status == Status.OK).all()
+    # conservation: A + C and B + C constant
+    a, b, c = (res.y_final[:, dimerisation.index(s)] for s in "ABC")
+    np.testing.assert_allclose(a + c, x[:, 0], rtol=1e-9)
+    np.testing.assert_allclose(b + c, x[:, 1], rtol=1e-9)
+
+
+@pytest.mark.parametrize("solver", ["tsit5", "rodas5p", None])
+def test_decay_closed_form_every_stepper(solver):
+    """X -> Y at k = 0.7: saved outputs (dense output of each stepper) and final
+    values against the closed form."""
+    net = compile_crn(parse_crn("X -> Y [k=0.7]\ninput x = X\noutput y = Y"))
+    x = np.array([[1.0], [2.5]])
+    res = simulate_batch(net, x, 8.0, saveat=33, solver=solver, **TOL)
+    ts = np.linspace(0.0, 8.0, 33)
+    want = x[:, :1] * (1 - np.exp(-0.7 * ts))[None, :]
+    np.testing.assert_allclose(res.outputs[:, :, 0], want, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(res.ts[0], ts)
+
+
+def test_species_saved_on_the_grid():
+    """`save="species"`: every species on the grid; here A <=> B relaxes to the
+    equilibrium ratio as A(t) = A0 (2 + exp(-3t)) / 3."""
+    net = compile_crn(parse_crn("A <=> B [kf=1, kr=2]\ninput a = A"))
+    res = simulate_batch(net, np.array([[1.0], [3.0]]), 2.0, saveat=5, **TOL)
+    assert res.ys.shape == (2, 5, 2)
+    ts = np.linspace(0.0, 2.0, 5)
+    a = np.array([1.0, 3.0])[:, None] * (2 + np.exp(-3 * ts)) / 3
+    np.testing.assert_allclose(res.ys[:, :, net.index("A")], a, rtol=1e-7)
+    np.testing.assert_allclose(res.ys.sum(axis=2), [[1.0] * 5, [3.0] * 5], rtol=1e-9)
+
+
+def test_stiff_samples_continue_with_rodas5p(robertson):
+    """Robertson's system: Tsit5 finds it stiff, and Rodas5P continues each sample
+    from where Tsit5 stopped; the result equals Rodas5P from the start (to the
+    tolerance) and conserves A + B + C."""
+    plan = plan_batch(robertson, 4)
+    assert plan.stepper == "tsit5 -> rodas5p" and plan.linear_solve == "sparse LU"
+    x = np.array([[1.0], [0.5], [2.0], [1.5]])
+    kw = dict(saveat=None, keep_states=True, rtol=1e-8, atol=1e-12)
+    auto = simulate_batch(robertson, x, 40.0, **kw)
+    rodas = simulate_batch(robertson, x, 40.0, solver="rodas5p", **kw)
+    assert (auto.status == Status.OK).all() and (rodas.status == Status.OK).all()
+    np.testing.assert_allclose(auto.y_final, rodas.y_final, rtol=1e-5, atol=1e-10)
+    np.testing.assert_allclose(auto.y_final.sum(axis=1), x[:, 0], rtol=1e-8)
+    # an explicit method alone would need far more steps than the switch took
+    assert np.max(auto.num_steps) < 2000
+
+
+def test_diffrax_solver_adapter(dimerisation):
+    """Any diffrax adaptive solver runs in the same scheduler (Kvaerno5: its root
+    finder takes the step-size controller's tolerances, as in diffeqsolve)."""
+    x = np.array([[1.0, 2.0], [0.5, 0.5]])
+    kvaerno = simulate_batch(
+        dimerisation, x, 5.0, solver=diffrax.Kvaerno5(), saveat=None, **TOL
+    )
+    own = simulate_batch(dimerisation, x, 5.0, solver=Rodas5P(), saveat=None, **TOL)
+    np.testing.assert_allclose(kvaerno.outputs_final, own.outputs_final, rtol=1e-6)
+    assert plan_batch(dimerisation, 2, solver=diffrax.Kvaerno5()).stepper == (
+        "diffrax:Kvaerno5"
+    )
+
+
+def test_lanes_workers_chunks_change_nothing(iris_nets):
+    """Per-sample step control: a sample's steps do not depend on how many lanes
+    run beside it, on the threads or on the chunks, and its answer only to
+    round-off (XLA vectorises arrays of other widths differently)."""
+    _, _, reduced = iris_nets
+    x = np.asarray(jax.random.normal(jax.random.PRNGKey(0), (11, 4)))
+    kw = dict(saveat=6, rtol=1e-7, atol=1e-9)
+    base = simulate_batch(reduced, x, 30.0, lanes=16, workers=1, **kw)
+    for extra in (dict(lanes=2, workers=1), dict(lanes=3, workers=2, chunk_size=5)):
+        other = simulate_batch(reduced, x, 30.0, **extra, **kw)
+        np.testing.assert_array_equal(other.num_steps, base.num_steps)
+        np.testing.assert_allclose(other.outputs, base.outputs, rtol=1e-12, atol=1e-14)
+
+
+def test_compiled_network_agrees_with_forward_pass(iris_nets):
+    """IRIS, full and reduced CRN: the engine's argmax equals the network's, and the
+    exact input layer changes nothing but speed."""
+    params, full, reduced = iris_nets
+    x = np.asarray(jax.random.normal(jax.random.PRNGKey(1), (8, 4)))
+    fwd = forward(params, x)
+    for net in (full, reduced):
+        assert plan_batch(net, 8).exact_inputs
+        a = simulate_batch(net, x, 60.0, saveat=None, keep_states=True, **TOL)
+        b = simulate_batch(
+            net, x, 60.0, saveat=None, keep_states=True, exact_inputs=False, **TOL
+        )
+        np.testing.assert_array_equal(a.outputs_final.argmax(1), fwd.argmax(1))
+        np.testing.assert_allclose(a.y_final, b.y_final, rtol=1e-5, atol=1e-7)
+        # input species hold X(0) exp(-t) at the end
+        i = net.index("X0p") if x[0, 0] > 0 else net.index("X0n")
+        np.testing.assert_allclose(a.y_final[0, i], abs(x[0, 0]) * np.exp(-60.0))
+
+
+def test_per_sample_rates_and_states(dimerisation):
+    """`rates` `(batch, reactions)` and `y0` `(batch, species)`: each sample equals
+    a run of the network with those rates and initial state."""
+    rng = np.random.default_rng(3)
+    rates = rng.uniform(0.2, 3.0, (3, 2))
+    y0 = rng.uniform(0.1, 2.0, (3, 3))
+    x = np.zeros((3, 2))
+    res = simulate_batch(
+        dimerisation, x, 4.0, rates=rates, y0=y0, saveat=None, keep_states=True, **TOL
+    )
+    for i in range(3):
+        net = dimerisation.with_rates(rates[i])
+        ref = simulate(net, jnp.asarray(y0[i]), 4.0, saveat=None, **TOL)
+        np.testing.assert_allclose(res.y_final[i], ref.y_final, rtol=1e-7)
+
+
+# -- statuses and errors ---------------------------------------------------------------
+
+
+def test_out_of_steps_and_overflow_are_flagged_per_sample(iris_nets):
+    _, _, reduced = iris_nets
+    x = np.array([[0.0, 0.0, 0.0, 0.0], [3.0, -2.0, 1.0, 0.5]])
+    res = simulate_batch(reduced, x, 50.0, max_steps=20, saveat=5, solver="rodas5p")
+    assert res.status[1] == Status.MAX_STEPS
+    bad = res.status != Status.OK
+    assert np.isnan(res.outputs_final[bad]).all() and not res.converged[bad].any()
+    huge = simulate_batch(reduced, np.array([[1e308, 0.0, 0.0, 1.0]]), 5.0)
+    assert huge.status[0] == Status.NONFINITE
+
+
+def test_early_stop_fills_the_grid():
+    net = compile_crn(parse_crn("X -> Y\ninput x = X\noutput y = Y"))
+    x = np.array([[1.0], [2.0]])
+    res = simulate_batch(
+        net,
+        x,
+        1000.0,
+        stop_when_steady=True,
+        steady_tol=1e-6,
+        saveat=np.linspace(0.0, 1000.0, 101),
+        **TOL,
+    )
+    for i, xi in enumerate(x[:, 0]):
+        t_expected = np.log(xi * 1e6)  # |dY/dt| = x exp(-t) <= 1e-6
+        assert t_expected <= res.t_final[i] < t_expected + 2.0
+        assert res.converged[i] and res.t_converged[i] <= res.t_final[i]
+        after = res.ts[i] > res.t_final[i]
+        assert after.sum() > 90
+        np.testing.assert_allclose(res.outputs[i, after, 0], res.outputs_final[i, 0])
+        np.testing.assert_allclose(res.outputs_final[i, 0], xi, rtol=1e-5)
+
+
+def test_plan_is_printable_and_rejects_unknown_values(iris_nets, dimerisation):
+    _, _, reduced = iris_nets
+    plan = plan_batch(reduced, 1000, workers=2)
+    text = str(plan)
+    assert "block substitution" in text and "exact inputs  yes" in text
+    assert plan.to_dict()["workers"] == 2
+    with pytest.raises(ValueError, match="'auto', 'tsit5', 'rodas5p'"):
+        plan_batch(dimerisation, 10, solver="rodas")
+    with pytest.raises(ValueError, match="lanes must be a positive integer"):
+        plan_batch(dimerisation, 10, lanes=0)
+    with pytest.raises(ValueError, match="exact_inputs=True is not possible"):
+        plan_batch(dimerisation, 10, exact_inputs=True)
+    with pytest.raises(ValueError, match=r"y0\[1, 2\] \(species C\) = -1.0"):
+        simulate_batch(dimerisation, np.zeros((2, 2)), 1.0, y0=[[1, 1, 1], [1, 1, -1]])
+    with pytest.raises(ValueError, match="same number of rows"):
+        simulate_batch(dimerisation, np.zeros((2, 2)), 1.0, rates=np.ones((3, 2)))
+
+
+def test_float32_network():
+    """A float32 network stays float32 through the engine (no silent promotion)."""
+    net = compile_crn(
+        parse_crn("X -> Y + Z\nZ + W -> 0\ninit W = 1\ninput x = X\noutput y = Y - Z"),
+        dtype=jnp.float32,
+    )
+    x = np.array([[0.5], [2.0]])
+    res = simulate_batch(net, x, 20.0, saveat=5, keep_states=True, rtol=1e-5, atol=1e-7)
+    assert res.outputs.dtype == res.y_final.dtype == np.float32
+    # y = x - max(x - 1, 0): W annihilates up to 1 of Z
+    np.testing.assert_allclose(res.outputs_final[:, 0], [0.5, 1.0], rtol=1e-4)
+
+
+def test_random_compiled_network_rates_independent():
+    """A random ternary network compiled and reduced: the CRN's argmax equals the
+    network's under a random rate set too (rate independence, per-sample rates)."""
+    rng = np.random.default_rng(7)
+    params = random_params((3, 4, 2), rng, ternary=True)
+    net = compile_crn(reduce_crn(nn_to_crn(params)))
+    x = rng.normal(size=(6, 3))
+    rates = rng.uniform(0.5, 2.0, (6, net.n_reactions))
+    res = simulate_batch(net, x, 400.0, rates=rates, saveat=None, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(res.outputs_final, forward(params, x), atol=2e-3)
