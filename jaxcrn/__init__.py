@@ -25,6 +25,14 @@ if TYPE_CHECKING:
         parse_crn as parse_crn,
         save_crn as save_crn,
     )
+    from ._differentiable import (
+        simulate_differentiable as simulate_differentiable,
+    )
+    from ._fit import (
+        Experiment as Experiment,
+        FitResult as FitResult,
+        fit_rates as fit_rates,
+    )
     from ._kinetics import (
         AbstractKinetics as AbstractKinetics,
         DenseKinetics as DenseKinetics,
@@ -85,6 +93,7 @@ if TYPE_CHECKING:
         simulate as simulate,
     )
     from ._solvers import Rodas5P as Rodas5P
+    from ._trainable import trainable_crn as trainable_crn
     from ._verify import (
         RateSample as RateSample,
         VerifyReport as VerifyReport,

@@ -354,12 +354,21 @@ def simulate(
     def save_outputs(t, y, args):
         return network.read_outputs(y)
 
+    # BacksolveAdjoint takes neither `subs` nor `fn`: one flat SaveAt (ts, then t1)
+    backsolve = isinstance(adjoint, diffrax.BacksolveAdjoint)
+    if backsolve and stop_when_steady:
+        raise ValueError(
+            "stop_when_steady=True cannot be used with diffrax.BacksolveAdjoint "
+            "(diffrax's backsolve adjoint takes no events); use the default adjoint."
+        )
     subs = [diffrax.SubSaveAt(t1=True)]
     if ts is not None:
         subs.append(diffrax.SubSaveAt(ts=ts))
-        if not save_species:
+        if not save_species and not backsolve:
             subs[-1] = diffrax.SubSaveAt(ts=ts, fn=save_outputs)
-    saveat_obj = diffrax.SaveAt(subs=subs)
+    saveat_obj = (
+        diffrax.SaveAt(t1=True, ts=ts) if backsolve else diffrax.SaveAt(subs=subs)
+    )
 
     event = None
     if stop_when_steady:
@@ -385,8 +394,13 @@ def simulate(
         adjoint=diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint,
     )
     assert sol.ys is not None and sol.ts is not None
-    y_final = sol.ys[0][-1]
-    t_final = sol.ts[0][-1]
+    sol_ys, sol_ts = sol.ys, sol.ts
+    if backsolve:  # the flat SaveAt's rows: ts, then t1
+        sol_ys, sol_ts = (sol_ys[-1:], sol_ys[:-1]), (sol_ts[-1:], sol_ts[:-1])
+        if ts is not None and not save_species:
+            sol_ys = (sol_ys[0], network.read_outputs(sol_ys[1]))
+    y_final = sol_ys[0][-1]
+    t_final = sol_ts[0][-1]
     status = _status_from(sol.result, y_final, network(t_final, y_final, None))
     ok = status == Status.OK
     y_final = jnp.where(ok, y_final, jnp.nan)
@@ -404,7 +418,7 @@ def simulate(
             ys = y_final[None]
     else:
         after = ts > t_final  # only non-empty after an early stop (or failure)
-        saved = sol.ys[1]
+        saved = sol_ys[1]
         ts_out = ts
         if save_species:
             ys = jnp.where(after[:, None], y_final[None, :], saved)

@@ -329,6 +329,11 @@ class Rodas5P(diffrax.AbstractAdaptiveSolver):
             raise TypeError("Rodas5P needs the state to be a 1-D array.")
         dtype = y0.dtype
         h = jnp.asarray(t1 - t0, dtype)
+        # h = 0 in the steps that a finished sample takes under jax.vmap (their
+        # values are discarded); a finite stand-in keeps their reverse-mode
+        # cotangents finite (else 0 * inf = NaN poisons every gradient of the batch)
+        zero_step = h == 0
+        h = jnp.where(zero_step, jnp.ones_like(h), h)
         solve = _linear_solver(terms, t0, y0, args, 1.0 / (_GAMMA * h))
 
         def f(t, y):
@@ -340,6 +345,8 @@ class Rodas5P(diffrax.AbstractAdaptiveSolver):
         y1, y_error, ks = rodas5p_stages(
             f, solve, t0, h, y0, f(t0, y0), dT, unroll=self.unroll
         )
+        y1 = jnp.where(zero_step, y0, y1)
+        y_error = jnp.where(zero_step, jnp.zeros_like(y0), y_error)
         dense_info = dict(y0=y0, y1=y1, k=jnp.stack(rodas5p_dense(ks)))
         # A non-finite step is rejected by the controller (error = inf) and retried
         # with a smaller step, so report success and let the error estimate speak.

@@ -1,0 +1,849 @@
+"""Fitting rate constants to time-series data: `Experiment`, `fit_rates`, `FitResult`.
+
+The model is the CRN's mass-action ODE; the parameters are the logarithms of the
+free rate constants; the residuals are `(prediction - observation) / sigma` over
+every observed value of every experiment. The default optimiser is
+Levenberg-Marquardt on those residuals, with the Jacobian from forward-mode
+sensitivities through the ODE solver (`jax.jacfwd` through `simulate_differentiable`
+with diffrax's `ForwardMode`); any Optax optimiser can be used instead, on the
+gradient of the cost (reverse mode). The uncertainty is the Gauss-Newton (Fisher)
+approximation at the optimum: `cov(log k) = s^2 (J^T J)^-1`.
+"""
+
+import dataclasses
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, Int
+
+from ._network import MassActionNetwork, compile_crn
+from ._crn import CRN
+from ._differentiable import simulate_differentiable
+
+
+__all__ = ["Experiment", "FitResult", "fit_rates"]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Experiment:
+    """One time-series experiment: what was started, what was measured, and when.
+
+    Arguments:
+        times: measurement times, shape `(times,)`, finite, >= 0, non-decreasing.
+        values: measured values, shape `(times, observed)`; NaN marks a value that
+            was not measured (partial data).
+        observed: what each column of `values` measures: a species name, or the
+            name of one of the CRN's `output` declarations (`[pos] - [neg]`).
+        init: initial concentrations that replace the CRN's `init` values for this
+            experiment, e.g. `{"A": 2.0}` (species not listed keep the CRN's).
+        inputs: the input vector for a CRN with `input` declarations.
+        sigma: the measurement noise's standard deviation: a scalar, one per column
+            `(observed,)`, or one per value `(times, observed)`. Residuals are
+            divided by it. Default 1.
+        name: a label for printing.
+
+    Example:
+        >>> import numpy as np
+        >>> from jaxcrn import Experiment
+        >>> e = Experiment([0.0, 1.0, 2.0], [[1.0], [0.37], [np.nan]], ["A"])
+        >>> e.n_observations
+        2
+    """
+
+    times: Float[ArrayLike, " times"] | Sequence[float]
+    values: Float[ArrayLike, "times observed"] | Sequence
+    observed: Sequence[str]
+    init: Mapping[str, float] | None = None
+    inputs: Float[ArrayLike, " inputs"] | Sequence[float] | None = None
+    sigma: float | Float[ArrayLike, "..."] | Sequence | None = None
+    name: str = ""
+
+    def __post_init__(self):
+        label = f"experiment {self.name!r}" if self.name else "the experiment"
+        times = np.asarray(self.times, dtype=np.float64)
+        if times.ndim != 1 or times.size == 0:
+            raise ValueError(f"{label}: times has shape {times.shape}; expected (n,).")
+        if not np.all(np.isfinite(times)) or times.min() < 0:
+            raise ValueError(f"{label}: times must be finite and >= 0.")
+        if np.any(np.diff(times) < 0):
+            i = int(np.flatnonzero(np.diff(times) < 0)[0])
+            raise ValueError(
+                f"{label}: times must be non-decreasing; times[{i + 1}] = "
+                f"{times[i + 1]} comes after times[{i}] = {times[i]}."
+            )
+        observed = tuple(self.observed)
+        if isinstance(self.observed, str) or not observed:
+            raise ValueError(
+                f"{label}: observed must be a non-empty list of species or output "
+                f"names, got {self.observed!r}."
+            )
+        if len(set(observed)) != len(observed):
+            raise ValueError(f"{label}: observed lists a name twice: {observed}.")
+        values = np.asarray(self.values, dtype=np.float64)
+        if values.ndim == 1 and len(observed) == 1:
+            values = values[:, None]
+        if values.shape != (times.size, len(observed)):
+            raise ValueError(
+                f"{label}: values has shape {values.shape}; expected "
+                f"({times.size}, {len(observed)}) (times, observed)."
+            )
+        if np.any(np.isinf(values)):
+            raise ValueError(f"{label}: values has an infinite entry (NaN = missing).")
+        if not np.any(np.isfinite(values)):
+            raise ValueError(f"{label}: every value is missing (NaN).")
+        sigma = 1.0 if self.sigma is None else self.sigma
+        sigma = np.broadcast_to(np.asarray(sigma, dtype=np.float64), values.shape)
+        if not np.all(np.isfinite(sigma)) or sigma.min() <= 0:
+            raise ValueError(f"{label}: sigma must be finite and > 0.")
+        init = dict(self.init or {})
+        for s, v in init.items():
+            if not (math.isfinite(float(v)) and float(v) >= 0):
+                raise ValueError(
+                    f"{label}: init {s} = {v!r}; concentrations are finite and >= 0."
+                )
+        inputs = None
+        if self.inputs is not None:
+            inputs = np.atleast_1d(np.asarray(self.inputs, dtype=np.float64))
+        object.__setattr__(self, "times", times)
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "observed", observed)
+        object.__setattr__(self, "sigma", sigma)
+        object.__setattr__(self, "init", init)
+        object.__setattr__(self, "inputs", inputs)
+
+    @property
+    def n_observations(self) -> int:
+        """Measured (non-NaN) values."""
+        return int(np.isfinite(np.asarray(self.values)).sum())
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FitResult:
+    """The outcome of `fit_rates`. Prints as a table.
+
+    Attributes:
+        crn: the CRN with the fitted rate constants.
+        rates: fitted rate constants, shape `(reactions,)` (fixed ones unchanged).
+        initial_rates: the starting point.
+        free: which rate constants were fitted.
+        std: standard errors of the rate constants (delta method, `rates *
+            log_std`); NaN for fixed ones and for those at a bound.
+        log_std: standard errors of `log(rates)`.
+        interval: 95% intervals `exp(log k -+ 1.96 log_std)`, shape
+            `(reactions, 2)`.
+        covariance: covariance of the free `log(rates)`, `s^2 (J^T J)^-1`.
+        cost: `0.5 * sum(residuals**2)` at the optimum.
+        initial_cost: the same at the starting point.
+        residuals: the weighted residuals at the optimum (measured values only).
+        n_observations, n_free: measured values and fitted parameters.
+        noise_scale: `s`, the rms weighted residual `sqrt(2 cost / (n - p))` that
+            scales the covariance (1 with `absolute_sigma=True`).
+        at_bound: free rate constants that ended at a bound.
+        identifiable: False for free rate constants in the (near) null space of
+            `J^T J`: the data do not determine them (their `std` is inf).
+        iterations: optimiser iterations (accepted steps, for Levenberg-Marquardt).
+        evaluations: simulations of the data set (for Levenberg-Marquardt, each
+            accepted one also computes the Jacobian; for an Optax optimiser each
+            computes a gradient).
+        converged: whether a convergence criterion was met (not the iteration cap).
+        message: why the optimiser stopped.
+        seconds: wall time of the fit, compilation included.
+        history: the cost after each iteration (the first entry: the start).
+        history_seconds: when each `history` entry was reached, in seconds since
+            the call began (compilation included).
+        predictions: the fitted model at each experiment's times, one array of shape
+            `(times, observed)` per experiment.
+    """
+
+    crn: CRN | None
+    labels: tuple[str, ...]
+    rates: np.ndarray
+    initial_rates: np.ndarray
+    free: np.ndarray
+    std: np.ndarray
+    log_std: np.ndarray
+    interval: np.ndarray
+    covariance: np.ndarray
+    cost: float
+    initial_cost: float
+    residuals: np.ndarray
+    n_observations: int
+    n_free: int
+    noise_scale: float
+    at_bound: np.ndarray
+    identifiable: np.ndarray
+    iterations: int
+    evaluations: int
+    converged: bool
+    message: str
+    seconds: float
+    history: tuple[float, ...]
+    history_seconds: tuple[float, ...]
+    predictions: tuple[np.ndarray, ...]
+    optimizer: str
+
+    def __str__(self) -> str:
+        head = (
+            f"fit_rates ({self.optimizer}): {self.n_free} of {self.rates.size} rate "
+            f"constants fitted to {self.n_observations} observations\n"
+            f"{'converged' if self.converged else 'NOT converged'} after "
+            f"{self.iterations} iterations ({self.evaluations} evaluations, "
+            f"{self.seconds:.2f} s): "
+            f"{self.message}\n"
+            f"cost {self.initial_cost:.4g} -> {self.cost:.4g}; rms weighted residual "
+            f"{self.noise_scale:.3g}\n"
+        )
+        rows = [("reaction", "initial", "fitted", "std err", "95% interval")]
+        for i, label in enumerate(self.labels):
+            k = self.rates[i]
+            if not self.free[i]:
+                rows.append((label, "fixed", f"{k:.5g}", "", ""))
+                continue
+            if not self.identifiable[i]:
+                err, ci = "not identifiable", ""
+            elif self.at_bound[i]:
+                err, ci = "at bound", ""
+            else:
+                lo, hi = self.interval[i]
+                err, ci = f"{self.std[i]:.3g}", f"[{lo:.5g}, {hi:.5g}]"
+            rows.append((label, f"{self.initial_rates[i]:.4g}", f"{k:.5g}", err, ci))
+        widths = [max(len(r[c]) for r in rows) for c in range(5)]
+        lines = []
+        for j, r in enumerate(rows):
+            cells = [r[0].ljust(widths[0])] + [
+                r[c].rjust(widths[c]) if c < 4 else r[c].ljust(widths[c])
+                for c in range(1, 5)
+            ]
+            lines.append("  ".join(cells).rstrip())
+            if j == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        return head + "\n" + "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (
+            f"FitResult({self.n_free} free rates, cost {self.cost:.4g}, "
+            f"{'converged' if self.converged else 'not converged'})"
+        )
+
+
+# ---------------------------------------------------------------------------------
+# Problem set-up (host side).
+
+
+@dataclasses.dataclass(frozen=True)
+class _Problem:
+    """Experiments padded to common shapes: (experiments, times[, observed])."""
+
+    y0: np.ndarray  # (E, species)
+    inputs: np.ndarray | None  # (E, inputs)
+    times: np.ndarray  # (E, T), padded with the last time
+    values: np.ndarray  # (E, T, M), 0 where missing
+    weights: np.ndarray  # (E, T, M): 1/sigma where measured, else 0
+    observe: np.ndarray  # (E, M, species): +1/-1 entries
+    t1: float
+    counts: tuple[tuple[int, int], ...]  # per experiment (times, observed)
+
+
+def _observation_row(network: MassActionNetwork, name: str, where: str) -> np.ndarray:
+    row = np.zeros(network.n_species)
+    if name in network.output_names:
+        k = network.output_names.index(name)
+        row[network.output_pos[k]] += 1.0
+        if network.output_neg[k] >= 0:
+            row[network.output_neg[k]] -= 1.0
+        return row
+    if name in network.species:
+        row[network.index(name)] = 1.0
+        return row
+    raise ValueError(
+        f"{where}: observed {name!r} is neither a species nor an output of the CRN "
+        f"(species: {', '.join(network.species[:10])}"
+        f"{', ...' if network.n_species > 10 else ''})."
+    )
+
+
+def _problem(network: MassActionNetwork, data: Sequence[Experiment]) -> _Problem:
+    n_exp = len(data)
+    n_t = max(e.times.size for e in data)
+    n_m = max(len(e.observed) for e in data)
+    s = network.n_species
+    y0 = np.tile(np.asarray(network.y_init, np.float64), (n_exp, 1))
+    inputs = np.zeros((n_exp, network.n_inputs)) if network.n_inputs else None
+    times = np.zeros((n_exp, n_t))
+    values = np.zeros((n_exp, n_t, n_m))
+    weights = np.zeros((n_exp, n_t, n_m))
+    observe = np.zeros((n_exp, n_m, s))
+    counts = []
+    for i, e in enumerate(data):
+        where = f"data[{i}]" + (f" ({e.name})" if e.name else "")
+        for name, v in e.init.items():
+            if name not in network.species:
+                raise ValueError(
+                    f"{where}: init names {name!r}, which is not a species of the CRN."
+                )
+            y0[i, network.index(name)] = float(v)
+        if network.n_inputs:
+            if e.inputs is None or e.inputs.shape != (network.n_inputs,):
+                raise ValueError(
+                    f"{where}: the CRN has {network.n_inputs} inputs "
+                    f"({', '.join(network.input_names[:6])}); give the experiment "
+                    f"inputs of shape ({network.n_inputs},)"
+                    + ("" if e.inputs is None else f", not {e.inputs.shape}")
+                    + "."
+                )
+            assert inputs is not None
+            inputs[i] = e.inputs
+        elif e.inputs is not None and e.inputs.size:
+            raise ValueError(f"{where}: inputs given but the CRN declares no inputs.")
+        nt, nm = e.values.shape
+        times[i, :nt] = e.times
+        times[i, nt:] = e.times[-1]
+        measured = np.isfinite(e.values)
+        values[i, :nt, :nm] = np.where(measured, e.values, 0.0)
+        weights[i, :nt, :nm] = np.where(measured, 1.0 / e.sigma, 0.0)
+        for j, name in enumerate(e.observed):
+            observe[i, j] = _observation_row(network, name, where)
+        counts.append((nt, nm))
+    t1 = float(times.max())
+    if t1 <= 0:
+        raise ValueError("every measurement is at t = 0: there is nothing to fit.")
+    return _Problem(y0, inputs, times, values, weights, observe, t1, tuple(counts))
+
+
+def _rate_index(network_labels: Sequence[str], key, what: str) -> int:
+    if isinstance(key, int | np.integer) and not isinstance(key, bool):
+        if not 0 <= int(key) < len(network_labels):
+            raise ValueError(
+                f"{what}: reaction index {key} is out of range (the CRN has "
+                f"{len(network_labels)} reactions)."
+            )
+        return int(key)
+    if isinstance(key, str):
+        text = key.split("[")[0].strip()
+        matches = [i for i, lab in enumerate(network_labels) if lab == text]
+        if len(matches) == 1:
+            return matches[0]
+        raise ValueError(
+            f"{what}: {key!r} matches {len(matches)} reactions; give a reaction "
+            "index or the reaction's text as format_crn prints it (e.g. 'A + B -> C')."
+        )
+    raise ValueError(f"{what}: {key!r} is not a reaction index or reaction text.")
+
+
+def _bounds(bounds, labels, n) -> tuple[np.ndarray, np.ndarray]:
+    lo = np.zeros(n)
+    hi = np.full(n, np.inf)
+    if bounds is None:
+        return lo, hi
+    if isinstance(bounds, Mapping):
+        for key, pair in bounds.items():
+            i = _rate_index(labels, key, "bounds")
+            lo[i], hi[i] = pair
+    else:
+        a, b = bounds
+        lo = np.broadcast_to(np.asarray(a, np.float64), (n,)).copy()
+        hi = np.broadcast_to(np.asarray(b, np.float64), (n,)).copy()
+    bad = ~((lo >= 0) & (hi > lo))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"bounds for reaction {i} ({labels[i]}) are ({lo[i]}, {hi[i]}); expected "
+            "0 <= lower < upper (rate constants are positive)."
+        )
+    return lo, hi
+
+
+# ---------------------------------------------------------------------------------
+# The residual function (traced).
+
+
+class _Arrays(eqx.Module):
+    """The problem's arrays on the device (dynamic arguments: no recompiling for
+    new values of the same shapes)."""
+
+    y0: Float[Array, "experiments species"]
+    inputs: Float[Array, "experiments inputs"] | None
+    times: Float[Array, "experiments times"]
+    values: Float[Array, "experiments times observed"]
+    weights: Float[Array, "experiments times observed"]
+    observe: Float[Array, "experiments observed species"]
+    t1: Float[Array, ""]
+    free_idx: Int[Array, " free"]
+    fixed_rates: Float[Array, " reactions"]
+
+
+def _arrays(problem: _Problem, free_idx, fixed_rates) -> _Arrays:
+    return _Arrays(
+        y0=jnp.asarray(problem.y0),
+        inputs=None if problem.inputs is None else jnp.asarray(problem.inputs),
+        times=jnp.asarray(problem.times),
+        values=jnp.asarray(problem.values),
+        weights=jnp.asarray(problem.weights),
+        observe=jnp.asarray(problem.observe),
+        t1=jnp.asarray(problem.t1),
+        free_idx=jnp.asarray(free_idx),
+        fixed_rates=jnp.asarray(fixed_rates),
+    )
+
+
+def _predict(network, theta, a: _Arrays, adjoint, options):
+    rates = a.fixed_rates.at[a.free_idx].set(jnp.exp(theta))
+    res = simulate_differentiable(
+        network, a.inputs, a.t1, y0=a.y0, rates=rates, saveat=a.times,
+        adjoint=adjoint, **options,
+    )  # fmt: skip
+    # (E, T, S) x (E, M, S) -> (E, T, M)
+    return jnp.einsum("ets,ems->etm", res.ys, a.observe), res.status
+
+
+def _residuals(network, theta, a: _Arrays, adjoint, options, with_predictions=False):
+    pred, status = _predict(network, theta, a, adjoint, options)
+    r = jnp.where(a.weights > 0, (pred - a.values) * a.weights, 0.0)
+    if with_predictions:
+        return r.reshape(-1), jnp.any(status != 0), pred
+    return r.reshape(-1), jnp.any(status != 0)
+
+
+def _cost(network, theta, a: _Arrays, options):
+    r, failed = _residuals(network, theta, a, "checkpoint", options)
+    return jnp.where(failed, jnp.inf, 0.5 * jnp.sum(r**2))
+
+
+@eqx.filter_jit
+def _residuals_jit(network, theta, a, options):
+    """Residuals, failure flag and predictions."""
+    return _residuals(network, theta, a, "forward", options, with_predictions=True)
+
+
+@eqx.filter_jit
+def _jacobian_jit(network, theta, a, options):
+    """The Jacobian of the residuals, by forward mode (one tangent per free rate),
+    one experiment at a time (`lax.map`): each integrates with its own steps,
+    where a vmapped batch would take every experiment's worst-case steps."""
+    per_experiment = (a.y0, a.inputs, a.times, a.values, a.weights, a.observe)
+
+    def one(fields):
+        one_a = dataclasses.replace(
+            a,
+            **dict(
+                zip(_PER_EXPERIMENT, [None if f is None else f[None] for f in fields])
+            ),
+        )
+        return jax.jacfwd(
+            lambda th: _residuals(network, th, one_a, "forward", options)[0]
+        )(theta)
+
+    jac = jax.lax.map(one, per_experiment)  # (experiments, times * observed, free)
+    return jac.reshape(-1, theta.shape[0])
+
+
+_PER_EXPERIMENT = ("y0", "inputs", "times", "values", "weights", "observe")
+
+
+@eqx.filter_jit
+def _value_and_grad_jit(network, theta, a, options):
+    return jax.value_and_grad(lambda th: _cost(network, th, a, options))(theta)
+
+
+@eqx.filter_jit
+def _optax_step(optimizer, network, theta, state, value, grad, lo, hi, a, options):
+    import optax
+
+    def value_fn(th):
+        return _cost(network, th, a, options)
+
+    # optax computes `b1 ** count` (float ** int32), which strict promotion rejects
+    with jax.numpy_dtype_promotion("standard"):
+        if isinstance(optimizer, optax.GradientTransformationExtraArgs):
+            updates, state = optimizer.update(
+                grad, state, theta, value=value, grad=grad, value_fn=value_fn
+            )
+        else:
+            updates, state = optimizer.update(grad, state, theta)
+        theta = jnp.clip(optax.apply_updates(theta, updates), lo, hi)
+    value, grad = jax.value_and_grad(value_fn)(theta)
+    return theta, state, value, grad
+
+
+# ---------------------------------------------------------------------------------
+# Optimisers.
+
+
+def _levenberg_marquardt(
+    fun, jac, theta, lo, hi, *, max_iterations, ftol, xtol, gtol, history
+):
+    """Levenberg-Marquardt with Marquardt's diagonal scaling and Nielsen's damping
+    update; steps are projected onto the bounds (box in log space). `fun(theta)`
+    returns the residuals and a failure flag, `jac(theta)` the Jacobian, computed
+    only at accepted points (a rejected trial costs one simulation)."""
+    r, failed = fun(theta)
+    if failed or not np.all(np.isfinite(r)):
+        raise FloatingPointError(
+            "the simulation fails at the starting rates (NaN or out of solver steps); "
+            "start closer, or raise max_steps."
+        )
+    cost = 0.5 * float(r @ r)
+    history.append(cost)
+    J = jac(theta)
+    n_eval = 1
+    lam, nu = 1e-3, 2.0
+    message, converged = "reached max_iterations", False
+    it = 0
+    for it in range(1, max_iterations + 1):
+        g = J.T @ r
+        A = J.T @ J
+        # free directions: not pushing out of an active bound
+        at_lo = (theta <= lo + 1e-12) & (g > 0)
+        at_hi = (theta >= hi - 1e-12) & (g < 0)
+        active = ~(at_lo | at_hi)
+        if np.max(np.abs(g[active]), initial=0.0) <= gtol * max(1.0, cost):
+            message, converged = "gradient below gtol", True
+            break
+        d = np.maximum(np.diag(A), 1e-12 * max(np.max(np.diag(A)), 1e-300))
+        ia = np.flatnonzero(active)
+        while True:
+            M = A + lam * np.diag(d)
+            step = np.zeros_like(theta)
+            try:
+                step[ia] = np.linalg.solve(M[np.ix_(ia, ia)], -g[ia])
+            except np.linalg.LinAlgError:
+                step[ia] = np.linalg.lstsq(M[np.ix_(ia, ia)], -g[ia], rcond=None)[0]
+            new = np.clip(theta + step, lo, hi)
+            step = new - theta
+            predicted = -(g @ step + 0.5 * step @ A @ step)
+            r_new, failed = fun(new)
+            n_eval += 1
+            ok = (not failed) and bool(np.all(np.isfinite(r_new)))
+            cost_new = 0.5 * float(r_new @ r_new) if ok else np.inf
+            rho = (cost - cost_new) / predicted if predicted > 0 else -1.0
+            small = np.linalg.norm(step) <= xtol * (np.linalg.norm(theta) + xtol)
+            if ok and cost_new <= cost and rho > 0:
+                lam *= max(1 / 3, 1 - (2 * rho - 1) ** 3)
+                nu = 2.0
+                drop = cost - cost_new
+                theta, r, cost = new, r_new, cost_new
+                J = jac(theta)
+                history.append(cost)
+                if drop <= ftol * cost_new:
+                    message, converged = "relative cost reduction below ftol", True
+                elif small:
+                    message, converged = "step below xtol", True
+                break
+            lam *= nu
+            nu *= 2.0
+            if small or lam > 1e16:
+                message = "no step reduces the cost (step below xtol)"
+                converged = True
+                break
+        if converged:
+            break
+    return theta, r, J, cost, it, n_eval, message, converged
+
+
+def _first_order(
+    step, value_and_grad, fun, jac, theta, optimizer, *, max_iterations, ftol, history
+):
+    """An Optax optimiser on `0.5 * ||r||^2`, projected onto the bounds."""
+    params = jnp.asarray(theta)
+    with jax.numpy_dtype_promotion("standard"):
+        state = optimizer.init(params)
+    value, grad = value_and_grad(params)
+    n_eval = 1
+    history.append(float(value))
+    best = (float(value), np.asarray(params))
+    message, converged = "reached max_iterations", False
+    it = 0
+    stall = 0
+    for it in range(1, max_iterations + 1):
+        params, state, value, grad = step(params, state, value, grad)
+        n_eval += 1
+        new_value = float(value)
+        history.append(new_value)
+        if not np.isfinite(new_value):
+            message = "the cost became NaN or inf (a simulation failed); lower the step"
+            break
+        if new_value < best[0]:
+            improvement = best[0] - new_value
+            best = (new_value, np.asarray(params))
+            stall = 0 if improvement > ftol * new_value else stall + 1
+        else:
+            stall += 1
+        if stall >= 50:
+            message = "no cost reduction above ftol in 50 steps"
+            converged = True
+            break
+    theta = best[1]
+    r, _ = fun(theta)
+    return theta, r, jac(theta), best[0], it, n_eval, message, converged
+
+
+# ---------------------------------------------------------------------------------
+
+
+def fit_rates(
+    crn: CRN | MassActionNetwork,
+    data: Experiment | Iterable[Experiment],
+    *,
+    rates: Float[ArrayLike, " reactions"] | Sequence[float] | None = None,
+    fixed: Iterable[int | str] = (),
+    bounds: Any = None,
+    optimizer: Any = None,
+    max_iterations: int | None = None,
+    ftol: float = 1e-8,
+    xtol: float = 1e-8,
+    gtol: float = 1e-8,
+    absolute_sigma: bool = False,
+    solver=None,
+    rtol: float = 1e-8,
+    atol: float = 1e-12,
+    max_steps: int = 16_384,
+) -> FitResult:
+    """Fit rate constants to time-series data (several experiments, partial data).
+
+    Minimises `0.5 * sum(((prediction - value) / sigma)**2)` over every measured
+    value of every experiment, in the logarithms of the free rate constants (so
+    they stay positive and rates of different magnitudes are scaled alike). The
+    uncertainty is the Gauss-Newton/Fisher approximation at the optimum:
+    `cov(log k) = s^2 (J^T J)^-1`, `J` the Jacobian of the weighted residuals and
+    `s^2 = 2 cost / (n - p)` (or 1 with `absolute_sigma=True`, when `sigma` is the
+    true noise level).
+
+    Arguments:
+        crn: the network (its rate constants are the default starting point), or a
+            compiled `MassActionNetwork`.
+        data: one `Experiment` or several.
+        rates: starting rate constants, shape `(reactions,)`, all > 0 where free.
+        fixed: reactions whose rate constants are not fitted: indices, or the
+            reaction's text as `format_crn` prints it (`"A + B -> C"`).
+        bounds: `(lower, upper)` for every rate constant (scalars or arrays of
+            shape `(reactions,)`), or a dict `{reaction: (lower, upper)}`.
+        optimizer: None for Levenberg-Marquardt (Jacobian by forward-mode
+            sensitivities; converges in a few iterations on least-squares problems,
+            see `benchmarks/fit.py`), or an Optax `GradientTransformation` (e.g.
+            `optax.adam(0.05)`, `optax.lbfgs()`) applied to the gradient of the cost
+            by reverse mode.
+        max_iterations: iteration cap (default 100 for Levenberg-Marquardt, 2,000
+            for an Optax optimiser).
+        ftol, xtol, gtol: stop when an accepted step lowers the cost by less than
+            `ftol * cost`, moves `log k` by less than `xtol * (|log k| + xtol)`, or
+            the gradient's largest entry is below `gtol * max(1, cost)`.
+        absolute_sigma: take `sigma` as the true noise level (do not rescale the
+            covariance by the residuals).
+        solver, rtol, atol, max_steps: passed to `simulate_differentiable`
+            (default Rodas5P, rtol 1e-8, atol 1e-12: float64).
+
+    Returns:
+        A `FitResult` (prints as a table of rates, standard errors and intervals).
+
+    Example:
+        >>> import jax; jax.config.update("jax_enable_x64", True)
+        >>> import numpy as np
+        >>> from jaxcrn import Experiment, fit_rates, parse_crn
+        >>> crn = parse_crn("A -> B [k=1]\\ninit A = 1")   # k = 1: a poor guess
+        >>> t = np.linspace(0.5, 5.0, 10)
+        >>> a = np.exp(-0.3 * t) + np.random.default_rng(0).normal(0, 0.01, 10)
+        >>> fit = fit_rates(crn, Experiment(t, a[:, None], ["A"]))
+        >>> round(float(fit.rates[0]), 2), fit.converged
+        (0.3, True)
+    """
+    start_time = time.perf_counter()
+    if isinstance(crn, CRN):
+        network = compile_crn(crn)
+        labels = tuple(_label(r) for r in crn.reactions)
+        sym = crn
+    elif isinstance(crn, MassActionNetwork):
+        network = crn
+        labels = tuple(f"reaction {i}" for i in range(crn.n_reactions))
+        sym = None
+    else:
+        raise TypeError(
+            f"fit_rates expects a CRN or a MassActionNetwork, got {type(crn).__name__}."
+        )
+    if not jnp.issubdtype(network.y_init.dtype, jnp.float64):
+        raise ValueError(
+            "fit_rates needs float64: call jax.config.update('jax_enable_x64', True) "
+            "before compiling the network (fits need tolerances float32 cannot give)."
+        )
+    experiments = [data] if isinstance(data, Experiment) else list(data)
+    if not experiments:
+        raise ValueError("data is empty: give at least one Experiment.")
+    for i, e in enumerate(experiments):
+        if not isinstance(e, Experiment):
+            raise TypeError(f"data[{i}] is a {type(e).__name__}, not an Experiment.")
+    n = network.n_reactions
+    k0 = np.asarray(network.rates if rates is None else rates, dtype=np.float64)
+    if k0.shape != (n,):
+        raise ValueError(f"rates has shape {k0.shape}; the CRN has {n} reactions.")
+    free = np.ones(n, bool)
+    for key in fixed:
+        free[_rate_index(labels, key, "fixed")] = False
+    if not free.any():
+        raise ValueError("every rate constant is fixed: there is nothing to fit.")
+    bad = free & ~(np.isfinite(k0) & (k0 > 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"the starting rate of reaction {i} ({labels[i]}) is {k0[i]}; free rate "
+            "constants must start > 0 (they are fitted as logarithms)."
+        )
+    lo, hi = _bounds(bounds, labels, n)
+    outside = free & ((k0 < lo) | (k0 > hi))
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise ValueError(
+            f"the starting rate of reaction {i} ({labels[i]}) is {k0[i]}, outside its "
+            f"bounds ({lo[i]}, {hi[i]})."
+        )
+    problem = _problem(network, experiments)
+    n_obs = sum(e.n_observations for e in experiments)
+    free_idx = np.flatnonzero(free)
+    p = free_idx.size
+    if n_obs < p:
+        raise ValueError(
+            f"{n_obs} observations cannot determine {p} free rate constants; fix some "
+            "(fixed=...) or add data."
+        )
+    options = dict(solver=solver, rtol=rtol, atol=atol, max_steps=max_steps)
+    arrays = _arrays(problem, free_idx, k0)
+    mask = problem.weights.reshape(-1) > 0
+    with np.errstate(divide="ignore"):
+        lo_t, hi_t = np.log(lo[free_idx]), np.log(hi[free_idx])
+    theta0 = np.log(k0[free_idx])
+
+    predictions_at: dict = {}
+
+    def fun(th):
+        r, failed, pred = _residuals_jit(network, jnp.asarray(th), arrays, options)
+        predictions_at["last"] = (np.asarray(th), pred)
+        return np.asarray(r)[mask], bool(failed)
+
+    def jac(th):
+        J = _jacobian_jit(network, jnp.asarray(th), arrays, options)
+        return np.asarray(J)[mask]
+
+    history = _History(start_time)
+    if optimizer is None:
+        name = "Levenberg-Marquardt"
+        theta, r, J, cost, iters, n_eval, message, converged = _levenberg_marquardt(
+            fun,
+            jac,
+            theta0,
+            lo_t,
+            hi_t,
+            max_iterations=100 if max_iterations is None else max_iterations,
+            ftol=ftol,
+            xtol=xtol,
+            gtol=gtol,
+            history=history,
+        )
+    else:
+        lo_j, hi_j = jnp.asarray(lo_t), jnp.asarray(hi_t)
+
+        def step(th, state, value, grad):
+            return _optax_step(
+                optimizer, network, th, state, value, grad, lo_j, hi_j, arrays, options
+            )
+
+        name = "Optax optimiser"
+        theta, r, J, cost, iters, n_eval, message, converged = _first_order(
+            step,
+            lambda th: _value_and_grad_jit(network, th, arrays, options),
+            fun,
+            jac,
+            theta0,
+            optimizer,
+            max_iterations=2000 if max_iterations is None else max_iterations,
+            ftol=ftol,
+            history=history,
+        )
+    dof = n_obs - p
+    s2 = 1.0 if absolute_sigma else (2 * cost / dof if dof > 0 else np.nan)
+    at_bound = np.zeros(n, bool)
+    at_bound[free_idx] = (theta <= lo_t + 1e-9) | (theta >= hi_t - 1e-9)
+    cov, ident = _covariance(J, s2)
+    identifiable = np.ones(n, bool)
+    identifiable[free_idx] = ident
+    log_std = np.full(n, np.nan)
+    log_std[free_idx] = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    log_std[free_idx[~ident]] = np.inf
+    log_std[at_bound] = np.nan
+    fitted = k0.copy()
+    fitted[free_idx] = np.exp(theta)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf for unidentifiable
+        std = fitted * log_std
+        interval = np.stack(
+            [fitted * np.exp(-1.96 * log_std), fitted * np.exp(1.96 * log_std)],
+            axis=1,
+        )
+    last_theta, pred = predictions_at["last"]
+    if not np.array_equal(last_theta, theta):
+        r, _ = fun(theta)
+        pred = predictions_at["last"][1]
+    pred = np.asarray(pred)
+    predictions = tuple(pred[i, :nt, :nm] for i, (nt, nm) in enumerate(problem.counts))
+    return FitResult(
+        crn=None if sym is None else sym.with_rates(fitted.tolist()),
+        labels=labels,
+        rates=fitted,
+        initial_rates=k0,
+        free=free,
+        std=std,
+        log_std=log_std,
+        interval=interval,
+        covariance=cov,
+        cost=float(cost),
+        initial_cost=float(history[0]),
+        residuals=np.asarray(r),
+        n_observations=n_obs,
+        n_free=p,
+        noise_scale=float(math.sqrt(s2)) if np.isfinite(s2) else float("nan"),
+        at_bound=at_bound,
+        identifiable=identifiable,
+        iterations=iters,
+        evaluations=n_eval,
+        converged=converged,
+        message=message,
+        seconds=time.perf_counter() - start_time,
+        history=tuple(history),
+        history_seconds=tuple(history.seconds),
+        predictions=predictions,
+        optimizer=name,
+    )
+
+
+class _History(list):
+    """Costs, and when each was reached."""
+
+    def __init__(self, start: float):
+        super().__init__()
+        self.start = start
+        self.seconds: list[float] = []
+
+    def append(self, cost) -> None:
+        super().append(float(cost))
+        self.seconds.append(time.perf_counter() - self.start)
+
+
+def _label(reaction) -> str:
+    return reaction.text().split("  [")[0]
+
+
+def _covariance(J: np.ndarray, s2: float) -> tuple[np.ndarray, np.ndarray]:
+    """`s2 * (J^T J)^+` by SVD of `J`; parameters with weight on singular values
+    below `1e-10 * largest` are not identifiable."""
+    p = J.shape[1]
+    if J.size == 0:
+        return np.full((p, p), np.nan), np.zeros(p, bool)
+    _, sv, vt = np.linalg.svd(J, full_matrices=False)
+    keep = sv > 1e-10 * sv[0] if sv.size and sv[0] > 0 else np.zeros_like(sv, bool)
+    inv = np.where(keep, 1.0 / np.where(keep, sv, 1.0) ** 2, 0.0)
+    cov = (vt.T * inv) @ vt * s2
+    null = vt[~keep]
+    ident = np.all(np.abs(null) < 1e-6, axis=0) if null.size else np.ones(p, bool)
+    return cov, ident

@@ -1,0 +1,164 @@
+"""fit_rates: recovering known rate constants from noisy synthetic data (within the
+estimated uncertainty, and with calibrated 95% intervals over repeated noise), fixed
+rates and bounds, partial data, printing, and bad input."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxcrn import (
+    Experiment,
+    compile_crn,
+    fit_rates,
+    parse_crn,
+    simulate_differentiable,
+)
+
+
+TRUE = np.array([1.5, 0.4, 0.25])
+CRN = parse_crn("A + B <=> C [kf=1, kr=1]\nC -> D [k=1]\ninit A = 1\ninit B = 0.8")
+START = np.array([0.5, 1.0, 1.0])  # every rate wrong by a factor 2.5-4
+TIMES = np.linspace(0.25, 8.0, 12)
+SIGMA = 0.003
+
+
+def _clean():
+    """Noise-free trajectories of two experiments at the true rates."""
+    net = compile_crn(CRN.with_rates(TRUE.tolist()))
+    y0 = np.array([[1.0, 0.8, 0.0, 0.0], [0.5, 1.5, 0.2, 0.0]])
+    res = simulate_differentiable(
+        net, None, jnp.asarray(TIMES[-1]), y0=y0, saveat=jnp.asarray(TIMES),
+        rtol=1e-10, atol=1e-12,
+    )  # fmt: skip
+    return np.asarray(res.ys)  # (2, times, species A B C D)
+
+
+CLEAN = _clean()
+
+
+def _data(seed):
+    rng = np.random.default_rng(seed)
+    noisy = CLEAN + rng.normal(0.0, SIGMA, CLEAN.shape)
+    # experiment 1: A and C measured; C missing at two times (partial data)
+    first = noisy[0][:, [0, 2]].copy()
+    first[[3, 7], 1] = np.nan
+    # experiment 2, other initial conditions: only D and B measured
+    second = noisy[1][:, [3, 1]]
+    return [
+        Experiment(TIMES, first, ["A", "C"], sigma=SIGMA, name="std"),
+        Experiment(
+            TIMES, second, ["D", "B"], init={"A": 0.5, "B": 1.5, "C": 0.2},
+            sigma=SIGMA,
+        ),
+    ]  # fmt: skip
+
+
+def test_recovers_true_rates_within_estimated_uncertainty():
+    fit = fit_rates(CRN, _data(0), rates=START)
+    assert fit.converged, fit.message
+    assert fit.n_observations == 12 * 4 - 2
+    z = (np.log(fit.rates) - np.log(TRUE)) / fit.log_std
+    assert np.all(np.abs(z) < 3), (fit.rates, fit.log_std)
+    assert np.all(fit.log_std < 0.1)  # and the data pin them down (within 10%)
+    # the noise level is estimated from the residuals: close to sigma's 1
+    assert 0.7 < fit.noise_scale < 1.3
+    assert fit.cost < 0.01 * fit.initial_cost
+    # predictions of the fitted model at the measured times, per experiment
+    assert fit.predictions[0].shape == (12, 2)
+    measured = np.isfinite(_data(0)[0].values)
+    resid = (fit.predictions[0] - _data(0)[0].values)[measured]
+    assert np.sqrt(np.mean(resid**2)) < 2 * SIGMA
+    text = str(fit)
+    assert "A + B -> C" in text and "95% interval" in text and "converged" in text
+
+
+def test_intervals_are_calibrated_over_repeated_noise():
+    # 30 noise draws x 3 rates: the true rate should lie in its 95% interval about
+    # 95% of the time (over 200 draws: 91-93%; intervals half as wide as they should
+    # be would cover about 68%)
+    hits = []
+    for seed in range(1, 31):
+        fit = fit_rates(CRN, _data(seed), rates=START)
+        lo, hi = fit.interval.T
+        hits.extend((lo <= TRUE) & (TRUE <= hi))
+    assert 0.8 <= np.mean(hits) <= 1.0, np.mean(hits)
+
+
+def test_fixed_rates_and_bounds():
+    fit = fit_rates(CRN, _data(0), rates=START * [1, 1, 0.25 / 1.0], fixed=["C -> D"])
+    assert fit.rates[2] == 0.25 and not fit.free[2] and np.isnan(fit.std[2])
+    assert "fixed" in str(fit)
+    z = (np.log(fit.rates[:2]) - np.log(TRUE[:2])) / fit.log_std[:2]
+    assert np.all(np.abs(z) < 3)
+    # an upper bound below the truth: the estimate stops at the bound
+    fit = fit_rates(CRN, _data(0), rates=START, bounds={0: (0.1, 1.0)})
+    assert fit.rates[0] == pytest.approx(1.0) and fit.at_bound[0]
+    assert "at bound" in str(fit)
+
+
+def test_bad_input_is_named():
+    data = _data(0)
+    with pytest.raises(ValueError, match="'E' is neither a species nor an output"):
+        fit_rates(CRN, [Experiment(TIMES, CLEAN[0][:, :1], ["E"])])
+    with pytest.raises(
+        ValueError, match=r"values has shape \(12, 2\); expected \(12, 1\)"
+    ):
+        Experiment(TIMES, CLEAN[0][:, :2], ["A"])
+    with pytest.raises(ValueError, match=r"times\[2\] = 0.1 comes after"):
+        Experiment([0.0, 0.5, 0.1], [[1.0], [1.0], [1.0]], ["A"])
+    with pytest.raises(ValueError, match="must start > 0"):
+        fit_rates(CRN, data, rates=[0.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="every rate constant is fixed"):
+        fit_rates(CRN, data, fixed=[0, 1, 2])
+    with pytest.raises(ValueError, match="matches 0 reactions"):
+        fit_rates(CRN, data, fixed=["A -> D"])
+    with pytest.raises(ValueError, match="outside its bounds"):
+        fit_rates(CRN, data, rates=START, bounds=(0.6, 10.0))
+
+
+@pytest.mark.slow
+def test_fit_notebook_runs_top_to_bottom():
+    import os
+
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    nb = nbformat.read(
+        os.path.join(root, "experiments", "notebooks", "fit_rates.ipynb"), 4
+    )
+    nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": root}}
+    ).execute()
+    text = "".join(
+        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+    )
+    assert "converged after" in text
+    assert "true rates inside the 95% intervals: [True, True, True]" in text
+
+
+@pytest.mark.slow
+def test_readme_fit_example_prints_what_the_readme_shows(monkeypatch):
+    import contextlib
+    import io
+    import os
+    import re
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "README.md")) as f:
+        readme = f.read()
+    match = re.search(
+        r"```python\n([^`]*?jaxcrn\.fit_rates\([^`]*?)```\n\nprints\n\n```text\n(.*?)```",
+        readme,
+        flags=re.S,
+    )
+    assert match, "README has no fit_rates example followed by its output"
+    code, shown = match.groups()
+    monkeypatch.chdir(root)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        exec(compile(code, "README.md", "exec"), {})
+
+    def normal(text):  # the wall time varies
+        return re.sub(r"\d+\.\d+ s\)", "... s)", text).strip()
+
+    assert normal(buf.getvalue()) == normal(shown)
