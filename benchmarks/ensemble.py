@@ -5,8 +5,12 @@ samples (the test inputs repeated to N):
 
 - `inputs`: N input vectors at the network's rates, to t1;
 - `inputs_long`: the same to t1 / LOW, the time the slowest rate set needs;
+- `rates_same`: the inputs of `inputs_long` with N copies of the network's own
+  rates passed as per-sample `rates` (the same ODEs: what carrying a rate vector
+  per lane costs);
 - `rates`: N random rate sets, every rate log-uniform in [LOW, HIGH] (sample i
-  with input i mod the test set), in one `simulate_batch` call, to t1 / LOW.
+  with input i mod the test set), in one `simulate_batch` call, to t1 / LOW
+  (other ODEs: slower and stiffer rate sets take more steps).
 
 Every case is checked first: the argmax of every sample equals the network's
 (rate independence). Each record has the time per sample (the best of the timed
@@ -128,9 +132,11 @@ def main() -> None:
         nn = jaxcrn.forward(model, x)
         rates = scan.log_uniform(net, args.n, args.low, args.high, seed=args.seed)
         t_long = args.t1 / args.low
+        same = np.repeat(np.asarray(net.rates)[None, :], args.n, axis=0)
         cases = [
             ("inputs", args.t1, None),
             ("inputs_long", t_long, None),
+            ("rates_same", t_long, same),
             ("rates", t_long, rates),
         ]
         m = {
@@ -169,7 +175,7 @@ def main() -> None:
                 rec["vs_inputs"] = round(
                     rec["us_per_sample"] / recs["inputs"]["us_per_sample"], 3
                 )
-            if case == "rates":
+            if case.startswith("rates"):
                 rec["vs_inputs_long"] = round(
                     rec["us_per_sample"] / recs["inputs_long"]["us_per_sample"], 3
                 )
@@ -189,7 +195,8 @@ def main() -> None:
             "factor": args.factor,
         }
         recs = {}
-        for case, r in (("inputs", None), ("rates", rates)):
+        same = np.repeat(np.asarray(net.rates)[None, :], args.n, axis=0)
+        for case, r in (("inputs", None), ("rates_same", same), ("rates", rates)):
 
             def call(r=r):
                 return jaxcrn.simulate_batch(net, x, t1, rates=r, **kw)
@@ -198,7 +205,7 @@ def main() -> None:
             plan = jaxcrn.plan_batch(net, args.n, rates=r, solver=solver)
             rec = record(m, case, res, first, best, args.n, plan, t1)
             recs[case] = rec
-            if case == "rates":
+            if case != "inputs":
                 rec["vs_inputs"] = round(
                     rec["us_per_sample"] / recs["inputs"]["us_per_sample"], 3
                 )

@@ -46,16 +46,16 @@ CELLS = [
         "res = jaxcrn.simulate_batch(net, data.test.x, 30.0, saveat=151, "
         "progress=True)\n"
         "res = res.with_names(classes=data.class_names)  # outputs y0..y2: classes\n"
-        "table = res.to_dataframe(\"final\")   # one row per sample (pandas)\n"
+        'table = res.to_dataframe("final")   # one row per sample (pandas)\n'
         "table.head()",
     ),
     (
         "code",
         "nn = jaxcrn.forward(model, data.test.x)\n"
-        "agree = table[\"argmax\"].to_numpy() == nn.argmax(1)\n"
+        'agree = table["argmax"].to_numpy() == nn.argmax(1)\n'
         'print(f"argmax agreement {agree.sum()}/{len(agree)}, max |CRN - NN| at t=30: '
         '{np.abs(res.outputs_final - nn).max():.3g}")\n'
-        "res.to_dataframe().query(\"sample == 0\").iloc[::30]   # trajectories",
+        'res.to_dataframe().query("sample == 0").iloc[::30]   # trajectories',
     ),
     (
         "code",
@@ -76,7 +76,7 @@ CELLS = [
         "# convergence times per sample, computed on device\n"
         "ct = jax.vmap(lambda t, o, f: jaxcrn.convergence_times(t, o, f, eps=1e-2))("
         "res.ts, res.outputs, res.outputs_final)\n"
-        "jaxcrn.plot.convergence_histogram({\"within 1e-2\": ct.all_abs_time, "
+        'jaxcrn.plot.convergence_histogram({"within 1e-2": ct.all_abs_time, '
         '"stable argmax": ct.argmax_time})\nplt.show()',
     ),
     (

@@ -22,9 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from ._network import MassActionNetwork, compile_crn
 from ._crn import CRN
 from ._differentiable import simulate_differentiable
+from ._network import MassActionNetwork, compile_crn
 
 
 __all__ = ["Experiment", "FitResult", "fit_rates"]

@@ -236,6 +236,34 @@ def test_compiled_network_agrees_with_forward_pass(iris_nets):
         np.testing.assert_allclose(a.y_final[0, i], abs(x[0, 0]) * np.exp(-60.0))
 
 
+@pytest.mark.parametrize("solver", ["tsit5", "rodas5p"])
+def test_exact_inputs_with_a_decay_rate_per_species(iris_nets, solver):
+    """A rate ensemble gives every input species its own decay rate: the inputs
+    stay exact (forcing per decay reaction, and its time derivative in Rodas5P),
+    and equal the same rate sets integrated with the inputs in the state."""
+    params, _, reduced = iris_nets
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(4, 4))
+    rates = np.exp(rng.uniform(np.log(0.2), np.log(5.0), (4, reduced.n_reactions)))
+    plan = plan_batch(reduced, 4, rates=rates, solver=solver)
+    assert plan.exact_inputs and not plan.common_decay
+    assert "a decay rate per species" in str(plan)
+    ts = np.linspace(0.0, 40.0, 9)
+    kw = dict(rates=rates, saveat=ts, save="species", solver=solver, **TOL)
+    a = simulate_batch(reduced, x, 40.0, **kw)
+    b = simulate_batch(reduced, x, 40.0, exact_inputs=False, **kw)
+    assert (a.status == 0).all() and (b.status == 0).all()
+    np.testing.assert_allclose(a.ys, b.ys, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(
+        a.outputs_final.argmax(1), forward(params, x).argmax(1)
+    )
+    # an input species holds X(0) exp(-K t), K the sum of its own decay rates
+    s = reduced.structure
+    i = reduced.index("X0p") if x[0, 0] > 0 else reduced.index("X0n")
+    k = sum(rates[0, r] for r in range(s.n_reactions) if s.reactants[r] == (i,))
+    np.testing.assert_allclose(a.ys[0, :, i], abs(x[0, 0]) * np.exp(-k * ts))
+
+
 def test_per_sample_rates_and_states(dimerisation):
     """`rates` `(batch, reactions)` and `y0` `(batch, species)`: each sample equals
     a run of the network with those rates and initial state."""

@@ -149,11 +149,12 @@ def _initial(network, forcing: Forcing | None, rows, x, base, rates, offset):
         rates_l = jnp.broadcast_to(rates, (m, rates.shape[-1]))
     if forcing is None:
         p = LaneParams(None, None, None)
+        k_decay = jnp.zeros((m, 0), y0.dtype)
     else:
         shared = net.rates if rates_l is None else rates_l
-        c, decay = forcing.params(shared, y0)
-        p = LaneParams(None, c.T, decay)  # sample-first
-    return y0, state, rates_l, p
+        force, decay, k_decay = forcing.params(shared, y0)
+        p = LaneParams(None, force, decay)  # sample-first
+    return y0, state, rates_l, p, k_decay
 
 
 class _Share:
@@ -212,7 +213,7 @@ class _Share:
         """Simulate the share; `real`: how many of its rows are samples (the rest
         pad it to the common share size, and are not counted as progress)."""
         self.real = real
-        y0_net, y0, rates_l, p = _initial(
+        y0_net, y0, rates_l, p, k_decay = _initial(
             network, forcing, rows, x, base, rates, offset
         )
         if rates_l is not None:
@@ -240,8 +241,7 @@ class _Share:
         steady, t_steady, saved = L.finalize(
             self.system, self.saving, record, p, self.ctl.steady_tol
         )
-        decay = jnp.zeros((m,), dtype) if p.decay is None else p.decay
-        return y0_net, record, steady, t_steady, saved, decay
+        return y0_net, record, steady, t_steady, saved, k_decay
 
     def _continue_stiff(self, stepper, queue, record):
         """Continue the samples that Tsit5 stopped as stiff, from where they
@@ -503,7 +503,7 @@ def simulate_batch(
     if procs.many and chunk_size is None and plan.chunk_size * procs.count > n:
         # every process gets a share of the batch
         plan = make_plan(max(1, -(-n // procs.count)))
-    system, smap = build_system(network, plan.exact_inputs)
+    system, smap = build_system(network, plan.exact_inputs, plan.common_decay)
     state_row = smap.state_row()
     n_state = system.n_state
     if save == "outputs":
@@ -533,7 +533,7 @@ def simulate_batch(
         jnp.asarray(max_steps, jnp.int32),
         jnp.asarray(steady_tol, dtype),
     )
-    forcing = Forcing.of(smap, dtype) if smap.exact else None
+    forcing = Forcing.of(smap, dtype, plan.common_decay) if smap.exact else None
     engine = _Engine(
         plan=plan,
         network=network,
@@ -839,7 +839,7 @@ def _assemble(results, m, network, smap, saving, ts, save, keep_states, dtype):
     y_full[:, smap.rows] = y_state
     if smap.exact:
         d = smap.decay_species
-        y_full[:, d] = y0_net[:, d] * np.exp(-decay[:, None] * t_final[:, None])
+        y_full[:, d] = y0_net[:, d] * np.exp(-decay * t_final[:, None])
     y_full = np.where(ok[:, None], y_full, np.nan)
     out_final = _read(network, y_full)
     ys = None
@@ -855,7 +855,7 @@ def _assemble(results, m, network, smap, saving, ts, save, keep_states, dtype):
                 d = smap.decay_species
                 saved = saved.copy()
                 saved[:, :, d] = y0_net[:, None, d] * np.exp(
-                    -decay[:, None, None] * np.asarray(ts)[None, :, None]
+                    -decay[:, None, :] * np.asarray(ts)[None, :, None]
                 )
             ys = saved
             outputs = _read(network, saved)

@@ -51,7 +51,8 @@ class BatchPlan:
             "none" (explicit methods only).
         layout: the network's array layout ("dense", "sparse", "layered").
         exact_inputs: freely decaying species (the inputs of compiled networks)
-            solved exactly and left out of the state.
+            solved exactly and left out of the state (at one common decay rate
+            per sample, or, when the rates make them differ, one per species).
         n_state: rows of the engine's state.
         lanes: samples integrated side by side per worker.
         chunk_size: samples per engine call (progress and memory granularity).
@@ -77,6 +78,7 @@ class BatchPlan:
     solver: object = dataclasses.field(default=None, repr=False, compare=False)
     device_objects: tuple = dataclasses.field(default=(), repr=False, compare=False)
     unroll: bool = dataclasses.field(default=True, repr=False, compare=False)
+    common_decay: bool = dataclasses.field(default=True, repr=False, compare=False)
 
     @property
     def stiff_switch(self) -> bool:
@@ -90,13 +92,18 @@ class BatchPlan:
             if f.name not in ("solver", "device_objects")
         }
 
+    def _exact_str(self) -> str:
+        if not self.exact_inputs:
+            return "no"
+        return "yes" if self.common_decay else "yes (a decay rate per species)"
+
     def __str__(self) -> str:
         rows = [
             ("batch", f"{self.batch:,} samples"),
             ("stepper", self.stepper),
             ("linear solve", self.linear_solve),
             ("layout", self.layout),
-            ("exact inputs", "yes" if self.exact_inputs else "no"),
+            ("exact inputs", self._exact_str()),
             ("state rows", str(self.n_state)),
             ("lanes", f"{self.lanes} per worker"),
             ("chunk size", str(self.chunk_size)),
@@ -181,10 +188,10 @@ def plan_batch(
         devices: the devices to run on (default: `jax.devices()` of the default
             backend on accelerators, the first CPU device on a CPU).
         exact_inputs: solve the freely decaying species exactly (see
-            `LaneSystem`); default: when the network has such species, they decay
-            at one common rate in every rate set, and no output reads them.
+            `LaneSystem`); default: when the network has such species and no
+            output reads them.
         rates: per-sample rate constants `(batch, reactions)` if any (they decide
-            whether `exact_inputs` is possible).
+            the form of the exact inputs' forcing).
         n_saved: values saved per sample (times x values), for the chunk size.
 
     Example:
@@ -212,24 +219,24 @@ def plan_batch(
     # exact inputs
     d_species, d_rxns = free_decay_split(network)
     possible = d_species.size > 0 and network.n_species - d_species.size > 0
-    why_not = ""
+    common = True
     if possible:
         rate_sets = (
             np.asarray(network.rates)[None, :] if rates is None else np.asarray(rates)
         )
-        common = common_decay(network, d_species, d_rxns, rate_sets)
-        if not np.isfinite(common).all():
-            possible = False
-            why_not = "the freely decaying species do not decay at one common rate"
-    else:
-        why_not = "the network has no freely decaying species (that no output reads)"
+        common = bool(
+            np.isfinite(common_decay(network, d_species, d_rxns, rate_sets)).all()
+        )
     if exact_inputs is None:
         exact = possible
     elif exact_inputs and not possible:
-        raise ValueError(f"exact_inputs=True is not possible: {why_not}.")
+        raise ValueError(
+            "exact_inputs=True is not possible: the network has no freely decaying "
+            "species (that no output reads)."
+        )
     else:
         exact = bool(exact_inputs)
-    system, smap = build_system(network, exact)
+    system, smap = build_system(network, exact, common)
     n_state = system.n_state
 
     # method
@@ -295,6 +302,7 @@ def plan_batch(
         layout=network.form,
         exact_inputs=exact,
         n_state=n_state,
+        common_decay=common or not exact,
         lanes=lanes,
         chunk_size=chunk_size,
         workers=workers,

@@ -3,11 +3,15 @@ per-lane parameters, and the exact solution of its freely decaying species.
 
 A species that is never produced and only decays by first-order reactions
 `X -> ...` (the input layer of every CRN compiled from a neural network) has the
-exact solution `X(t) = X(0) exp(-K t)`, `K` the sum of its rate constants. When all
-such species of a lane decay at one common rate, they are left out of the state
-and their outflow enters the other species as the forcing `c exp(-K t)`: the same
-vector field, fewer rows, and the network's largest fan-out gone from every
-right-hand side and solve. `plan_batch` decides when (`exact_inputs`).
+exact solution `X(t) = X(0) exp(-K t)`, `K` the sum of its rate constants. Such
+species are left out of the state and their outflow enters the other species as
+a forcing term: the same vector field, fewer rows, and the network's largest
+fan-out gone from every right-hand side and solve. When all of them decay at one
+common rate in a lane (a compiled network at its own rates) the forcing is
+`c exp(-K t)`, one amplitude per forcing row; otherwise (a rate ensemble, where
+every reaction has its own rate) it is `M (a * exp(-k t))`, one amplitude `a` and
+rate `k` per decay reaction and `M` their net stoichiometry on the forcing rows.
+`plan_batch` decides when (`exact_inputs`).
 """
 
 import dataclasses
@@ -31,12 +35,13 @@ __all__ = ["LaneParams", "LaneSystem", "StateMap", "build_system"]
 
 class LaneParams(eqx.Module):
     """Per-lane parameters (None where not used): in the lanes the lane axis is
-    last (`rates` `(reactions, lanes)`, `force` `(rows, lanes)`, `decay`
-    `(lanes,)`); in the queue the sample axis is first."""
+    last (`rates` `(reactions, lanes)`; with a common decay rate `force`
+    `(forcing rows, lanes)` and `decay` `(lanes,)`, otherwise both `(decay
+    reactions, lanes)`); in the queue the sample axis is first."""
 
     rates: Array | None  # None: the system's shared rates
-    force: Array | None  # forcing amplitudes c
-    decay: Array | None  # forcing decay rate K
+    force: Array | None  # forcing amplitudes: c (common rate) or a (per reaction)
+    decay: Array | None  # forcing decay rates: K (common) or k (per reaction)
 
 
 class LaneSystem(eqx.Module):
@@ -47,6 +52,8 @@ class LaneSystem(eqx.Module):
     rates: Float[Array, " reactions"]  # shared rate constants (state reactions)
     force_lo: int = eqx.field(static=True)  # forcing rows [force_lo, force_hi)
     force_hi: int = eqx.field(static=True)
+    # (forcing rows, decay reactions): None with a common decay rate
+    force_matrix: Array | None = None
 
     @property
     def n_state(self) -> int:
@@ -56,9 +63,13 @@ class LaneSystem(eqx.Module):
         return self.rates[:, None] if p.rates is None else p.rates
 
     def forcing(self, t, p: LaneParams):
-        """`c exp(-K t)`; `t` a scalar or one time per lane as a row `(1, lanes)`."""
+        """`c exp(-K t)` or `M (a exp(-k t))`; `t` a scalar or one time per lane as
+        a row `(1, lanes)`."""
         assert p.force is not None and p.decay is not None
-        return p.force * jnp.exp(-p.decay[None, :] * t)
+        if self.force_matrix is None:
+            return p.force * jnp.exp(-p.decay[None, :] * t)
+        m = self.force_matrix.astype(p.force.dtype)
+        return m @ (p.force * jnp.exp(-p.decay * t))
 
     def rhs(self, t, y, p: LaneParams):
         """`dy/dt`; `t` has one time per lane (or is a scalar)."""
@@ -71,7 +82,11 @@ class LaneSystem(eqx.Module):
         """`d(dy/dt)/dt` at fixed `y`: None when autonomous."""
         if p.force is None:
             return None
-        d = -p.decay[None, :] * self.forcing(t, p)
+        if self.force_matrix is None:
+            d = -p.decay[None, :] * self.forcing(t, p)
+        else:
+            m = self.force_matrix.astype(p.force.dtype)
+            d = m @ (-p.decay * p.force * jnp.exp(-p.decay * t))
         return jnp.zeros_like(y).at[self.force_lo : self.force_hi].set(d)
 
     def factor(self, y, p: LaneParams, lam):
@@ -154,11 +169,15 @@ def common_decay(network, species, rxns, rates: np.ndarray) -> np.ndarray:
 _SYSTEM_CACHE: dict = {}
 
 
-def build_system(network, exact: bool) -> tuple[LaneSystem, StateMap]:
+def build_system(
+    network, exact: bool, common: bool = True
+) -> tuple[LaneSystem, StateMap]:
     """The engine's `LaneSystem` for `network` and how its state maps back (cached
-    per network structure and layout)."""
+    per network structure and layout); `common`: the freely decaying species of
+    each lane decay at one rate (the forcing's form, see the module)."""
     dtype = network.y_init.dtype
-    key = (network.structure, network.form, exact, jnp.dtype(dtype).name)
+    common = bool(common) or not exact
+    key = (network.structure, network.form, exact, common, jnp.dtype(dtype).name)
     hit = _SYSTEM_CACHE.get(key)
     if hit is not None:
         system, smap = hit
@@ -208,7 +227,11 @@ def build_system(network, exact: bool) -> tuple[LaneSystem, StateMap]:
         force_hi=hi,
     )
     system = LaneSystem(
-        kinetics, network.rates[jnp.asarray(keep_r)].astype(dtype), lo, hi
+        kinetics,
+        network.rates[jnp.asarray(keep_r)].astype(dtype),
+        lo,
+        hi,
+        None if common else jnp.asarray(full[lo:hi], dtype),
     )
     if len(_SYSTEM_CACHE) >= 16:
         _SYSTEM_CACHE.pop(next(iter(_SYSTEM_CACHE)))
@@ -221,25 +244,33 @@ class Forcing(eqx.Module):
 
     decay_rxns: Array  # (R_D,) network reactions of the decaying species
     decay_species: Array  # (R_D,) network species each of them consumes
-    first: Array  # (R_D,) bool: reactions of the first decaying species
+    src: Array  # (R_D,) position of that species among the decaying ones
     matrix: Array  # (force rows, R_D)
+    n_decay: int = eqx.field(static=True)  # decaying species
+    common: bool = eqx.field(static=True)  # one decay rate per lane
 
     @classmethod
-    def of(cls, smap: StateMap, dtype) -> "Forcing":
+    def of(cls, smap: StateMap, dtype, common: bool = True) -> "Forcing":
         return cls(
             jnp.asarray(smap.decay_rxns, jnp.int32),
             jnp.asarray(smap.decay_species[smap.decay_src], jnp.int32),
-            jnp.asarray(smap.decay_src == 0),
+            jnp.asarray(smap.decay_src, jnp.int32),
             jnp.asarray(smap.force_matrix, dtype),
+            int(smap.decay_species.size),
+            bool(common),
         )
 
-    def params(self, rates, y0) -> tuple[Array, Array]:
-        """`(c, K)`: forcing amplitudes `(force rows, samples)` and decay rates
-        `(samples,)` for initial states `y0` `(samples, species)` and rate constants
-        `rates` `(samples, reactions)` or `(reactions,)`."""
+    def params(self, rates, y0) -> tuple[Array, Array, Array]:
+        """`(force, decay, K)` for initial states `y0` `(samples, species)` and rate
+        constants `rates` `(samples, reactions)` or `(reactions,)`, sample axis
+        first: `force`/`decay` as `LaneParams` holds them (see `LaneSystem`), `K`
+        `(samples, decaying species)` the total decay rate of each."""
         k = rates[..., self.decay_rxns]
         k = jnp.broadcast_to(k, (y0.shape[0], k.shape[-1]))
+        total = jnp.zeros((y0.shape[0], self.n_decay), k.dtype)
+        total = total.at[:, self.src].add(k)
         amp = k * y0[:, self.decay_species]
-        c = self.matrix.astype(y0.dtype) @ amp.T
-        decay = jnp.sum(jnp.where(self.first[None, :], k, 0.0), axis=1)
-        return c, decay
+        if self.common:
+            c = amp @ self.matrix.astype(y0.dtype).T
+            return c, total[:, 0], total
+        return amp, total[:, self.src], total
