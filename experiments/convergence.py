@@ -153,7 +153,7 @@ def main() -> None:
         path = os.path.join(args.out, "convergence.json")
         write_json(path, result, force=args.force)
         print(f"wrote {path}")
-        plot(result, args.out)
+        plot(result, args.out, args.force)
         return
     depths = [1, 2, 3] if args.quick else [1, 2, 3, 4, 5, 6]
     widths = [8, 32] if args.quick else [8, 32, 128]
@@ -216,10 +216,10 @@ def main() -> None:
     }
     write_json(path, result, force=args.force)
     print(f"wrote {path}")
-    plot(result, args.out)
+    plot(result, args.out, args.force)
 
 
-def plot(result, out):
+def plot(result, out, force=False):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -284,7 +284,9 @@ def plot(result, out):
         fontsize=10,
     )
     fig.tight_layout()
-    paths = save_figure(fig, os.path.join(out, "figures", "convergence_depth"))
+    paths = save_figure(
+        fig, os.path.join(out, "figures", "convergence_depth"), overwrite=force
+    )
     plt.close(fig)
     # offsets
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -314,7 +316,9 @@ def plot(result, out):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    paths += save_figure(fig, os.path.join(out, "figures", "convergence_offsets"))
+    paths += save_figure(
+        fig, os.path.join(out, "figures", "convergence_offsets"), overwrite=force
+    )
     plt.close(fig)
     print("wrote " + ", ".join(paths))
 

@@ -66,7 +66,7 @@ def main(argv=None) -> int:
         t_max=min(report["t1"], 40.0),
         title=f"Figure 3: MNIST-14 test image {i}, reduced CRN",
     )
-    paths = jaxcrn.plot.save_figure(axes, stem)
+    paths = jaxcrn.plot.save_figure(axes, stem, overwrite=args.force)
     print(
         f"predicted {pred} (network: {nn}, label {int(ds.test.y[i])}); raw pixel "
         f"range {raw.min():.3f}..{raw.max():.3f}; wrote {', '.join(paths)}"

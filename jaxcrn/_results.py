@@ -220,22 +220,14 @@ def to_arrays(result) -> dict[str, np.ndarray]:
 
 
 def save(result, path, *, overwrite: bool = False) -> None:
+    from ._files import write_output
+
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path} is a directory; give a file name.")
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(
-            f"{path} already exists; pass overwrite=True to replace it."
-        )
     arrays = to_arrays(result)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:  # a file object: numpy adds no ".npz"
-            np.savez(f, **arrays)  # pyright: ignore[reportArgumentType]
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    # a file object: numpy adds no ".npz"
+    write_output(path, lambda f: np.savez(f, **arrays), overwrite=overwrite)
 
 
 def load(path):

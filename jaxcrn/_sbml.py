@@ -263,16 +263,11 @@ def save_sbml(
         raise FileExistsError(
             f"{path} already exists; pass overwrite=True (or --force) to replace it."
         )
+    from ._files import write_output
+
     stem = os.path.splitext(os.path.basename(path))[0]
     text = to_sbml(crn, model_id=_sid(stem, "jaxcrn_model"), name=name or stem)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_output(path, text, overwrite=overwrite)
 
 
 # ---------------------------------------------------------------------------------

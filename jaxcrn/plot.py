@@ -13,7 +13,6 @@ matplotlib comes from the `plot` extra (`pip install 'jaxcrn[plot]'`) and is
 imported only when a function is called.
 """
 
-import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -478,21 +477,22 @@ def convergence_histograms(times: Mapping[str, Mapping], *, dataset: str, eps: f
 
 
 def save_figure(
-    figure, stem: str, formats=("png", "pdf"), *, overwrite: bool = True, dpi=150
+    figure, stem: str, formats=("png", "pdf"), *, overwrite: bool = False, dpi=150
 ) -> list[str]:
     """Save a figure (or the figure of an Axes / array of Axes) as `stem.png` and
-    `stem.pdf`; returns the paths written. With `overwrite=False`, an existing
-    file is an error (checked for every format before anything is written)."""
+    `stem.pdf`; returns the paths written. Every file is written or none (each
+    staged in a temporary file and renamed into place), missing folders are
+    created, and an existing file is an error unless `overwrite` (checked for
+    every format before anything is written)."""
+    from ._files import write_outputs
+
     fig = figure
     if isinstance(fig, np.ndarray):
         fig = fig.ravel()[0]
     fig = getattr(fig, "figure", fig)
-    paths = [f"{stem}.{ext}" for ext in formats]
-    if not overwrite:
-        for path in paths:
-            if os.path.exists(path):
-                raise FileExistsError(f"{path} exists; pass --force to overwrite it.")
-    os.makedirs(os.path.dirname(os.path.abspath(stem)), exist_ok=True)
-    for path in paths:
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    return paths
+
+    def render(ext):
+        return lambda f: fig.savefig(f, format=ext, dpi=dpi, bbox_inches="tight")
+
+    files = {f"{stem}.{ext}": render(ext) for ext in formats}
+    return write_outputs(files, overwrite=overwrite, make_parents=True)

@@ -70,11 +70,12 @@ def iris_nets():
     return params, compile_crn(full), compile_crn(reduce_crn(full))
 
 
+DIMERISATION = "A + B <=> C [kf=1, kr=0.5]\ninput a = A\ninput b = B\noutput c = C"
+
+
 @pytest.fixture(scope="module")
 def dimerisation():  # A + B <-> C, general (a cycle), inputs on A and B
-    return compile_crn(
-        parse_crn("A + B <=> C [kf=1, kr=0.5]\ninput a = A\ninput b = B\noutput c = C")
-    )
+    return compile_crn(parse_crn(DIMERISATION))
 
 
 @pytest.fixture(scope="module")
@@ -322,6 +323,10 @@ def test_plan_is_printable_and_rejects_unknown_values(iris_nets, dimerisation):
     text = str(plan)
     assert "block substitution" in text and "exact inputs" in text and plan.exact_inputs
     assert plan.to_dict()["workers"] == 2
+    if jax.default_backend() == "cpu":  # LAPACK from two threads can deadlock
+        dense = compile_crn(parse_crn(DIMERISATION), form="dense")
+        one = plan_batch(dense, 1000, workers=2, solver="rodas5p")
+        assert one.linear_solve == "dense LU" and one.workers == 1
     with pytest.raises(ValueError, match="'auto', 'tsit5', 'rodas5p'"):
         plan_batch(dimerisation, 10, solver="rodas")
     with pytest.raises(ValueError, match="lanes must be a positive integer"):

@@ -168,6 +168,7 @@ def test_verify_iris_subset(capsys, tmp_path):
     assert code == 0, err
     obj = json.loads(report.read_text())
     assert obj["n_examples"] == 10 and obj["layers"] == [4, 8, 3]
+    assert obj["class_names"] == ["setosa", "versicolor", "virginica"]
     for name in ("full", "reduced"):
         assert obj["crn"][name]["agreement"] == 10
         assert obj["crn"][name]["max_abs_error"] < 1e-3
@@ -353,17 +354,17 @@ def test_unusual_but_valid_crn_file(capsys, tmp_path):
     path.write_bytes(
         (
             "\ufeff# made on Windows\r\n"
-            f"1000 A\t->\t{name}  [k=2]   # comment after the options\r\n"
+            f"300 A\t->\t{name}  [k=2]   # comment after the options\r\n"
             "init\tA = 1.5e0\r\n"
         ).encode()
     )
     code, out, err = run(capsys, "simulate", path, "--json", "--t1", "10")
     assert code == 0, err
     final = json.loads(out)["final"]
-    # d[A]/dt = -1000 * 2 * A^1000 from 1.5: A^-999 = 1.5^-999 + 999 * 2000 t
-    a = (1.5**-999 + 999 * 2000 * 10.0) ** (-1 / 999)
+    # d[A]/dt = -300 * 2 * A^300 from 1.5: A^-299 = 1.5^-299 + 299 * 600 t
+    a = (1.5**-299 + 299 * 600 * 10.0) ** (-1 / 299)
     assert final["A"] == pytest.approx(a, rel=1e-4)
-    assert final[name] == pytest.approx((1.5 - a) / 1000, rel=1e-4)
+    assert final[name] == pytest.approx((1.5 - a) / 300, rel=1e-4)
 
 
 def test_argparse_errors_are_one_line_and_a_hint(capsys):

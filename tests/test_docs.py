@@ -19,6 +19,8 @@ def test_pages_exist():
         "crn-format.md",
         "compiler.md",
         "batch-engine.md",
+        "ensembles.md",
+        "differentiable.md",
         "results.md",
         "sbml.md",
         "cli.md",
@@ -26,7 +28,21 @@ def test_pages_exist():
     } <= names
 
 
-@pytest.mark.parametrize("page", PAGES, ids=os.path.basename)
+# pages whose examples compile several solvers (a minute between them on 2 cores)
+# run with the slow tests (`.ci/run` runs them)
+SLOW_PAGES = {"differentiable.md", "ensembles.md"}
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        pytest.param(p, marks=pytest.mark.slow)
+        if os.path.basename(p) in SLOW_PAGES
+        else p
+        for p in PAGES
+    ],
+    ids=os.path.basename,
+)
 def test_examples_on_the_page(page, monkeypatch):
     monkeypatch.chdir(ROOT)
     with open(page, encoding="utf-8") as f:

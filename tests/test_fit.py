@@ -134,31 +134,3 @@ def test_fit_notebook_runs_top_to_bottom():
     )
     assert "converged after" in text
     assert "true rates inside the 95% intervals: [True, True, True]" in text
-
-
-@pytest.mark.slow
-def test_readme_fit_example_prints_what_the_readme_shows(monkeypatch):
-    import contextlib
-    import io
-    import os
-    import re
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    with open(os.path.join(root, "README.md")) as f:
-        readme = f.read()
-    match = re.search(
-        r"```python\n([^`]*?jaxcrn\.fit_rates\([^`]*?)```\n\nprints\n\n```text\n(.*?)```",
-        readme,
-        flags=re.S,
-    )
-    assert match, "README has no fit_rates example followed by its output"
-    code, shown = match.groups()
-    monkeypatch.chdir(root)
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        exec(compile(code, "README.md", "exec"), {})
-
-    def normal(text):  # the wall time varies
-        return re.sub(r"\d+\.\d+ s\)", "... s)", text).strip()
-
-    assert normal(buf.getvalue()) == normal(shown)

@@ -1,5 +1,7 @@
 """jaxcrn.plot: every function draws the data it is given and returns Axes."""
 
+import os
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -127,8 +129,12 @@ def test_paper_figures_and_save(tmp_path):
     assert axes[1].get_lines()[9].get_color() == plot.HIGHLIGHT
     paths = plot.save_figure(axes, str(tmp_path / "fig3"))
     assert sorted(p.split("/")[-1] for p in paths) == ["fig3.pdf", "fig3.png"]
-    with pytest.raises(FileExistsError, match="fig3.png exists"):
-        plot.save_figure(axes, str(tmp_path / "fig3"), overwrite=False)
+    before = (tmp_path / "fig3.png").read_bytes()
+    with pytest.raises(FileExistsError, match="fig3.png already exists"):
+        plot.save_figure(axes, str(tmp_path / "fig3"))  # refuses by default
+    assert (tmp_path / "fig3.png").read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["fig3.pdf", "fig3.png"]  # no temporaries
+    plot.save_figure(axes, str(tmp_path / "fig3"), overwrite=True)
     three = traces[:, :3]
     assert len(plot.full_vs_reduced(ts, three, three, class_names=list("abc"))) == 2
     ax = plot.misclassified(ts, three, true=0, predicted=2, class_names=list("abc"))

@@ -82,3 +82,28 @@ def test_readme_states_the_format_rules():
     assert "`3PG`" in section and "never read as `3 PG`" in section
     assert "`2 X`, `2*X`, `2 * X`" in section
     assert "byte-order mark" in section and "U+2028" in section
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "section", ["## Ensembles and scale-out", "## Differentiable chemistry"]
+)
+def test_python_sessions_print_what_the_readme_shows(section, monkeypatch):
+    """The README's ```pycon sessions run as doctests, section by section."""
+    import doctest
+
+    start = README.index(section)
+    end = README.find("\n## ", start + len(section))
+    text = README[start:end]
+    blocks = re.findall(r"```pycon\n(.*?)```", text, flags=re.S)
+    assert blocks, f"README section {section!r} has no ```pycon block"
+    monkeypatch.chdir(ROOT)
+    globs: dict = {}
+    if section.startswith("## Differentiable"):  # continues the ensembles session
+        exec("import jax, numpy as np, jaxcrn", globs)
+    parser, out = doctest.DocTestParser(), []
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    for body in blocks:
+        test = parser.get_doctest(body, globs, section, "README.md", 0)
+        result = runner.run(test, out=out.append)
+        assert result.failed == 0, "".join(out)

@@ -398,6 +398,10 @@ def test_progress_counts_resumed_samples():
 SUB_ENV = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")
 
 
+with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as _f:
+    README = _f.read()
+
+
 def _python(code: str, *, env=None, timeout=300, args=()):
     return subprocess.run(
         [sys.executable, "-c", code, *args],
@@ -436,6 +440,8 @@ def test_two_cpu_devices_identical_to_one():
         "identical to one device: True",
         "ran on ['cpu:0', 'cpu:1']",
     ]
+    shown = "python examples/devices.py\n" + "\n".join(p.stdout.splitlines()[:3])
+    assert shown in README  # what the README shows is what the example prints
 
 
 def _free_port() -> int:
@@ -491,6 +497,8 @@ def test_two_processes_gather_and_store(tmp_path):
                 f"process {i} of 2: 3000/3000 agree with the network",
                 f"process {i} of 2: identical to one process: True",
             ]
+        shown = "--id 0 --check\n" + "\n".join(outs[0])
+        assert shown in README  # what the README shows is what process 0 prints
     # each process listed its own chunks; together every one of them
     index = [
         json.loads((tmp_path / "store" / f).read_text())["done"]

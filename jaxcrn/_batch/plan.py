@@ -184,7 +184,8 @@ def plan_batch(
             lanes' worth per worker), on an accelerator the lanes times the workers;
             smaller when the saved values of a chunk would exceed 32 million numbers.
         workers: threads, each running an equal share of every chunk. Default: the
-            CPU cores, or one per accelerator device.
+            CPU cores, or one per accelerator device; always one with a dense LU
+            on a CPU (LAPACK called from several threads can deadlock there).
         devices: the devices to run on (default: `jax.devices()` of the default
             backend on accelerators, the first CPU device on a CPU).
         exact_inputs: solve the freely decaying species exactly (see
@@ -293,6 +294,12 @@ def plan_batch(
             chunk_size = min(chunk_size, max(workers, SAVED_BUDGET // n_saved))
     chunk_size = min(chunk_size, batch)
     workers = max(1, min(workers, chunk_size))
+    if linear == "dense LU" and not accel and workers > 1:
+        # LAPACK's LU called from several threads at once deadlocks in XLA:CPU
+        # (jaxlib 0.10: two threads factoring 356 x 356 matrices in a loop hang
+        # for good; 64 x 64 do not): one worker, never a hang
+        workers = 1
+        details["one worker"] = "dense LU (LAPACK from two threads can deadlock)"
     share = -(-chunk_size // workers)
     lanes = max(1, min(lanes, share))
     return BatchPlan(

@@ -150,11 +150,11 @@ def load_model_or_fail(path: str):
         raise CLIError(str(e)) from None
 
 
-def load_split(name: str, split: str, data: str | None):
+def load_dataset(name: str, data: str | None):
     from .. import datasets
 
     try:
-        return datasets.load(name, data).split(split)
+        return datasets.load(name, data)
     except (FileNotFoundError, ValueError, OSError) as e:
         raise CLIError(str(e)) from None
 

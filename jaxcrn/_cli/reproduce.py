@@ -50,7 +50,6 @@ def add(sub) -> None:
         examples="""
             jaxcrn reproduce iris --out /tmp/results     # about a minute on 2 cores
             jaxcrn reproduce virus --limit 50 --no-figures
-            jaxcrn reproduce all --data $JAXCRN_DATA --force
             jaxcrn reproduce mnist14 --data $JAXCRN_DATA --store runs/m14 --resume   # killable
         """,  # noqa: E501
     )
@@ -111,7 +110,8 @@ def add(sub) -> None:
         "--lanes",
         type=int,
         default=None,
-        help="samples integrated side by side (default: 64 on a CPU, 16384 on a GPU)",
+        help="samples integrated side by side (default: plan_batch's choice by "
+        "the network's size, 32-512 on a CPU, 16384 on a GPU)",
     )
     p.add_argument("--force", action="store_true", help="overwrite results that exist")
     p.add_argument(

@@ -62,7 +62,6 @@ def add(sub) -> None:
         """,
         examples="""
             jaxcrn simulate examples/reversible.crn --set B=3 --t1 80 --json
-            jaxcrn simulate examples/reversible.crn --scan grid:0=0.1:10:5,k2=0.1:10:3
             jaxcrn simulate examples/relu.crn --inputs examples/relu_inputs.csv --scan random:100 --store runs/relu --resume
             jaxcrn simulate examples/relu.crn --inputs examples/relu_inputs.csv --plot relu.png
         """,  # noqa: E501

@@ -13,8 +13,8 @@ from ._common import (
     claim_outputs,
     command,
     format_table,
+    load_dataset,
     load_model_or_fail,
-    load_split,
     setup_jax,
     solver,
     store_error,
@@ -41,8 +41,7 @@ def add(sub) -> None:
         examples="""
             jaxcrn verify experiments/models/iris.npz iris --limit 20
             jaxcrn verify experiments/models/virus.npz virus --rates 3 --json virus.json
-            jaxcrn verify experiments/models/mnist14.npz mnist14 --data $JAXCRN_DATA --limit 100
-            jaxcrn verify experiments/models/mnist14.npz mnist14 --crn reduced --store runs/m14 --resume
+            jaxcrn verify experiments/models/mnist14.npz mnist14 --data $JAXCRN_DATA --crn reduced --store runs/m14 --resume
         """,  # noqa: E501
     )
     p.add_argument("model", help="model .npz")
@@ -93,7 +92,8 @@ def add(sub) -> None:
         "--lanes",
         type=int,
         default=None,
-        help="samples integrated side by side (default: 64 on a CPU, 16384 on a GPU)",
+        help="samples integrated side by side (default: plan_batch's choice by "
+        "the network's size, 32-512 on a CPU, 16384 on a GPU)",
     )
     p.add_argument(
         "--quiet", action="store_true", help="no progress line (default: shown)"
@@ -118,7 +118,8 @@ def run(args) -> int:
     from .._verify import verify
 
     model = load_model_or_fail(args.model)
-    data = load_split(args.dataset, args.split, args.data)
+    dataset = load_dataset(args.dataset, args.data)
+    data = dataset.split(args.split)
     x, y = data.x, data.y
     if args.limit is not None:
         x, y = x[: args.limit], y[: args.limit]
@@ -148,6 +149,7 @@ def run(args) -> int:
         "split": args.split,
         "layers": list(model.layer_sizes),
         "n_examples": int(len(x)),
+        "class_names": list(dataset.class_names),
         "nn_accuracy": nn_acc,
         "t1": args.t1,
         "rtol": args.rtol,
