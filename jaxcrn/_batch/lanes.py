@@ -100,33 +100,13 @@ class Record(eqx.Module):
     saved: Float[Array, "samples times values"]
     info: Float[Array, "samples 7"]
 
-    @property
-    def t(self):
-        return self.info[:, _T]
-
-    @property
-    def h(self):
-        return self.info[:, _H]
-
-    @property
-    def t_steady(self):
-        return self.info[:, _T_STEADY]
-
-    @property
-    def status(self):
-        return self.info[:, _FLAG].astype(jnp.int32)
-
-    @property
-    def steps(self):
-        return self.info[:, _STEPS].astype(jnp.int32)
-
-    @property
-    def rejected(self):
-        return self.info[:, _REJECTED].astype(jnp.int32)
-
-    @property
-    def save_k(self):
-        return self.info[:, _SAVE_K].astype(jnp.int32)
+    t = property(lambda self: self.info[:, _T])
+    h = property(lambda self: self.info[:, _H])
+    t_steady = property(lambda self: self.info[:, _T_STEADY])
+    status = property(lambda self: self.info[:, _FLAG].astype(jnp.int32))
+    steps = property(lambda self: self.info[:, _STEPS].astype(jnp.int32))
+    rejected = property(lambda self: self.info[:, _REJECTED].astype(jnp.int32))
+    save_k = property(lambda self: self.info[:, _SAVE_K].astype(jnp.int32))
 
 
 class Carry(eqx.Module):
@@ -258,6 +238,25 @@ def prepare(system: LaneSystem, y0, t0, h_given, p: LaneParams, ctl: Controls):
     return h, f0.T, bad
 
 
+def _loaded(system, stepper, queue: Queue, idx, sample) -> Lanes:
+    """Lanes holding the queue's samples `idx` as they start (or resume)."""
+    y, f0, sc, p = queue.load(idx)
+    t = sc[_T]
+    return Lanes(
+        y=y,
+        t=t,
+        h=sc[_H],
+        sample=sample,
+        bad=sc[_FLAG] != 0,
+        p=p,
+        stepper_state=stepper.init(system, t, y, p, f0),
+        steps=sc[_STEPS].astype(jnp.int32),
+        rejected=sc[_REJECTED].astype(jnp.int32),
+        t_steady=sc[_T_STEADY],
+        save_k=sc[_SAVE_K].astype(jnp.int32),
+    )
+
+
 @eqx.filter_jit
 def initial_carry(
     system: LaneSystem,
@@ -273,21 +272,7 @@ def initial_carry(
     dtype = queue.rows.dtype
     idx = jnp.arange(n_lanes)
     sample = jnp.where(idx < n, idx, -1).astype(jnp.int32)
-    y, f0, sc, p = queue.load(jnp.clip(idx, 0, n - 1))
-    t = sc[_T]
-    lanes = Lanes(
-        y=y,
-        t=t,
-        h=sc[_H],
-        sample=sample,
-        bad=sc[_FLAG] != 0,
-        p=p,
-        stepper_state=stepper.init(system, t, y, p, f0),
-        steps=sc[_STEPS].astype(jnp.int32),
-        rejected=sc[_REJECTED].astype(jnp.int32),
-        t_steady=sc[_T_STEADY],
-        save_k=sc[_SAVE_K].astype(jnp.int32),
-    )
+    lanes = _loaded(system, stepper, queue, jnp.clip(idx, 0, n - 1), sample)
     info = jnp.zeros((n, 7), dtype).at[:, _FLAG].set(PENDING)
     record = Record(
         y=jnp.zeros((n, queue.n_state), dtype),
@@ -433,20 +418,8 @@ def _body(system, stepper, queue, saving, ctl, stop_when_steady, carry: Carry) -
     )
 
     def refill(lanes: Lanes) -> Lanes:
-        y, f0, sc, p = queue.load(jnp.where(load, new_idx, 0))
-        t = sc[_T]
-        fresh = Lanes(
-            y=y,
-            t=t,
-            h=sc[_H],
-            sample=lanes.sample,
-            bad=sc[_FLAG] != 0,
-            p=p,
-            stepper_state=stepper.init(system, t, y, p, f0),
-            steps=sc[_STEPS].astype(jnp.int32),
-            rejected=sc[_REJECTED].astype(jnp.int32),
-            t_steady=sc[_T_STEADY],
-            save_k=sc[_SAVE_K].astype(jnp.int32),
+        fresh = _loaded(
+            system, stepper, queue, jnp.where(load, new_idx, 0), lanes.sample
         )
         return _where(load, fresh, lanes)
 

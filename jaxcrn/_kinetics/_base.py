@@ -49,6 +49,13 @@ def _lanes(y, rates):
     return y, rates.astype(y.dtype), squeeze
 
 
+def _on_lanes(fn, y, rates):
+    """`fn` on `(species, lanes)` arrays, for one sample or many."""
+    y2, k2, squeeze = _lanes(y, rates)
+    out = fn(y2, k2)
+    return out[:, 0] if squeeze else out
+
+
 class AbstractKinetics(eqx.Module):
     """Mass-action kinetics `dy/dt = N^T (k * prod y^reactants)` in one layout.
 
@@ -67,17 +74,13 @@ class AbstractKinetics(eqx.Module):
         self, y: Float[Array, "species ..."], rates: Float[Array, "reactions ..."]
     ) -> Float[Array, "reactions ..."]:
         """Reaction fluxes `k_r * prod_s y_s^{reactants[r, s]}`."""
-        y2, k2, squeeze = _lanes(y, rates)
-        f = self._flux(y2, k2)
-        return f[:, 0] if squeeze else f
+        return _on_lanes(self._flux, y, rates)
 
     def rhs(
         self, y: Float[Array, "species ..."], rates: Float[Array, "reactions ..."]
     ) -> Float[Array, "species ..."]:
         """`dy/dt` at `y`."""
-        y2, k2, squeeze = _lanes(y, rates)
-        dy = self._rhs(y2, k2)
-        return dy[:, 0] if squeeze else dy
+        return _on_lanes(self._rhs, y, rates)
 
     def factor(self, y, rates, lam):
         """Prepare to solve `(lam*I - J(y)) x = b` for several `b` (`lam` a scalar,

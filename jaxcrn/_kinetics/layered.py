@@ -302,13 +302,13 @@ class _Wave(eqx.Module):
     first_kind: tuple[int, ...] = eqx.field(static=True)
     second_kind: tuple[int, ...] = eqx.field(static=True)
     early_kind: tuple[int, ...] = eqx.field(static=True)
-    gather: tuple[Int[Array, " n_rxn"] | None, ...]
+    gather: tuple[Int[Array, " n_rxn"] | None, ...] | None
     first_mask: Float[Array, "order n_rxn 1"]
     second_mask: Float[Array, "order n_pairs 1"]
     early_mask: Float[Array, "order n_rxn 1"]
     c1: Float[Array, "n_rxn 1"]
     c2: Float[Array, "n_pairs 1"]
-    feed: tuple[_Block, ...]
+    feed: tuple[_Block, ...] | None
 
     @property
     def size(self) -> int:
@@ -329,6 +329,7 @@ class _Wave(eqx.Module):
                 for a, b in runs
             ]
             return parts[0] if len(parts) == 1 else jnp.concatenate(parts)
+        assert self.gather is not None
         idx = self.gather[j]
         assert idx is not None
         return y_ext[idx]
@@ -405,13 +406,13 @@ class LayeredKinetics(AbstractKinetics):
                     if w.n_pairs
                     else tuple(_NONE for _ in range(k_order)),
                     early_kind=tuple(_mask_kind(c) for c in em),
-                    gather=tuple(gathers),
+                    gather=tuple(gathers) or None,  # no empty tuples in a pytree:
                     first_mask=host_array(fm[:, :, None], dtype),
                     second_mask=host_array(sm[:, :, None], dtype),
                     early_mask=host_array(em[:, :, None], dtype),
                     c1=host_array(w.c1[:, None], dtype),
                     c2=host_array(w.c2[:, None], dtype),
-                    feed=tuple(feed),
+                    feed=tuple(feed) or None,  # diffrax's adjoints reject them
                 )
             )
         inv = np.empty(tables.n_reactions, np.int64)
@@ -467,7 +468,7 @@ class LayeredKinetics(AbstractKinetics):
             pieces.append(own)
             if w.n_pairs:
                 pieces.append(f[: w.n_pairs] * w.c2.astype(dt))
-            feeds.extend((blk, f) for blk in w.feed)
+            feeds.extend((blk, f) for blk in w.feed or ())
         n = self.n_species
         own = jnp.concatenate(pieces) if len(pieces) > 1 else pieces[0]
         own = jnp.broadcast_to(own, (n,) + jnp.broadcast_shapes(lanes, own.shape[1:]))
@@ -590,6 +591,6 @@ class LayeredKinetics(AbstractKinetics):
                 q = d1 * x0[: w.n_rxn]
             if early is not None:
                 q = q + w.masked_sum(w.early_kind, w.early_mask, early, w.n_rxn)
-            for blk in w.feed:
+            for blk in w.feed or ():
                 acc = acc.at[blk.lo : blk.hi].add(blk(q))
         return jnp.concatenate(xs) if len(xs) > 1 else xs[0]

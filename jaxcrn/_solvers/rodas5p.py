@@ -22,6 +22,8 @@ import jax.scipy.linalg as jsl
 import numpy as np
 from jaxtyping import Array, Float
 
+from ._common import combine as _combine
+
 
 __all__ = ["Rodas5P", "rodas5p_stages", "rodas5p_dense"]
 
@@ -145,32 +147,8 @@ def _full_matrices():
 _A_FULL, _C_FULL, _B_FULL = _full_matrices()
 
 
-def _combine(coeffs, ks):
-    """sum_j coeffs[j] * ks[j] with static coefficients (zeros skipped)."""
-    out = None
-    for c, k in zip(coeffs, ks, strict=False):
-        c = float(c)
-        if c == 0.0:
-            continue
-        term = k if c == 1.0 else c * k
-        out = term if out is None else out + term
-    return 0.0 if out is None else out
-
-
 ORDER = 5
 ERROR_ORDER = 4  # the embedded estimate
-
-
-def _combine(coeffs, ks):
-    """sum_j coeffs[j] * ks[j] with static coefficients (zeros skipped)."""
-    out = None
-    for c, k in zip(coeffs, ks, strict=False):
-        c = float(c)
-        if c == 0.0:
-            continue
-        term = k if c == 1.0 else c * k
-        out = term if out is None else out + term
-    return 0.0 if out is None else out
 
 
 def rodas5p_stages(f, solve, t0, h, y0, f0, dT=None, *, unroll: bool = True):

@@ -9,6 +9,8 @@ coefficients are those of the paper (as in OrdinaryDiffEq.jl and diffrax).
 
 import numpy as np
 
+from ._common import combine as _combine
+
 
 __all__ = ["tsit5_stages", "tsit5_weights", "stiffness_estimate"]
 
@@ -93,17 +95,6 @@ _DENSE = (
 # Hairer's stiffness test: a step with h |lambda| beyond this is at the edge of
 # Tsit5's stability region (which ends at 3.51 on the negative real axis)
 STABILITY_EDGE = 3.0
-
-
-def _combine(coeffs, ks):
-    out = None
-    for c, k in zip(coeffs, ks, strict=False):
-        c = float(c)
-        if c == 0.0:
-            continue
-        term = k if c == 1.0 else c * k
-        out = term if out is None else out + term
-    return 0.0 if out is None else out
 
 
 def tsit5_stages(f, t0, h, y0, f0):
