@@ -118,6 +118,20 @@ def test_bad_inputs_csv(capsys, tmp_path):
     assert code == 2 and "2 values, but the network has 1 inputs" in err
 
 
+def test_valid_csv_with_a_byte_order_mark_and_crlf(capsys, tmp_path):
+    """A CSV as Excel writes it (BOM, CRLF) simulates like the plain one."""
+    plain, excel = tmp_path / "plain.csv", tmp_path / "excel.csv"
+    plain.write_text("x\n-1.5\n2\n")
+    excel.write_bytes("\ufeffx\r\n-1.5\r\n2\r\n".encode())
+    outs = []
+    for csv in (plain, excel):
+        code, out, err = run(capsys, "simulate", RELU, "--inputs", csv, "--json")
+        assert code == 0, err
+        outs.append([(r["line"], r["outputs"]) for r in json.loads(out)["rows"]])
+    assert outs[0] == outs[1]
+    assert outs[0][1][1][0] == pytest.approx(2.0, abs=1e-6)  # max(0, 2), line 3
+
+
 def test_bad_values(capsys):
     crn = os.path.join(EXAMPLES, "reversible.crn")
     assert run(capsys, "simulate", crn, "--set", "Q=1")[0] == 2
