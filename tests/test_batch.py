@@ -91,7 +91,9 @@ def _rhs_and_solve(kin, rates, y, lam, b):
     return kin.rhs(y, rates), kin.solve(kin.factor(y, rates, lam), b)
 
 
-@pytest.mark.parametrize("max_runs", [layered_mod.MAX_RUNS, 0])
+@pytest.mark.parametrize(
+    "max_runs", [layered_mod.MAX_RUNS, pytest.param(0, marks=pytest.mark.slow)]
+)
 def test_layered_kinetics_on_lanes_match_one_sample(monkeypatch, max_runs):
     """The layered layout on `(species, lanes)` arrays equals its one-sample
     form and the dense layout, and block substitution solves `(lam I - J) x = b`

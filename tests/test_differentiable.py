@@ -91,7 +91,7 @@ def _check_against_differences(f, g_rates, g_y0, rng):
     "solver, adjoint",
     [
         (None, "checkpoint"),  # Rodas5P, reverse mode
-        (diffrax.Tsit5(), "backsolve"),
+        pytest.param(diffrax.Tsit5(), "backsolve", marks=pytest.mark.slow),
         (diffrax.Tsit5(), "forward"),
     ],
 )
@@ -112,6 +112,7 @@ def _compiled_outputs(net, x, rates):
     return jnp.sum(res.outputs[..., 0] * jnp.arange(1.0, 5.0)[None, :])
 
 
+@pytest.mark.slow
 def test_compiled_crn_gradients_wrt_inputs_and_rates(compiled):
     x = jnp.array([[0.7, -0.4], [-1.2, 0.9], [0.3, 0.5]])
     rates = jnp.linspace(0.6, 1.4, compiled.n_reactions)  # shared by the batch
@@ -129,6 +130,7 @@ def test_compiled_crn_gradients_wrt_inputs_and_rates(compiled):
     assert float(jnp.max(jnp.abs(g_k))) > 1e-3  # the rates matter at finite time
 
 
+@pytest.mark.slow
 def test_backsolve_through_a_compiled_crn(compiled):
     """The backsolve adjoint through the layered layout (whose kinetics once held
     empty tuples, which diffrax's adjoint cannot stop gradients through) equals the

@@ -9,6 +9,7 @@ from jaxcrn._cli import main
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_reproduce_iris_subset_schema(tmp_path, capsys):
     code = main(
         [

@@ -264,6 +264,8 @@ def run(capsys, *argv):
     return code, out, err
 
 
+@pytest.mark.slow
+@pytest.mark.scale
 def test_cli_scan_rows_carry_the_rate_set(capsys):
     relu_crn = os.path.join(EXAMPLES, "relu.crn")
     csv = os.path.join(EXAMPLES, "relu_inputs.csv")
@@ -296,6 +298,8 @@ def test_cli_scan_rows_carry_the_rate_set(capsys):
         np.testing.assert_allclose(r["outputs"][0], max(0.0, r["input"][0]), atol=5e-3)
 
 
+@pytest.mark.slow
+@pytest.mark.scale
 def test_cli_rates_csv_and_scan_forms(capsys, tmp_path):
     crn = os.path.join(EXAMPLES, "reversible.crn")
     sets = tmp_path / "sets.csv"

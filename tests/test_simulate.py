@@ -78,6 +78,7 @@ def _c_final(rates, y0, network):
     return simulate(network.with_rates(rates), y0, jnp.asarray(2.0), **TOL).y_final[2]
 
 
+@pytest.mark.slow
 def test_grad_matches_central_differences(dimerisation):
     rates = jnp.array([1.0, 0.5])
     y0 = jnp.array([1.0, 2.0, 0.3])

@@ -75,6 +75,7 @@ def _relaxed(ws, bs, rates):
     return _outputs_at(crn_of_weights(list(zip(ws, bs)), rates))
 
 
+@pytest.mark.slow
 def test_straight_through_gradient_is_the_relaxed_derivative():
     model = _model(3)
     rates = jnp.linspace(0.5, 1.0, compile_crn(nn_to_crn(model)).n_reactions)
