@@ -206,6 +206,7 @@ def test_diffrax_solver_adapter(dimerisation):
     )
 
 
+@pytest.mark.slow
 def test_lanes_workers_chunks_change_nothing(iris_nets):
     """Per-sample step control: a sample's steps do not depend on how many lanes
     run beside it, on the threads or on the chunks, and its answer only to

@@ -115,7 +115,7 @@ def test_solves_on_compiled_networks(form):
         assert float(jnp.abs(resid).max()) < 1e-10
 
 
-@settings(max_examples=5, deadline=None)
+@settings(max_examples=3, deadline=None)
 @given(spec=small_crn_specs(), seed=st.integers(0, 2**31 - 1))
 def test_sparse_lu_matches_dense_solve(spec, seed):
     """On random small CRNs (any structure: cycles, autocatalysis, zero-order

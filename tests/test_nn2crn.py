@@ -220,6 +220,7 @@ def _inputs_with_margin(params, rng, n=4, margin=0.1):
     return np.stack(xs)
 
 
+@pytest.mark.slow
 @settings(max_examples=3)
 @given(seed=st.integers(0, 2**31 - 1), random_rates=st.booleans())
 def test_simulated_equilibrium_equals_forward_pass(fixed_network, seed, random_rates):
