@@ -6,4 +6,4 @@ it runs, so `jaxcrn --help` answers at once.
 """
 
 from ._common import CLIError as CLIError, format_table as format_table
-from ._main import build_parser as build_parser, main as main
+from ._main import build_parser as build_parser, entry as entry, main as main

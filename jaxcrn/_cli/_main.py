@@ -106,3 +106,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if json_stdout:
             _json_error([f"internal error: {type(e).__name__}: {text}"], 1)
         return 1
+
+
+def entry() -> None:
+    """The `jaxcrn` console script and `python -m jaxcrn`: `main()` as the exit
+    status. After an interrupt (status 130) the process ends at once, without the
+    interpreter's teardown: every finished chunk is already on disk (each file is
+    complete before it is listed), and tearing down XLA while its thread pools
+    wind down aborted the process now and then (SIGABRT instead of 130)."""
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    raise SystemExit(code)
