@@ -13,6 +13,16 @@ steps_median, rejected_median.
 
     python benchmarks/solvers.py [--mnist-samples 8] [--models iris,virus,mnist14]
         [--solvers auto,tsit5,rodas5p,dopri5,kvaerno5] [--out results/solvers.jsonl]
+
+Does reusing a factorisation over several steps beat Rodas5P (one per step) on
+stiff general CRNs? `--crns` runs `.crn` files of `benchmarks/crns/` (their t1 and
+input laws, as `peers.py`) with `ros34pw2`, a Rosenbrock-W method whose
+factorisation serves several steps, beside `rodas5p`; the final states are
+checked against Rodas5P at rtol 1e-10 (`peers.check_states`, the file's tol):
+
+    python benchmarks/solvers.py --models none --crns egfr_net,mapk_huang_ferrell
+        --solvers rodas5p,ros34pw2 --samples 32 [--rtol 1e-6 --atol 1e-9]
+        [--lanes 8]
 """
 
 import argparse
@@ -35,21 +45,17 @@ import jaxcrn  # noqa: E402
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run(net, x, solver, max_steps):
+def run(net, x, solver, max_steps, t1=50.0, **kw):
     kw = dict(
-        solver=solver,
-        rtol=1e-6,
-        atol=1e-9,
-        saveat=None,
-        max_steps=max_steps,
-    )
+        dict(rtol=1e-6, atol=1e-9), solver=solver, saveat=None, max_steps=max_steps
+    ) | kw
     t = time.perf_counter()
-    res = jaxcrn.simulate_batch(net, x, 50.0, **kw)
+    res = jaxcrn.simulate_batch(net, x, t1, **kw)
     first = time.perf_counter() - t
     if first > 60.0:  # a slow solver: compile time is negligible, do not repeat
         return res, None, first
     t = time.perf_counter()
-    res = jaxcrn.simulate_batch(net, x, 50.0, **kw)
+    res = jaxcrn.simulate_batch(net, x, t1, **kw)
     second = time.perf_counter() - t
     return res, max(first - second, 0.0), second
 
@@ -60,6 +66,10 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=256)
     ap.add_argument("--models", default="iris,virus,mnist14")
     ap.add_argument("--solvers", default="auto,tsit5,rodas5p,dopri5,kvaerno5")
+    ap.add_argument("--crns", default="", help="general CRNs of benchmarks/crns/")
+    ap.add_argument("--rtol", type=float, default=1e-6)
+    ap.add_argument("--atol", type=float, default=1e-9)
+    ap.add_argument("--lanes", type=int, help="lanes per worker (default: the plan's)")
     ap.add_argument("--out")
     args = ap.parse_args()
     models = args.models.split(",")
@@ -68,10 +78,13 @@ def main() -> None:
         "auto": None,
         "tsit5": "tsit5",
         "rodas5p": "rodas5p",
+        "ros34pw2": "ros34pw2",
         "dopri5": diffrax.Dopri5(),
         "kvaerno5": diffrax.Kvaerno5(),
     }
     runs = [(name, every[name]) for name in args.solvers.split(",")]
+    for name in filter(None, args.crns.split(",")):
+        general(name, runs, args, out)
     cases = [(m, None) for m in ("iris", "virus") if m in models]
     data_dir = os.environ.get(
         "JAXCRN_DATA", os.path.join(HERE, "..", "shared", "datasets")
@@ -129,6 +142,46 @@ def main() -> None:
                 if not ok or agree != n:
                     rec["error"] = "wrong answer or failed samples"
                 emit(rec, out)
+
+
+def general(name, runs, args, out) -> None:
+    """One general CRN of `benchmarks/crns/`: each solver against Rodas5P at rtol
+    1e-10 on the final states."""
+    from peers import check_states, general_inputs, load_general
+
+    head = load_general(name, jaxcrn)
+    net = jaxcrn.compile_crn(head["crn"])
+    x = general_inputs(head["samples"], args.samples, 0, head["name"])
+    t1 = head["t1"] or 50.0
+    keep = dict(keep_states=True, lanes=args.lanes)
+    ref, _, _ = run(net, x, "rodas5p", 100_000, t1, rtol=1e-10, atol=1e-12, **keep)
+    for sname, solver in runs:
+        kw = dict(rtol=args.rtol, atol=args.atol) | keep
+        res, compile_s, run_s = run(net, x, solver, 100_000, t1, **kw)
+        check = check_states(res.y_final, ref.y_final, head["tol"] or 1e-3, 1e-4, 1e-12)
+        plan = jaxcrn.plan_batch(net, args.samples, solver=solver, lanes=args.lanes)
+        rec = {
+            "benchmark": "solvers",
+            "solver": sname,
+            "plan": f"{plan.stepper}, {plan.linear_solve}, lanes {plan.lanes}"
+            f" x {plan.workers}",
+            "model": name,
+            "species": net.n_species,
+            "samples": args.samples,
+            "rtol": args.rtol,
+            "ok": bool(np.all(res.status == 0)) and bool(check["passed"]),
+            "max_scaled_error": check["max_scaled_err"],
+            "compile_s": None if compile_s is None else round(compile_s, 3),
+            "run_s": round(run_s, 4),
+            "ms_per_sample": round(run_s / args.samples * 1e3, 4),
+            "steps_median": float(np.median(res.num_steps)),
+            "rejected_median": float(np.median(res.num_rejected)),
+            "ms_per_sample_step": round(
+                run_s / float(np.sum(res.num_steps + res.num_rejected)) * 1e3, 5
+            ),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        }
+        emit(rec, out)
 
 
 if __name__ == "__main__":

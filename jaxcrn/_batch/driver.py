@@ -29,7 +29,7 @@ from .._simulate import SimulationResult, Status, _resolve_ts, _warn_tolerance
 from . import lanes as L
 from .distributed import Processes
 from .plan import BatchPlan, plan_batch
-from .steppers import DiffraxStepper, Rodas5PStepper, Tsit5Stepper
+from .steppers import DiffraxStepper, Rodas5PStepper, RosWStepper, Tsit5Stepper
 from .store import META, Store, digest, fingerprint_of
 from .system import Forcing, LaneParams, build_system
 
@@ -300,6 +300,8 @@ def _steppers(plan: BatchPlan, ctl):
         return Tsit5Stepper(), None
     if plan.stepper == "rodas5p":
         return Rodas5PStepper(unroll=plan.unroll), None
+    if plan.stepper == "ros34pw2":
+        return RosWStepper(), None
     return DiffraxStepper.of(plan.solver, ctl.rtol, ctl.atol), None
 
 
@@ -376,7 +378,7 @@ def simulate_batch(
             are added on top); default the `init` values.
         rates: rate constants `(batch, reactions)` (one set per sample) or
             `(reactions,)`; default `network.rates`.
-        solver: None (automatic), "tsit5", "rodas5p", `Rodas5P()`,
+        solver: None (automatic), "tsit5", "rodas5p", "ros34pw2", `Rodas5P()`,
             `diffrax.Tsit5()` or any diffrax adaptive solver; see `plan_batch`.
         rtol, atol: step-size tolerances.
         max_steps: steps (accepted + rejected) per sample before giving up.

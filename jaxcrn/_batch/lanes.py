@@ -19,13 +19,15 @@ carry, so a host loop can report progress between segments; a carry whose lanes
 are all idle is done.
 """
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
 from .._simulate import Status
-from .steppers import AbstractStepper
+from .steppers import AbstractStepper, lane_where
 from .system import LaneParams, LaneSystem
 
 
@@ -171,17 +173,6 @@ def col_mean(x):
     return _fold(x, jnp.add) / x.shape[0]
 
 
-def _where(mask, new, old):
-    """Per-lane select on pytrees whose arrays have the lane axis last."""
-
-    def sel(a, b):
-        if a is None:
-            return None
-        return jnp.where(mask.reshape((1,) * (a.ndim - 1) + (-1,)), a, b)
-
-    return jax.tree_util.tree_map(sel, new, old, is_leaf=lambda x: x is None)
-
-
 def _load(tree, idx):
     """Rows `idx` of every array of a sample-first pytree, as lane-last arrays."""
     return jax.tree_util.tree_map(lambda a: jnp.moveaxis(a[idx], 0, -1), tree)
@@ -325,7 +316,7 @@ def _body(system, stepper, queue, saving, ctl, stop_when_steady, carry: Carry) -
     h_new = jnp.where(accept & (t_next >= ctl.t1), ln.h, h * factor)
     y_new = jnp.where(accept[None, :], st.y1, y)
     t_new = jnp.where(accept, t_next, t0)
-    state_new = _where(accept, st.state, ln.stepper_state)
+    state_new = stepper.keep(accept, took, st.state, ln.stepper_state)
     steps = ln.steps + took.astype(jnp.int32)
     rejected = ln.rejected + (took & ~accept).astype(jnp.int32)
     flag = stepper.status(state_new)
@@ -421,7 +412,13 @@ def _body(system, stepper, queue, saving, ctl, stop_when_steady, carry: Carry) -
         fresh = _loaded(
             system, stepper, queue, jnp.where(load, new_idx, 0), lanes.sample
         )
-        return _where(load, fresh, lanes)
+        state = stepper.reload(load, fresh.stepper_state, lanes.stepper_state)
+        merged = lane_where(
+            load,
+            dataclasses.replace(fresh, stepper_state=None),
+            dataclasses.replace(lanes, stepper_state=None),
+        )
+        return dataclasses.replace(merged, stepper_state=state)
 
     lanes = jax.lax.cond(jnp.any(load), refill, lambda x: x, lanes)
     return Carry(lanes, rec, next_sample, carry.iterations + 1)

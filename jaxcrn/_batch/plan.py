@@ -14,7 +14,7 @@ from .system import build_system, common_decay, free_decay_split
 
 __all__ = ["BatchPlan", "plan_batch"]
 
-SOLVERS = ("auto", "tsit5", "rodas5p")
+SOLVERS = ("auto", "tsit5", "rodas5p", "ros34pw2")
 # networks with at least this many state rows start with Rodas5P under
 # solver="auto"; smaller ones start with Tsit5 and switch each sample that Tsit5
 # finds stiff (benchmarks/solvers.py: the MNIST-14 CRNs are stiff, IRIS and virus
@@ -29,6 +29,11 @@ CPU_ROWS_MID = (12, 160)
 CPU_LANES = (32, 512)
 ACCELERATOR_LANES = 16_384
 CPU_CHUNK = 1024
+# with a dense LU on a CPU, the lanes' matrices (lanes x n^2 numbers) stay within
+# about 8 MB: egfr_net (356 species, Rodas5P, 1 worker) took 300 ms per sample at 8
+# lanes against 440-480 ms at 32 (`benchmarks/solvers.py --models none --crns
+# egfr_net --solvers rodas5p [--lanes 32]`)
+DENSE_LU_LANE_NUMBERS = 1 << 20
 # saved values of one chunk (samples x times x values) at most this many numbers
 SAVED_BUDGET = 32_000_000
 # Rodas5P's 8 stages are unrolled (faster to run) when one linear solve is at most
@@ -43,8 +48,10 @@ class BatchPlan:
 
     Attributes:
         batch: samples.
-        stepper: the method: "tsit5", "rodas5p", "tsit5 -> rodas5p" (Tsit5, each
-            sample it finds stiff continued by Rodas5P) or "diffrax:<Solver>".
+        stepper: the method: "tsit5", "rodas5p", "ros34pw2" (a Rosenbrock-W
+            method whose factorisations serve several steps), "tsit5 -> rodas5p"
+            (Tsit5, each sample it finds stiff continued by Rodas5P) or
+            "diffrax:<Solver>".
         linear_solve: how implicit steps solve `(I/(gamma h) - J) x = b`: "block
             substitution" (layered networks), "sparse LU" (the sparse layout: a
             schedule from the stoichiometry), "dense LU" (the dense layout), or
@@ -174,12 +181,16 @@ def plan_batch(
         batch: the number of samples.
         solver: None or "auto" (Tsit5 for networks under 256 state rows, each
             sample it finds stiff continued by Rodas5P; Rodas5P for larger ones),
-            "tsit5", "rodas5p", a `jaxcrn.Rodas5P()` or `diffrax.Tsit5()`, or any
+            "tsit5", "rodas5p", "ros34pw2" (3rd order, 4 solves a step, one
+            factorisation for several steps: see `RosWStepper`), a
+            `jaxcrn.Rodas5P()` or `diffrax.Tsit5()`, or any
             other `diffrax.AbstractAdaptiveSolver` (stepped one lane per `vmap`
             slot; slower).
         lanes: samples side by side per worker. Default: on a CPU 512 for the
             tiniest networks (about 4,096 state values per lane array), 64 from
-            12 state rows, 32 above 160; on an accelerator 16,384.
+            12 state rows, 32 above 160, and with a dense LU at most as many as
+            keep the lanes' matrices within a million numbers (8 for 356
+            species); on an accelerator 16,384.
         chunk_size: samples per engine call. Default: on a CPU 1,024 (at least 8
             lanes' worth per worker), on an accelerator the lanes times the workers;
             smaller when the saved values of a chunk would exceed 32 million numbers.
@@ -288,6 +299,9 @@ def plan_batch(
             lanes = 64
         else:
             lanes = CPU_LANES[0]
+        if linear == "dense LU" and not accel:
+            fit = max(1, DENSE_LU_LANE_NUMBERS // max(n_state * n_state, 1))
+            lanes = min(lanes, 1 << fit.bit_length() - 1)
     if chunk_size is None:
         chunk_size = lanes * workers if accel else max(CPU_CHUNK, 8 * lanes * workers)
         if n_saved:

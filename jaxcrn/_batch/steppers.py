@@ -8,7 +8,10 @@ The scheduler (`lanes.py`) owns the loop; a stepper is a small object with
 - `status(state) -> (lanes,)`: `Status.OK`, or a code that ends the lane
   (`Status.STIFF`: Tsit5 found the problem stiff),
 - `interpolate(dense, theta, project)`: the dense output at step fraction `theta`,
-  mapped by the linear `project` (state rows -> saved values).
+  mapped by the linear `project` (state rows -> saved values),
+- `keep(accept, took, new, old)` and `reload(load, fresh, current)`: which state
+  each lane keeps after a step and after lanes take new samples (by default the
+  new state where the step was accepted, the fresh one where a lane was loaded).
 
 Arrays are `(state rows, lanes)`; per-lane scalars `(lanes,)`; `state` and `dense`
 are pytrees whose arrays have the lane axis last. Adding a method is a file in
@@ -27,7 +30,7 @@ import optimistix as optx
 from jaxtyping import Array
 
 from .._simulate import Status
-from .._solvers import rodas5p, tsit5
+from .._solvers import rodas5p, ros34pw2, tsit5
 from .system import LaneParams, LaneSystem
 
 
@@ -35,6 +38,7 @@ __all__ = [
     "AbstractStepper",
     "DiffraxStepper",
     "Rodas5PStepper",
+    "RosWStepper",
     "Step",
     "Tsit5Stepper",
 ]
@@ -71,6 +75,27 @@ class AbstractStepper(eqx.Module):
 
     @abc.abstractmethod
     def interpolate(self, dense, theta, project) -> Array: ...
+
+    def keep(self, accept, took, new, old):
+        """The state after a step: `new` where the step was `accept`ed (`took`:
+        the lane was stepped at all)."""
+        del took
+        return lane_where(accept, new, old)
+
+    def reload(self, load, fresh, current):
+        """The state after lanes `load` took new samples (`fresh`: `init`)."""
+        return lane_where(load, fresh, current)
+
+
+def lane_where(mask, new, old):
+    """Per-lane select on pytrees whose arrays have the lane axis last."""
+
+    def sel(a, b):
+        if a is None:
+            return None
+        return jnp.where(mask.reshape((1,) * (a.ndim - 1) + (-1,)), a, b)
+
+    return jax.tree_util.tree_map(sel, new, old, is_leaf=lambda x: x is None)
 
 
 def _row(x):
@@ -178,6 +203,115 @@ class Rodas5PStepper(AbstractStepper):
         y0, y1, kk = dense
         return rodas5p.rodas5p_interpolate(
             _row(theta), project(y0), project(y1), [project(k) for k in kk]
+        )
+
+
+# -- ROS34PW2, a Rosenbrock-W method that reuses its factorisation --------------------
+
+
+class _RosWState(eqx.Module):
+    f: Array  # f(t, y) at the lane's accepted state (first same as last)
+    factors: Any  # of lam_f I - J_f, shared by the lanes (any layout)
+    lam_f: Array  # (lanes,) the lam they were factored at
+    age: Array  # (lanes,) steps the factors have served
+    stale: Array  # (lanes,) must refactor before the next step
+    live: Array  # (lanes,) the lane holds a sample (its triggers count)
+    fresh: Array  # () the factors were made in this step
+
+
+class RosWStepper(AbstractStepper):
+    """ROS34PW2 (3rd order, 4 linear solves per step) with one factorisation of
+    `lam I - J` serving several steps: a W-method keeps its order with a stale
+    Jacobian, also at another step size (see `jaxcrn._solvers.ros34pw2`). All lanes
+    are refactored together, at their current states, when any lane that holds a
+    sample starts afresh, had a step rejected on old factors, has used its factors
+    for `max_age` steps, or has moved its `1/(gamma h)` out of `[lam_f / max_ratio,
+    lam_f * max_ratio]`; otherwise a step costs 4 right-hand sides and 4 solves and
+    no Jacobian. Dense output: cubic Hermite."""
+
+    max_age: int = eqx.field(static=True, default=20)
+    max_ratio: float = eqx.field(static=True, default=2.0)
+    name: ClassVar[str] = "ros34pw2"
+    error_order: int = eqx.field(static=True, default=ros34pw2.ERROR_ORDER)
+
+    def init(self, system, t, y, p, f0):
+        lam = jnp.ones(y.shape[1:], y.dtype)
+        shapes = jax.eval_shape(system.factor, y, p, lam)
+        factors = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+        ones = jnp.ones(y.shape[1:], bool)
+        return _RosWState(
+            f0,
+            factors,
+            lam,
+            jnp.zeros(y.shape[1:], jnp.int32),
+            ones,
+            ones,
+            jnp.asarray(False),
+        )
+
+    def step(self, system, t, h, y, p, state, ctl):
+        hb = _row(h)
+        tb = _row(t)
+        lam = 1.0 / (ros34pw2.GAMMA * h)
+        ratio = lam / state.lam_f
+        need = state.live & (
+            state.stale
+            | (state.age >= self.max_age)
+            | (ratio > self.max_ratio)
+            | (ratio * self.max_ratio < 1.0)
+        )
+        refresh = jnp.any(need)
+        factors, lam_f = jax.lax.cond(
+            refresh,
+            lambda: (system.factor(y, p, lam), lam),
+            lambda: (state.factors, state.lam_f),
+        )
+
+        def f(tt, u):
+            return system.rhs(tt, u, p)
+
+        y1, err = ros34pw2.ros34pw2_stages(
+            f,
+            lambda b: system.solve(factors, b),
+            tb,
+            hb,
+            y,
+            state.f,
+            system.dfdt(tb, y, p),
+        )
+        f1 = f(tb + hb, y1)
+        age = jnp.where(refresh, 1, state.age + 1)
+        new = _RosWState(f1, factors, lam_f, age, state.stale, state.live, refresh)
+        return Step(y1, err, state.f, (y, y1, state.f, f1, hb), new)
+
+    def keep(self, accept, took, new, old):
+        # the factors are shared: whatever the step used (or made) is kept; a lane
+        # whose step failed on old factors refactors before it tries again
+        return _RosWState(
+            f=lane_where(accept, new.f, old.f),
+            factors=new.factors,
+            lam_f=new.lam_f,
+            age=new.age,
+            stale=took & ~accept & ~new.fresh,
+            live=took,
+            fresh=new.fresh,
+        )
+
+    def reload(self, load, fresh, current):
+        return _RosWState(
+            f=lane_where(load, fresh.f, current.f),
+            factors=current.factors,
+            lam_f=current.lam_f,
+            age=current.age,
+            stale=current.stale | load,
+            live=current.live | load,
+            fresh=current.fresh,
+        )
+
+    def interpolate(self, dense, theta, project):
+        y0, y1, f0, f1, h = dense
+        return ros34pw2.hermite(
+            _row(theta), project(y0), project(y1), project(f0), project(f1), h
         )
 
 

@@ -10,6 +10,7 @@ on one sample. Layouts implement the 2-D case (`_flux`, `_rhs`, `_partials`,
 """
 
 import abc
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -56,6 +57,14 @@ def _on_lanes(fn, y, rates):
     return out[:, 0] if squeeze else out
 
 
+class Factors(eqx.Module):
+    """What `factor` returns: the layout's factorisation data, and whether the
+    state had no lane axis (a single sample)."""
+
+    data: Any
+    squeeze: bool = eqx.field(static=True)
+
+
 class AbstractKinetics(eqx.Module):
     """Mass-action kinetics `dy/dt = N^T (k * prod y^reactants)` in one layout.
 
@@ -89,14 +98,13 @@ class AbstractKinetics(eqx.Module):
         lam = jnp.asarray(lam, y2.dtype)
         if lam.ndim == 1:
             lam = lam[None, :]
-        return squeeze, self._factor(y2, k2, lam)
+        return Factors(self._factor(y2, k2, lam), squeeze)
 
-    def solve(self, factors, b):
+    def solve(self, factors: "Factors", b):
         """Solve `(lam*I - J) x = b` with the output of `factor`."""
-        squeeze, fac = factors
-        if squeeze:
-            return self._solve(fac, b[:, None])[:, 0]
-        return self._solve(fac, b)
+        if factors.squeeze:
+            return self._solve(factors.data, b[:, None])[:, 0]
+        return self._solve(factors.data, b)
 
     def jacobian(self, y, rates) -> Float[Array, "species species ..."]:
         """The dense Jacobian `d rhs_i / d y_j` by forward-mode autodiff of `rhs`
