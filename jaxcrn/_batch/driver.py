@@ -499,6 +499,7 @@ def simulate_batch(
             exact_inputs=exact_inputs,
             rates=rate_rows,
             n_saved=n_times * n_values,
+            resumable=store is not None,
         )
 
     plan = make_plan(chunk_size)

@@ -20,6 +20,12 @@ SOLVERS = ("auto", "tsit5", "rodas5p", "ros34pw2")
 # finds stiff (benchmarks/solvers.py: the MNIST-14 CRNs are stiff, IRIS and virus
 # are not)
 AUTO_RODAS_MIN_STATE = 256
+# ... and for rate ensembles whose rates differ between samples by this factor or
+# more: Tsit5 spends many stability-limited steps on the stiffer rate sets before it
+# hands them over (IRIS reduced, 10,000 sets log-uniform in [0.1, 10], t1 = 500:
+# 182 steps per sample through Tsit5 -> Rodas5P, 99 with Rodas5P throughout;
+# `benchmarks/ensemble.py`)
+AUTO_RODAS_RATE_SPREAD = 10.0
 # lanes per worker on a CPU (benchmarks: CPU time per sample against lanes on
 # networks of 3 to 60 state rows): tiny networks gain from many lanes (XLA's fixed
 # cost per operation spread wider), from about a dozen rows 64 lanes keep every
@@ -28,7 +34,12 @@ CPU_LANES_TINY = 4096  # state values per lane array below CPU_ROWS_MID rows
 CPU_ROWS_MID = (12, 160)
 CPU_LANES = (32, 512)
 ACCELERATOR_LANES = 16_384
-CPU_CHUNK = 1024
+CPU_CHUNK = 1024  # with a store: the unit that is written and resumed
+# without a store, a CPU chunk is as large as about 4 million state values: every
+# chunk ends with a tail in which a few slow samples keep most lanes idle, and in
+# an ensemble whose rate sets differ in stiffness the tails dominate (MAPK, 10,000
+# rate sets x/÷ up to 10: 869 us per sample in chunks of 1,024, 209 us in one chunk)
+CPU_CHUNK_STATE_NUMBERS = 1 << 22
 # with a dense LU on a CPU, the lanes' matrices (lanes x n^2 numbers) stay within
 # about 8 MB: egfr_net (356 species, Rodas5P, 1 worker) took 300 ms per sample at 8
 # lanes against 440-480 ms at 32 (`benchmarks/solvers.py --models none --crns
@@ -151,6 +162,18 @@ def _solver_name(solver) -> str:
     )
 
 
+def _rate_spread(rates) -> float:
+    """The largest factor by which one rate constant differs between samples (1
+    without per-sample rates; inf where a rate is 0 in some samples only)."""
+    if rates is None or np.ndim(rates) < 2 or np.shape(rates)[0] < 2:
+        return 1.0
+    r = np.abs(np.asarray(rates, np.float64))
+    hi, lo = r.max(axis=0), r.min(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(hi > 0, hi / lo, 1.0)
+    return float(np.max(ratio, initial=1.0))
+
+
 def _positive(name, value):
     if value is None:
         return None
@@ -171,6 +194,7 @@ def plan_batch(
     exact_inputs: bool | None = None,
     rates=None,
     n_saved: int = 0,
+    resumable: bool = False,
 ) -> BatchPlan:
     """Decide how `simulate_batch` runs `batch` samples of `network`; nothing is
     compiled. `simulate_batch` calls it with its own arguments, so printing the plan
@@ -180,7 +204,9 @@ def plan_batch(
         network: the compiled network.
         batch: the number of samples.
         solver: None or "auto" (Tsit5 for networks under 256 state rows, each
-            sample it finds stiff continued by Rodas5P; Rodas5P for larger ones),
+            sample it finds stiff continued by Rodas5P; Rodas5P for larger ones
+            and for rate ensembles whose rates differ 10x or more between
+            samples),
             "tsit5", "rodas5p", "ros34pw2" (3rd order, 4 solves a step, one
             factorisation for several steps: see `RosWStepper`), a
             `jaxcrn.Rodas5P()` or `diffrax.Tsit5()`, or any
@@ -191,9 +217,11 @@ def plan_batch(
             12 state rows, 32 above 160, and with a dense LU at most as many as
             keep the lanes' matrices within a million numbers (8 for 356
             species); on an accelerator 16,384.
-        chunk_size: samples per engine call. Default: on a CPU 1,024 (at least 8
-            lanes' worth per worker), on an accelerator the lanes times the workers;
-            smaller when the saved values of a chunk would exceed 32 million numbers.
+        chunk_size: samples per engine call. Default: on a CPU as many as hold
+            about 4 million state values (at least 1,024, and 8 lanes' worth per
+            worker; 1,024 with `resumable`), on an accelerator the lanes times the
+            workers; smaller when the saved values of a chunk would exceed 32
+            million numbers.
         workers: threads, each running an equal share of every chunk. Default: the
             CPU cores, or one per accelerator device; always one with a dense LU
             on a CPU (LAPACK called from several threads can deadlock there).
@@ -205,6 +233,8 @@ def plan_batch(
         rates: per-sample rate constants `(batch, reactions)` if any (they decide
             the form of the exact inputs' forcing).
         n_saved: values saved per sample (times x values), for the chunk size.
+        resumable: the run writes a store, chunk by chunk: CPU chunks of 1,024
+            samples, the unit a resumed run keeps.
 
     Example:
         >>> from jaxcrn import compile_crn, parse_crn, plan_batch
@@ -252,8 +282,10 @@ def plan_batch(
     n_state = system.n_state
 
     # method
+    spread = _rate_spread(rates)
     if name == "auto":
-        stepper = "rodas5p" if n_state >= AUTO_RODAS_MIN_STATE else "tsit5 -> rodas5p"
+        stiff = n_state >= AUTO_RODAS_MIN_STATE or spread >= AUTO_RODAS_RATE_SPREAD
+        stepper = "rodas5p" if stiff else "tsit5 -> rodas5p"
     elif name == "diffrax":
         stepper = f"diffrax:{type(solver).__name__}"
     else:
@@ -272,6 +304,8 @@ def plan_batch(
     else:
         linear = "sparse LU"
     details: dict = {}
+    if spread > 1.0:
+        details["rate spread"] = f"{spread:.3g}x between samples"
     lu = getattr(kin, "lu", None)
     solve_levels = 0
     if isinstance(lu, SparseLU) and linear == "sparse LU":
@@ -303,7 +337,11 @@ def plan_batch(
             fit = max(1, DENSE_LU_LANE_NUMBERS // max(n_state * n_state, 1))
             lanes = min(lanes, 1 << fit.bit_length() - 1)
     if chunk_size is None:
-        chunk_size = lanes * workers if accel else max(CPU_CHUNK, 8 * lanes * workers)
+        if accel:
+            chunk_size = lanes * workers
+        else:
+            big = 0 if resumable else CPU_CHUNK_STATE_NUMBERS // max(n_state, 1)
+            chunk_size = max(CPU_CHUNK, 8 * lanes * workers, big)
         if n_saved:
             chunk_size = min(chunk_size, max(workers, SAVED_BUDGET // n_saved))
     chunk_size = min(chunk_size, batch)
