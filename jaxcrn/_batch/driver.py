@@ -255,6 +255,9 @@ class _Share:
         p = jax.tree_util.tree_map(lambda a: a[j], queue.p)
         y0, t0, h0 = record.y[j], record.t[j], record.h[j]
         _, f0, bad0 = L.prepare(self.system, y0, t0, h0, p, self.ctl)
+        # the padding repeats the last sample: flagged, it ends at its first
+        # iteration instead of being integrated again
+        bad0 = bad0 | (jnp.arange(m2) >= idx.size)
         q2 = L.Queue.build(
             y0,
             f0,
