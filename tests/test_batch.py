@@ -273,6 +273,7 @@ def test_lanes_workers_chunks_change_nothing(iris_nets):
         np.testing.assert_allclose(other.outputs, base.outputs, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_compiled_network_agrees_with_forward_pass(iris_nets):
     """IRIS, full and reduced CRN: the engine's argmax equals the network's, and the
     exact input layer changes nothing but speed."""

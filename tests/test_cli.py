@@ -162,6 +162,7 @@ def test_compile_and_export_never_overwrite(capsys, tmp_path):
     assert xml.read_text().count("<reaction ") == 16
 
 
+@pytest.mark.slow
 def test_verify_iris_subset(capsys, tmp_path):
     report = tmp_path / "r.json"
     code, out, err = run(
@@ -360,6 +361,7 @@ def test_crn_line_numbers_and_bytes(capsys, tmp_path, no_simulation):
     assert "is a directory, not a .crn file" in err
 
 
+@pytest.mark.slow
 def test_unusual_but_valid_crn_file(capsys, tmp_path):
     """CRLF, a byte-order mark, tabs, comments after options, a long name and a
     large coefficient: all fine, and the result is right."""

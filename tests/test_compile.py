@@ -115,6 +115,7 @@ def test_solves_on_compiled_networks(form):
         assert float(jnp.abs(resid).max()) < 1e-10
 
 
+@pytest.mark.slow
 @settings(max_examples=3, deadline=None)
 @given(spec=small_crn_specs(), seed=st.integers(0, 2**31 - 1))
 def test_sparse_lu_matches_dense_solve(spec, seed):
