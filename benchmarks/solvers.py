@@ -46,9 +46,12 @@ HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run(net, x, solver, max_steps, t1=50.0, **kw):
-    kw = dict(
-        dict(rtol=1e-6, atol=1e-9), solver=solver, saveat=None, max_steps=max_steps
-    ) | kw
+    kw = (
+        dict(
+            dict(rtol=1e-6, atol=1e-9), solver=solver, saveat=None, max_steps=max_steps
+        )
+        | kw
+    )
     t = time.perf_counter()
     res = jaxcrn.simulate_batch(net, x, t1, **kw)
     first = time.perf_counter() - t

@@ -22,7 +22,7 @@ import jax.scipy.linalg as jsl
 import numpy as np
 from jaxtyping import Array, Float
 
-from ._common import combine as _combine
+from ._common import combine as _combine, rosenbrock_stages
 
 
 __all__ = ["Rodas5P", "rodas5p_stages", "rodas5p_dense"]
@@ -169,17 +169,9 @@ def rodas5p_stages(f, solve, t0, h, y0, f0, dT=None, *, unroll: bool = True):
         stage vectors (`rodas5p_dense` turns them into the dense output).
     """
     if unroll:
-        ks: list = []
-        for i in range(8):
-            if i == 0:
-                rhs = f0
-            else:
-                u = y0 + _combine(_A_FULL[i], ks)
-                rhs = f(t0 + float(_STAGE_C[i]) * h, u) + _combine(_C_FULL[i], ks) / h
-            if dT is not None and _D[i] != 0.0:
-                rhs = rhs + (float(_D[i]) * h) * dT
-            ks.append(solve(rhs))
-        k_all = ks
+        k_all = rosenbrock_stages(
+            _A_FULL, _C_FULL, _STAGE_C, _D, f, solve, t0, h, y0, f0, dT
+        )
     else:
         dtype = y0.dtype
         a_mat = jnp.asarray(_A_FULL, dtype)

@@ -15,7 +15,7 @@ the transformed formulation of Hairer & Wanner on import.
 
 import numpy as np
 
-from ._common import combine as _combine
+from ._common import combine as _combine, rosenbrock_stages
 
 
 __all__ = ["GAMMA", "ros34pw2_stages"]
@@ -82,16 +82,7 @@ def ros34pw2_stages(f, solve, t0, h, y0, f0, dT=None):
     Returns:
         `(y1, error)`: the solution and the embedded (2nd-order) error estimate.
     """
-    us: list = []
-    for i in range(4):
-        if i == 0:
-            rhs = f0
-        else:
-            u = y0 + _combine(_A_T[i], us)
-            rhs = f(t0 + float(_STAGE_C[i]) * h, u) + _combine(_C_T[i], us) / h
-        if dT is not None and _D[i] != 0.0:
-            rhs = rhs + (float(_D[i]) * h) * dT
-        us.append(solve(rhs))
+    us = rosenbrock_stages(_A_T, _C_T, _STAGE_C, _D, f, solve, t0, h, y0, f0, dT)
     return y0 + _combine(_M_T, us), _combine(_E_T, us)
 
 
