@@ -20,9 +20,11 @@ series' largest value (sigma known to every method). Start: every true rate time
 a factor log-uniform in [1/3, 3] (seeded). Every free rate fitted.
 
 Methods, all with ftol = xtol = gtol = 1e-8 and simulations at rtol 1e-8, atol
-1e-12: `jaxcrn` (fit_rates' default, Levenberg-Marquardt with forward-mode
-Jacobians, Rodas5P; timed cold, compilation included, and warm: a second call with
-the same shapes); `jaxcrn_lbfgs` and `jaxcrn_adam` (fit_rates with an Optax
+1e-12: `jaxcrn` (fit_rates' Levenberg-Marquardt with forward-mode Jacobians,
+`jacobian="forward"`, Rodas5P; timed cold, compilation included, and warm: a
+second call with the same shapes); `jaxcrn_batch` (the same with
+`jacobian="batch"`, fit_rates' default: central differences, all perturbed rate
+sets in one `simulate_batch` call); `jaxcrn_lbfgs` and `jaxcrn_adam` (fit_rates with an Optax
 optimiser, to support the choice of default; warm); `roadrunner` and `scipy_bdf`
 (scipy least_squares, method trf, jac '2-point' with diff_step 1e-4 ~ sqrt(rtol),
 over libRoadRunner's CVODE and over solve_ivp BDF with the analytic sparse
@@ -34,7 +36,7 @@ per problem and method.
 
     pip install -e ".[bench]"
     python benchmarks/fit.py [--problems robertson,mapk,random60]
-        [--methods jaxcrn,jaxcrn_lbfgs,jaxcrn_adam,roadrunner,scipy_bdf]
+        [--methods jaxcrn,jaxcrn_batch,jaxcrn_lbfgs,jaxcrn_adam,roadrunner,scipy_bdf]
         [--out results/fit.jsonl]
 """
 
@@ -275,10 +277,12 @@ def main() -> None:
             )  # fmt: skip
 
         fit_kw = dict(rates=start, rtol=RTOL, atol=ATOL, absolute_sigma=True, **TOLS)
-        if "jaxcrn" in methods:
-            cold = jaxcrn.fit_rates(crn, experiments, **fit_kw)
-            warm = jaxcrn.fit_rates(crn, experiments, **fit_kw)
-            for label, fit in (("jaxcrn_cold", cold), ("jaxcrn", warm)):
+        for base_label, jac in (("jaxcrn", "forward"), ("jaxcrn_batch", "batch")):
+            if base_label not in methods:
+                continue
+            cold = jaxcrn.fit_rates(crn, experiments, jacobian=jac, **fit_kw)
+            warm = jaxcrn.fit_rates(crn, experiments, jacobian=jac, **fit_kw)
+            for label, fit in ((f"{base_label}_cold", cold), (base_label, warm)):
                 inside = (fit.interval[:, 0] <= truth) & (truth <= fit.interval[:, 1])
                 record(
                     label, fit.seconds, fit.cost, fit.rates,

@@ -3,11 +3,13 @@
 The model is the CRN's mass-action ODE; the parameters are the logarithms of the
 free rate constants; the residuals are `(prediction - observation) / sigma` over
 every observed value of every experiment. The default optimiser is
-Levenberg-Marquardt on those residuals, with the Jacobian from forward-mode
-sensitivities through the ODE solver (`jax.jacfwd` through `simulate_differentiable`
-with diffrax's `ForwardMode`); any Optax optimiser can be used instead, on the
-gradient of the cost (reverse mode). The uncertainty is the Gauss-Newton (Fisher)
-approximation at the optimum: `cov(log k) = s^2 (J^T J)^-1`.
+Levenberg-Marquardt on those residuals, with the Jacobian by central differences
+over one `simulate_batch` call of every perturbed rate set (`jacobian="batch"`) or
+from forward-mode sensitivities through the ODE solver (`jax.jacfwd` through
+`simulate_differentiable` with diffrax's `ForwardMode`, `jacobian="forward"`); any
+Optax optimiser can be used instead, on the gradient of the cost (reverse mode).
+The uncertainty is the Gauss-Newton (Fisher) approximation at the optimum:
+`cov(log k) = s^2 (J^T J)^-1`.
 """
 
 import dataclasses
@@ -446,6 +448,49 @@ def _jacobian_jit(network, theta, a, options):
 _PER_EXPERIMENT = ("y0", "inputs", "times", "values", "weights", "observe")
 
 
+def _batch_jacobian(network, theta, problem: _Problem, free_idx, k0, options):
+    """The Jacobian of the residuals by central differences in the log rates, every
+    perturbed rate set under every experiment as one `simulate_batch` call (2 x
+    free rates x experiments samples, per-sample rates), step `rtol^(1/3)` (the
+    balance of truncation, h^2, and solver error, rtol/h). None if a perturbed
+    sample fails (the caller then uses forward mode)."""
+    from ._batch.driver import simulate_batch
+
+    p, n_exp = free_idx.size, problem.y0.shape[0]
+    h = float(np.clip(np.cbrt(options["rtol"]), 1e-4, 1e-2))
+    k = np.asarray(k0, np.float64).copy()
+    k[free_idx] = np.exp(np.asarray(theta))
+    steps = np.zeros((2 * p, k.size))
+    steps[np.arange(p), free_idx] = h
+    steps[p + np.arange(p), free_idx] = -h
+    sets = k[None, :] * np.exp(steps)  # (2p, reactions)
+    ts = np.unique(problem.times)
+    solver = options["solver"]
+    res = simulate_batch(
+        network,
+        None if problem.inputs is None else np.tile(problem.inputs, (2 * p, 1)),
+        problem.t1,
+        y0=np.tile(problem.y0, (2 * p, 1)),
+        rates=np.repeat(sets, n_exp, axis=0),
+        saveat=ts,
+        save="species",
+        solver="rodas5p" if solver is None else solver,
+        rtol=options["rtol"],
+        atol=options["atol"],
+        max_steps=options["max_steps"],
+    )
+    if not np.all(np.asarray(res.status) == 0):
+        return None
+    ys = np.asarray(res.ys).reshape(2 * p, n_exp, ts.size, -1)
+    at = np.searchsorted(ts, problem.times)  # (experiments, times)
+    pred = np.einsum(
+        "setx,emx->setm", ys[:, np.arange(n_exp)[:, None], at], problem.observe
+    )
+    r = np.where(problem.weights > 0, (pred - problem.values) * problem.weights, 0.0)
+    r = r.reshape(2 * p, -1)
+    return ((r[:p] - r[p:]) / (2 * h)).T
+
+
 @eqx.filter_jit
 def _value_and_grad_jit(network, theta, a, options):
     return jax.value_and_grad(lambda th: _cost(network, th, a, options))(theta)
@@ -603,6 +648,7 @@ def fit_rates(
     rtol: float = 1e-8,
     atol: float = 1e-12,
     max_steps: int = 16_384,
+    jacobian: str = "batch",
 ) -> FitResult:
     """Fit rate constants to time-series data (several experiments, partial data).
 
@@ -623,9 +669,9 @@ def fit_rates(
             reaction's text as `format_crn` prints it (`"A + B -> C"`).
         bounds: `(lower, upper)` for every rate constant (scalars or arrays of
             shape `(reactions,)`), or a dict `{reaction: (lower, upper)}`.
-        optimizer: None for Levenberg-Marquardt (Jacobian by forward-mode
-            sensitivities; converges in a few iterations on least-squares problems,
-            see `benchmarks/fit.py`), or an Optax `GradientTransformation` (e.g.
+        optimizer: None for Levenberg-Marquardt (Jacobian as `jacobian` says;
+            converges in a few iterations on least-squares problems, see
+            `benchmarks/fit.py`), or an Optax `GradientTransformation` (e.g.
             `optax.adam(0.05)`, `optax.lbfgs()`) applied to the gradient of the cost
             by reverse mode.
         max_iterations: iteration cap (default 100 for Levenberg-Marquardt, 2,000
@@ -637,6 +683,13 @@ def fit_rates(
             covariance by the residuals).
         solver, rtol, atol, max_steps: passed to `simulate_differentiable`
             (default Rodas5P, rtol 1e-8, atol 1e-12: float64).
+        jacobian: how Levenberg-Marquardt (and the uncertainty) gets the Jacobian:
+            "batch" (default: central differences in the log rates, all perturbed
+            rate sets under all experiments in one `simulate_batch` call; forward
+            mode where a perturbed sample fails) or "forward" (forward-mode
+            sensitivities through the vmapped diffrax solve). `benchmarks/fit.py`:
+            the MAPK fit (30 rates) reached its residual in 27.6 s against 86.6 s,
+            Robertson's first call in 2.2 s against 3.9 s.
 
     Returns:
         A `FitResult` (prints as a table of rates, standard errors and intervals).
@@ -723,7 +776,14 @@ def fit_rates(
         predictions_at["last"] = (np.asarray(th), pred)
         return np.asarray(r)[mask], bool(failed)
 
+    if jacobian not in ("forward", "batch"):
+        raise ValueError(f"jacobian={jacobian!r} is not 'forward' or 'batch'.")
+
     def jac(th):
+        if jacobian == "batch":
+            J = _batch_jacobian(network, th, problem, free_idx, k0, options)
+            if J is not None:
+                return J[mask]
         J = _jacobian_jit(network, jnp.asarray(th), arrays, options)
         return np.asarray(J)[mask]
 
