@@ -21,18 +21,17 @@ a factor log-uniform in [1/3, 3] (seeded). Every free rate fitted.
 
 Methods, all with ftol = xtol = gtol = 1e-8 and simulations at rtol 1e-8, atol
 1e-12: `jaxcrn` (fit_rates' Levenberg-Marquardt with forward-mode Jacobians,
-`jacobian="forward"`, Rodas5P; timed cold, compilation included, and warm: a
-second call with the same shapes); `jaxcrn_batch` (the same with
-`jacobian="batch"`, fit_rates' default: central differences, all perturbed rate
-sets in one `simulate_batch` call); `jaxcrn_lbfgs` and `jaxcrn_adam` (fit_rates with an Optax
+`jacobian="forward"`, Rodas5P; timed cold, compilation included, and warm: a second
+call with the same shapes); `jaxcrn_batch` (the same with `jacobian="batch"`,
+fit_rates' default: central differences, all perturbed rate sets in one
+`simulate_batch` call); `jaxcrn_lbfgs` and `jaxcrn_adam` (fit_rates with an Optax
 optimiser, to support the choice of default; warm); `roadrunner` and `scipy_bdf`
 (scipy least_squares, method trf, jac '2-point' with diff_step 1e-4 ~ sqrt(rtol),
-over libRoadRunner's CVODE and over solve_ivp BDF with the analytic sparse
-Jacobian of benchmarks/peers.py; `--peer-max-seconds` caps a run). Per method:
-wall time, final cost, the time at which the cost first came within 1e-3
-(relative) of the best final cost of all methods (`target_s`; None: never), and
-the error of the recovered rates (median and max |k / k_true - 1|). One JSON line
-per problem and method.
+over libRoadRunner's CVODE and over solve_ivp BDF with the analytic sparse Jacobian
+of benchmarks/peers.py; `--peer-max-seconds` caps a run). Per method: wall time,
+final cost, the time at which the cost first came within 1e-3 (relative) of the best
+final cost of all methods (`target_s`; None: never), and the error of the recovered
+rates (median and max |k / k_true - 1|). One JSON line per problem and method.
 
     pip install -e ".[bench]"
     python benchmarks/fit.py [--problems robertson,mapk,random60]
