@@ -130,7 +130,8 @@ class FitResult:
     """The outcome of `fit_rates`. Prints as a table.
 
     Attributes:
-        crn: the CRN with the fitted rate constants.
+        crn: the CRN with the fitted rate constants (None when a compiled
+            network was fitted, or when a fitted rate fell to 0: see `message`).
         rates: fitted rate constants, shape `(reactions,)` (fixed ones unchanged).
         initial_rates: the starting point.
         free: which rate constants were fitted.
@@ -847,8 +848,11 @@ def fit_rates(
         pred = predictions_at["last"][1]
     pred = np.asarray(pred)
     predictions = tuple(pred[i, :nt, :nm] for i, (nt, nm) in enumerate(problem.counts))
+    fitted_crn, note = _fitted_crn(sym, fitted, labels)
+    if note:
+        message = f"{message}; {note}"
     return FitResult(
-        crn=None if sym is None else sym.with_rates(fitted.tolist()),
+        crn=fitted_crn,
         labels=labels,
         rates=fitted,
         initial_rates=k0,
@@ -874,6 +878,21 @@ def fit_rates(
         history_seconds=tuple(history.seconds),
         predictions=predictions,
         optimizer=name,
+    )
+
+
+def _fitted_crn(sym: CRN | None, fitted: np.ndarray, labels) -> tuple:
+    """The CRN with the fitted rates, and a note when a rate fell to 0 (an
+    unidentifiable rate driven down until `exp(log k)` underflowed): no CRN then,
+    since a reaction of rate 0 is not a reaction; the rates stay in the result."""
+    zero = np.flatnonzero(~(np.isfinite(fitted) & (fitted > 0)))
+    if zero.size == 0:
+        return (None if sym is None else sym.with_rates(fitted.tolist())), ""
+    names = ", ".join(labels[i] for i in zero[:3]) + (", ..." if zero.size > 3 else "")
+    return None, (
+        f"the rate of {zero.size} reaction(s) fell to {fitted[zero[0]]:g} ({names}): "
+        "not identifiable from these data, or the reaction should go; bound it "
+        "(bounds=...) or fix it (fixed=...), FitResult.crn is None"
     )
 
 

@@ -104,6 +104,19 @@ def test_batch_jacobian_matches_forward_mode_and_fits_the_same():
         fit_rates(CRN, _data(0), rates=START, jacobian="adjoint")
 
 
+def test_a_rate_that_underflows_keeps_the_result():
+    """A fitted rate of 0 (an unidentifiable rate driven down until exp(log k)
+    underflows) is not a reaction: the result keeps the rates, says which reaction,
+    and has no CRN, instead of failing after the fit."""
+    from jaxcrn import _fit
+
+    labels = ("A + B -> C", "C -> A + B", "C -> D")
+    crn, note = _fit._fitted_crn(CRN, np.array([1.5, 0.0, 0.25]), labels)
+    assert crn is None and "C -> A + B" in note and "fell to 0" in note
+    crn, note = _fit._fitted_crn(CRN, np.array([1.5, 0.4, 0.25]), labels)
+    assert note == "" and [r.rate for r in crn.reactions] == [1.5, 0.4, 0.25]
+
+
 def test_intervals_are_calibrated_over_repeated_noise():
     # 30 noise draws x 3 rates: the true rate should lie in its 95% interval about
     # 95% of the time (over 200 draws: 91-93%; intervals half as wide as they should
