@@ -401,13 +401,23 @@ def _predict(network, theta, a: _Arrays, adjoint, options):
         network, a.inputs, a.t1, y0=a.y0, rates=rates, saveat=a.times,
         adjoint=adjoint, **options,
     )  # fmt: skip
-    # (E, T, S) x (E, M, S) -> (E, T, M)
-    return jnp.einsum("ets,ems->etm", res.ys, a.observe), res.status
+    return _observed(res.ys, a.observe), res.status
+
+
+def _observed(ys, observe):
+    """States `(..., E, T, species)` seen through `observe` `(E, M, species)`:
+    `(..., E, T, M)`."""
+    return jnp.einsum("...ets,ems->...etm", ys, observe)
+
+
+def _weighted(pred, values, weights):
+    """`(prediction - value) / sigma` where measured, 0 elsewhere."""
+    return jnp.where(weights > 0, (pred - values) * weights, 0.0)
 
 
 def _residuals(network, theta, a: _Arrays, adjoint, options, with_predictions=False):
     pred, status = _predict(network, theta, a, adjoint, options)
-    r = jnp.where(a.weights > 0, (pred - a.values) * a.weights, 0.0)
+    r = _weighted(pred, a.values, a.weights)
     if with_predictions:
         return r.reshape(-1), jnp.any(status != 0), pred
     return r.reshape(-1), jnp.any(status != 0)
@@ -484,11 +494,9 @@ def _batch_jacobian(network, theta, problem: _Problem, free_idx, k0, options):
         return None
     ys = np.asarray(res.ys).reshape(2 * p, n_exp, ts.size, -1)
     at = np.searchsorted(ts, problem.times)  # (experiments, times)
-    pred = np.einsum(
-        "setx,emx->setm", ys[:, np.arange(n_exp)[:, None], at], problem.observe
-    )
-    r = np.where(problem.weights > 0, (pred - problem.values) * problem.weights, 0.0)
-    r = r.reshape(2 * p, -1)
+    pred = _observed(ys[:, np.arange(n_exp)[:, None], at], problem.observe)
+    r = _weighted(pred, problem.values[None], problem.weights[None])
+    r = np.asarray(r).reshape(2 * p, -1)
     return ((r[:p] - r[p:]) / (2 * h)).T
 
 
