@@ -246,12 +246,13 @@ def test_ros34pw2_reuses_factors_and_matches_rodas5p(robertson):
 
 def test_diffrax_solver_adapter(dimerisation):
     """Any diffrax adaptive solver runs in the same scheduler (Kvaerno5: its root
-    finder takes the step-size controller's tolerances, as in diffeqsolve)."""
-    x = np.array([[1.0, 2.0], [0.5, 0.5]])
-    kvaerno = simulate_batch(
-        dimerisation, x, 5.0, solver=diffrax.Kvaerno5(), saveat=None, **TOL
-    )
-    own = simulate_batch(dimerisation, x, 5.0, solver=Rodas5P(), saveat=None, **TOL)
+    finder takes the step-size controller's tolerances, as in diffeqsolve). Two
+    lanes on one worker for three samples: the solver's vmapped state (lane axis
+    first) is kept per lane through accepted steps and refills."""
+    x = np.array([[1.0, 2.0], [0.5, 0.5], [2.0, 0.1]])
+    kw = dict(saveat=None, lanes=2, workers=1, **TOL)
+    kvaerno = simulate_batch(dimerisation, x, 5.0, solver=diffrax.Kvaerno5(), **kw)
+    own = simulate_batch(dimerisation, x, 5.0, solver=Rodas5P(), **kw)
     np.testing.assert_allclose(kvaerno.outputs_final, own.outputs_final, rtol=1e-6)
     assert plan_batch(dimerisation, 2, solver=diffrax.Kvaerno5()).stepper == (
         "diffrax:Kvaerno5"

@@ -151,7 +151,13 @@ def test_fill_reducing_order_avoids_fill():
     assert fill_reducing_order(n, pat).tolist().index(0) >= n - 2
     src = np.arange(len(pat))
     lu = SparseLU.build(
-        n, src, pat[:, 0], pat[:, 1], np.ones(len(pat)), dtype=jnp.float64
+        n,
+        src,
+        pat[:, 0],
+        pat[:, 1],
+        np.ones(len(pat)),
+        n_values=len(pat),
+        dtype=jnp.float64,
     )
     assert lu.nnz == len(pat)
     rng = np.random.default_rng(0)

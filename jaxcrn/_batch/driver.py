@@ -250,41 +250,58 @@ class _Share:
         idx = np.flatnonzero(status == Status.STIFF)
         if idx.size == 0:
             return record
-        m2 = _bucket(idx.size)
-        j = jnp.asarray(np.concatenate([idx, np.repeat(idx[-1:], m2 - idx.size)]))
-        p = jax.tree_util.tree_map(lambda a: a[j], queue.p)
-        y0, t0, h0 = record.y[j], record.t[j], record.h[j]
-        _, f0, bad0 = L.prepare(self.system, y0, t0, h0, p, self.ctl)
-        # the padding repeats the last sample: flagged, it ends at its first
-        # iteration instead of being integrated again
-        bad0 = bad0 | (jnp.arange(m2) >= idx.size)
-        q2 = L.Queue.build(
-            y0,
-            f0,
-            t0,
-            h0,
-            record.t_steady[j],
-            record.steps[j],
-            record.rejected[j],
-            record.save_k[j],
-            bad0,
-            p,
-        )
         c = idx.size
-        real = jnp.asarray(idx < self.real)
-        r2 = self._loop(stepper, q2, lambda s: (s[:c] >= 0) & real)
-        k = jnp.asarray(idx)
-        later = (
-            jnp.arange(record.saved.shape[1], dtype=jnp.int32)[None, :]
-            >= record.save_k[k][:, None]
-        )[:, :, None]
-        return L.Record(
-            y=record.y.at[k].set(r2.y[:c]),
-            saved=record.saved.at[k].set(
-                jnp.where(later, r2.saved[:c], record.saved[k])
-            ),
-            info=record.info.at[k].set(r2.info[:c]),
-        )
+        m2 = _bucket(c)
+        # padding: gathers repeat the last stiff sample, scatters drop (index m)
+        pad = m2 - c
+        j = jnp.asarray(np.concatenate([idx, np.repeat(idx[-1:], pad)]), jnp.int32)
+        k = jnp.asarray(np.concatenate([idx, np.full(pad, status.size)]), jnp.int32)
+        q2 = _stiff_queue(self.system, queue, record, j, jnp.asarray(c), self.ctl)
+        real = jnp.asarray(np.concatenate([idx < self.real, np.zeros(pad, bool)]))
+        r2 = self._loop(stepper, q2, lambda s: (s >= 0) & real)
+        return _merge_stiff(record, r2, k)
+
+
+@eqx.filter_jit
+def _stiff_queue(system, queue: L.Queue, record: L.Record, j, c, ctl) -> L.Queue:
+    """The queue of pass 2: samples `j` (the first `c` real, the rest padding) as
+    Tsit5 left them."""
+    p = jax.tree_util.tree_map(lambda a: a[j], queue.p)
+    y0, t0, h0 = record.y[j], record.t[j], record.h[j]
+    _, f0, bad0 = L.prepare(system, y0, t0, h0, p, ctl)
+    # the padding repeats the last sample: flagged, it ends at its first
+    # iteration instead of being integrated again
+    bad0 = bad0 | (jnp.arange(j.shape[0]) >= c)
+    return L.Queue.build(
+        y0,
+        f0,
+        t0,
+        h0,
+        record.t_steady[j],
+        record.steps[j],
+        record.rejected[j],
+        record.save_k[j],
+        bad0,
+        p,
+    )
+
+
+@eqx.filter_jit
+def _merge_stiff(record: L.Record, r2: L.Record, k) -> L.Record:
+    """`record` with the pass-2 results `r2` written at samples `k` (out-of-range
+    entries of `k` are padding and dropped); pass 2's saved points from where
+    pass 1 stopped saving."""
+    kk = jnp.minimum(k, record.y.shape[0] - 1)
+    later = (
+        jnp.arange(record.saved.shape[1], dtype=jnp.int32)[None, :]
+        >= record.save_k[kk][:, None]
+    )[:, :, None]
+    saved = jnp.where(later, r2.saved, record.saved[kk])
+    return L.Record(
+        y=record.y.at[k].set(r2.y, mode="drop"),
+        saved=record.saved.at[k].set(saved, mode="drop"),
+        info=record.info.at[k].set(r2.info, mode="drop"),
+    )
 
 
 class _Halted(Exception):
@@ -813,10 +830,17 @@ class _Engine:
 
 
 def _place(tree, device):
-    """`tree` with every array leaf committed to `device`."""
-    return jax.tree_util.tree_map(
-        lambda a: jax.device_put(a, device) if eqx.is_array(a) else a, tree
-    )
+    """`tree` with every array leaf committed to `device` (leaves already there
+    are kept: a transfer call per leaf costs more than the check)."""
+
+    def put(a):
+        if not eqx.is_array(a):
+            return a
+        if isinstance(a, jax.Array) and a.devices() == {device}:
+            return a
+        return jax.device_put(a, device)
+
+    return jax.tree_util.tree_map(put, tree)
 
 
 def _assemble(results, m, network, smap, saving, ts, save, keep_states, dtype):

@@ -87,13 +87,15 @@ class AbstractStepper(eqx.Module):
         return lane_where(load, fresh, current)
 
 
-def lane_where(mask, new, old):
-    """Per-lane select on pytrees whose arrays have the lane axis last."""
+def lane_where(mask, new, old, *, first: bool = False):
+    """Per-lane select on pytrees whose arrays have the lane axis last (`first`:
+    the lane axis first, as in `jax.vmap`'s outputs)."""
 
     def sel(a, b):
         if a is None:
             return None
-        return jnp.where(mask.reshape((1,) * (a.ndim - 1) + (-1,)), a, b)
+        ones = (1,) * (a.ndim - 1)
+        return jnp.where(mask.reshape((-1,) + ones if first else ones + (-1,)), a, b)
 
     return jax.tree_util.tree_map(sel, new, old, is_leaf=lambda x: x is None)
 
@@ -402,6 +404,21 @@ class DiffraxStepper(AbstractStepper):
             one, in_axes=(0, 0, 1, -1, 0, 0), out_axes=(1, 1, 0, 0, 1)
         )(t, h, y, p, solver_state, jump)
         return Step(y1, err, f0, (t, h, dense), (st1, jnp.zeros_like(jump)))
+
+    # the solver state comes from `jax.vmap`: its lane axis is the first
+    def keep(self, accept, took, new, old):
+        del took
+        return self._where(accept, new, old)
+
+    def reload(self, load, fresh, current):
+        return self._where(load, fresh, current)
+
+    @staticmethod
+    def _where(mask, new, old):
+        return (
+            lane_where(mask, new[0], old[0], first=True),
+            lane_where(mask, new[1], old[1]),
+        )
 
     def interpolate(self, dense, theta, project):
         t0, h, info = dense

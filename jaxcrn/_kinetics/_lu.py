@@ -27,16 +27,11 @@ import jax.scipy.linalg as jsl
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from ._base import host_array
+from ._base import GatherSum, host_array, partition_by_count
 
 
 __all__ = ["DenseLU", "LUSchedule", "SparseLU", "fill_reducing_order"]
 
-# cost model for grouping entries of one level (in units of one multiply-add on
-# one lane): a group costs its padded size times the lanes, plus a fixed overhead
-# per array operation (measured on XLA:CPU: ~0.2 us per operation, ~0.25 ns per
-# element-operation)
-_OP_COST = 40000.0
 _TYPICAL_LANES = 128
 
 
@@ -125,34 +120,6 @@ def _symbolic_fill(n: int, rows: list[set[int]]) -> list[set[int]]:
     return rows
 
 
-def _partition(counts: list[int], lanes: int) -> list[tuple[int, int]]:
-    """Split entries sorted by decreasing pair count into contiguous groups, each
-    padded to its first (largest) count, minimising the padded work plus a fixed
-    cost per group (dynamic programming over runs of equal counts)."""
-    runs: list[tuple[int, int]] = []  # (start, count)
-    for k, c in enumerate(counts):
-        if not runs or counts[runs[-1][0]] != c:
-            runs.append((k, c))
-    m = len(runs)
-    ends = [r[0] for r in runs[1:]] + [len(counts)]
-    best = [0.0] + [float("inf")] * m
-    cut = [0] * (m + 1)
-    for e in range(1, m + 1):
-        for s in range(e):
-            width = max(runs[s][1], 1)
-            cost = best[s] + _OP_COST + (ends[e - 1] - runs[s][0]) * width * lanes
-            if cost < best[e]:
-                best[e] = cost
-                cut[e] = s
-    out = []
-    e = m
-    while e > 0:
-        s = cut[e]
-        out.append((runs[s][0], ends[e - 1]))
-        e = s
-    return out[::-1]
-
-
 @dataclasses.dataclass(frozen=True)
 class _HostGroup:
     lo: int  # rows [lo, hi) written
@@ -235,7 +202,7 @@ class LUSchedule:
         for lv_index, (start, work) in enumerate(factor_host):
             if not work:
                 continue
-            for s, e_ in _partition([len(pairs[e]) for e in work], lanes):
+            for s, e_ in partition_by_count([len(pairs[e]) for e in work], lanes):
                 grp = work[s:e_]
                 p = max(len(pairs[e]) for e in grp)
                 a = np.full((len(grp), p), zero, np.int32)
@@ -304,7 +271,7 @@ def _solve_schedule(n, deps, slot_of, zero, lanes, *, unit, reverse=False):
     start = 0
     for lv_index, lv in enumerate(by_level):
         counts = [len(deps[i]) for i in lv]
-        for s, e in _partition(counts, lanes):
+        for s, e in partition_by_count(counts, lanes):
             grp = lv[s:e]
             p = max((len(deps[i]) for i in grp), default=0)
             if p == 0 and unit:
@@ -387,8 +354,7 @@ class SparseLU(eqx.Module):
     """
 
     # assembly: slot s of lam*I - J is lam*[s is diagonal] - sum coeff * v[src]
-    asm_src: Int[Array, "slots terms"]
-    asm_coeff: Float[Array, "slots terms"]
+    assembly: GatherSum  # v -> J in slot order
     asm_diag: Float[Array, " slots"]
     factor_groups: tuple[_Group, ...]
     fwd_groups: tuple[_Group, ...]
@@ -417,10 +383,13 @@ class SparseLU(eqx.Module):
         term_col: np.ndarray,
         term_coeff: np.ndarray,
         *,
+        n_values: int,
         dtype,
         lanes: int = _TYPICAL_LANES,
         schedule: "LUSchedule | None" = None,
     ) -> "SparseLU":
+        """`n_values`: the length of the vector `v` that `factor` takes (every
+        `term_src` indexes it)."""
         pattern = np.unique(
             np.stack([term_row, term_col], axis=1).astype(np.int64).reshape(-1, 2),
             axis=0,
@@ -428,23 +397,16 @@ class SparseLU(eqx.Module):
         sched = schedule or LUSchedule.build(n, pattern, lanes=lanes)
         pos = np.empty(n, np.int64)
         pos[sched.order] = np.arange(n)
-        # assembly table: terms per slot, padded (src index -1 -> zero row of v)
-        per_slot: list[list[tuple[int, float]]] = [[] for _ in range(sched.nnz)]
-        for s, r, c, k in zip(
-            term_src.tolist(),
-            term_row.tolist(),
-            term_col.tolist(),
-            term_coeff.tolist(),
-            strict=True,
-        ):
-            per_slot[sched.slots[(int(pos[r]), int(pos[c]))]].append((s, k))
-        width = max([len(t) for t in per_slot] + [1])
-        src = np.full((sched.nnz, width), -1, np.int32)
-        coeff = np.zeros((sched.nnz, width))
-        for s, terms in enumerate(per_slot):
-            for c, (q, k) in enumerate(terms):
-                src[s, c] = q
-                coeff[s, c] = k
+        term_slot = np.array(
+            [
+                sched.slots[(int(pos[r]), int(pos[c]))]
+                for r, c in zip(term_row.tolist(), term_col.tolist(), strict=True)
+            ],
+            np.int64,
+        )
+        assembly = GatherSum.build(
+            sched.nnz, n_values, term_slot, term_src, term_coeff, dtype=dtype
+        )
         diag = np.zeros(sched.nnz)
         for i in range(n):
             diag[sched.slots[(i, i)]] = 1.0
@@ -453,8 +415,7 @@ class SparseLU(eqx.Module):
         bwd_position = np.empty(n, np.int64)
         bwd_position[sched.bwd_rows] = np.arange(n)
         return cls(
-            asm_src=host_array(src),
-            asm_coeff=host_array(coeff, dtype),
+            assembly=assembly,
             asm_diag=host_array(diag, dtype),
             factor_groups=tuple(_device_group(g) for g in sched.factor_groups),
             fwd_groups=tuple(_device_group(g) for g in sched.forward_groups),
@@ -470,13 +431,10 @@ class SparseLU(eqx.Module):
 
     def factor(self, lam, v: Float[Array, "terms ..."]):
         """Assemble and factor `lam*I - J`. `v` holds the partial derivatives the
-        terms read (the source index -1 reads 0); `lam` is a scalar or has the
-        lanes' shape."""
+        terms read; `lam` is a scalar or has the lanes' shape."""
         lanes = v.shape[1:]
         dt = v.dtype
-        v_ext = jnp.concatenate([v, jnp.zeros((1,) + lanes, dt)])
-        exp = (slice(None),) * 2 + (None,) * len(lanes)
-        asm = jnp.sum(self.asm_coeff.astype(dt)[exp] * v_ext[self.asm_src], axis=1)
+        asm = self.assembly(v)
         lam = jnp.asarray(lam, dt)
         vals = self.asm_diag.astype(dt)[(slice(None),) + (None,) * len(lanes)] * lam
         vals = vals - asm

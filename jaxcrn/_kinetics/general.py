@@ -54,7 +54,16 @@ def _lu_for(tables: Stoichiometry, dtype) -> SparseLU | DenseLU:
             or sched.n_pairs > SPARSE_LU_MAX_FRACTION * dense_work
         ):
             return DenseLU.build(n, src, row, col, coeff, dtype=dtype)
-    return SparseLU.build(n, src, row, col, coeff, dtype=dtype, schedule=sched)
+    return SparseLU.build(
+        n,
+        src,
+        row,
+        col,
+        coeff,
+        n_values=tables.n_reactions * tables.max_order,
+        dtype=dtype,
+        schedule=sched,
+    )
 
 
 def _net_matrix(tables: Stoichiometry) -> np.ndarray:
