@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+import json
 import os
 import re
 
@@ -107,3 +108,78 @@ def test_python_sessions_print_what_the_readme_shows(section, monkeypatch):
         test = parser.get_doctest(body, globs, section, "README.md", 0)
         result = runner.run(test, out=out.append)
         assert result.failed == 0, "".join(out)
+
+
+# -- the Performance section's tables are the benchmark records ---------------------
+
+_UNITS = {"µs": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def _table_rows(section_start: str, header_start: str):
+    """The body rows of the first table after `section_start` whose header row
+    starts with `header_start`, as lists of cells."""
+    text = README.split(section_start, 1)[1]
+    lines = text.splitlines()
+    i = next(k for k, line in enumerate(lines) if line.startswith(header_start))
+    rows = []
+    for line in lines[i + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip().strip("*") for c in line.strip().strip("|").split("|")])
+    return lines[i], rows
+
+
+def _shown(cell: str) -> tuple[float, float]:
+    """A cell's leading number in SI units and half a unit of its last digit."""
+    m = re.match(r"([0-9][0-9,]*(?:\.([0-9]+))?)\s*(µs|ms|s|x)?", cell)
+    assert m, f"no number in README cell {cell!r}"
+    digits = len(m.group(2) or "")
+    scale = _UNITS.get(m.group(3) or "x", 1.0)
+    return float(m.group(1).replace(",", "")) * scale, 0.5 * 10.0**-digits * scale
+
+
+def _last_jaxcrn_records(name: str, key) -> dict:
+    with open(os.path.join(ROOT, "results", name)) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    return {key(r): r for r in records if r["tool"] == "jaxcrn"}
+
+
+def _agrees(cell: str, value: float, what: str):
+    shown, half = _shown(cell)
+    assert abs(shown - value) <= half * (1 + 1e-9), (
+        f"README shows {cell!r} for {what}; the record says {value:.4g}"
+    )
+
+
+def test_performance_general_table_is_the_records():
+    """Every general-CRN row: jaxcrn's time, its median steps and its ratio to the
+    best peer are the last jaxcrn record of that CRN in
+    results/peers_general.jsonl, rounded as shown."""
+    header, rows = _table_rows("**General CRNs**", "| CRN |")
+    cols = [c.strip() for c in header.strip().strip("|").split("|")]
+    records = _last_jaxcrn_records("peers_general.jsonl", lambda r: r["model"])
+    assert len(rows) >= 12
+    for cells in rows:
+        row = dict(zip(cols, cells, strict=True))
+        r = records[row["CRN"]]
+        _agrees(row["jaxcrn"], r["per_sample_s"], f"{row['CRN']} time")
+        _agrees(row["jaxcrn vs best peer"], r["speedup_vs_best_peer"], row["CRN"])
+        if row["steps (median)"]:
+            _agrees(row["steps (median)"], r["steps_median"], f"{row['CRN']} steps")
+
+
+def test_performance_compiled_table_is_the_records():
+    """Every compiled-network row: jaxcrn's time and its ratio to the best peer are
+    the last jaxcrn record of that model, weights and CRN in results/peers.jsonl."""
+    header, rows = _table_rows("**Compiled networks**", "| model |")
+    cols = [c.strip() for c in header.strip().strip("|").split("|")]
+    records = _last_jaxcrn_records(
+        "peers.jsonl", lambda r: (r["model"], r["weights"], r["crn"])
+    )
+    assert len(rows) >= 9
+    for cells in rows:
+        row = dict(zip(cols, cells, strict=True))
+        r = records[(row["model"], row["weights"], row["CRN"])]
+        what = f"{row['model']} {row['weights']} {row['CRN']}"
+        _agrees(row["jaxcrn"], r["per_sample_s"], f"{what} time")
+        _agrees(row["jaxcrn vs best peer"], r["speedup_vs_best_peer"], what)
