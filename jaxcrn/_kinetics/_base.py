@@ -177,15 +177,19 @@ class ReactantGather(eqx.Module):
 # cost model for grouping entries (rows of a gather-sum, entries of one LU level),
 # in units of one multiply-add on one lane: a group costs its padded size times the
 # lanes, plus a fixed overhead per array operation (measured on XLA:CPU: ~0.2 us
-# per operation, ~0.25 ns per element-operation)
-_OP_COST = 40000.0
+# per operation, ~0.25 ns per element-operation, so 800; a Rodas5P step at 64
+# lanes took 562 -> 402 us on random60 and 293 -> 232 us on EARM 1.3 against the
+# 40,000 used before, which padded groups to spare operations)
+OP_COST = 800.0
 
 
-def partition_by_count(counts: list[int], lanes: int) -> list[tuple[int, int]]:
+def partition_by_count(
+    counts: list[int], lanes: int, op_cost: float = OP_COST
+) -> list[tuple[int, int]]:
     """Split entries sorted by decreasing count (of terms, of pairs) into
     contiguous groups, each padded to its first (largest) count, minimising the
-    padded work plus a fixed cost per group (dynamic programming over runs of
-    equal counts)."""
+    padded work plus `op_cost` per group (dynamic programming over runs of equal
+    counts)."""
     runs: list[tuple[int, int]] = []  # (start, count)
     for k, c in enumerate(counts):
         if not runs or counts[runs[-1][0]] != c:
@@ -197,7 +201,7 @@ def partition_by_count(counts: list[int], lanes: int) -> list[tuple[int, int]]:
     for e in range(1, m + 1):
         for s in range(e):
             width = max(runs[s][1], 1)
-            cost = best[s] + _OP_COST + (ends[e - 1] - runs[s][0]) * width * lanes
+            cost = best[s] + op_cost + (ends[e - 1] - runs[s][0]) * width * lanes
             if cost < best[e]:
                 best[e] = cost
                 cut[e] = s

@@ -27,12 +27,17 @@ import jax.scipy.linalg as jsl
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from ._base import GatherSum, host_array, partition_by_count
+from ._base import OP_COST, GatherSum, host_array, partition_by_count
 
 
 __all__ = ["DenseLU", "LUSchedule", "SparseLU", "fill_reducing_order"]
 
 _TYPICAL_LANES = 128
+# an LU schedule of more groups than this (factorisation and both solves) is
+# regrouped with a coarser cost per operation: fewer, more padded groups, so that
+# networks of hundreds of species compile in bounded time
+MAX_GROUPS = 400
+COARSE_OP_COST = 40000.0
 
 
 # ---------------------------------------------------------------------------------
@@ -197,41 +202,23 @@ class LUSchedule:
             work = [e for e in lv if not idle(e)]
             factor_host.append((start, work))
         nnz = len(slot_of)
-        zero, one = nnz, nnz + 1
-        factor_groups = []
-        for lv_index, (start, work) in enumerate(factor_host):
-            if not work:
-                continue
-            for s, e_ in partition_by_count([len(pairs[e]) for e in work], lanes):
-                grp = work[s:e_]
-                p = max(len(pairs[e]) for e in grp)
-                a = np.full((len(grp), p), zero, np.int32)
-                b = np.full((len(grp), p), zero, np.int32)
-                d = np.full(len(grp), one, np.int32)
-                for r, (i, j) in enumerate(grp):
-                    for c, k in enumerate(pairs[(i, j)]):
-                        a[r, c] = slot_of[(i, k)]
-                        b[r, c] = slot_of[(k, j)]
-                    if i > j:
-                        d[r] = slot_of[(j, j)]
-                factor_groups.append(
-                    _HostGroup(
-                        start + s,
-                        start + e_,
-                        a,
-                        b,
-                        d if (d != one).any() else None,
-                        lv_index,
-                    )
-                )
         n_pairs = sum(len(v) for v in pairs.values())
-        fwd_groups, fwd_rows = _solve_schedule(
-            n, [lower[i] for i in range(n)], slot_of, zero, lanes, unit=True
-        )
         upper_rows = [sorted(j for j in rows[i] if j > i) for i in range(n)]
-        bwd_groups, bwd_rows = _solve_schedule(
-            n, upper_rows, slot_of, zero, lanes, unit=False, reverse=True
-        )
+
+        def grouped(op_cost):
+            factor_groups = _factor_groups(factor_host, pairs, slot_of, lanes, op_cost)
+            fwd = _solve_schedule(n, lower, slot_of, nnz, lanes, op_cost, unit=True)
+            bwd = _solve_schedule(
+                n, upper_rows, slot_of, nnz, lanes, op_cost, unit=False, reverse=True
+            )
+            return factor_groups, fwd, bwd
+
+        # the measured cost model, unless that makes more array operations than
+        # compile in reasonable time: then fewer, more padded groups
+        factor_groups, fwd, bwd = grouped(OP_COST)
+        if len(factor_groups) + len(fwd[0]) + len(bwd[0]) > MAX_GROUPS:
+            factor_groups, fwd, bwd = grouped(COARSE_OP_COST)
+        (fwd_groups, fwd_rows), (bwd_groups, bwd_rows) = fwd, bwd
         return cls(
             n,
             order,
@@ -247,7 +234,43 @@ class LUSchedule:
         )
 
 
-def _solve_schedule(n, deps, slot_of, zero, lanes, *, unit, reverse=False):
+def _factor_groups(factor_host, pairs, slot_of, lanes, op_cost):
+    """The factorisation's groups: per level, its entries with work split by
+    `partition_by_count`; `a`/`b` the slots of the pairs' factors, `d` the
+    divisor's slot (entries of L) or None."""
+    nnz = len(slot_of)
+    zero, one = nnz, nnz + 1
+    groups = []
+    for lv_index, (start, work) in enumerate(factor_host):
+        if not work:
+            continue
+        counts = [len(pairs[e]) for e in work]
+        for s, e_ in partition_by_count(counts, lanes, op_cost):
+            grp = work[s:e_]
+            p = max(len(pairs[e]) for e in grp)
+            a = np.full((len(grp), p), zero, np.int32)
+            b = np.full((len(grp), p), zero, np.int32)
+            d = np.full(len(grp), one, np.int32)
+            for r, (i, j) in enumerate(grp):
+                for c, k in enumerate(pairs[(i, j)]):
+                    a[r, c] = slot_of[(i, k)]
+                    b[r, c] = slot_of[(k, j)]
+                if i > j:
+                    d[r] = slot_of[(j, j)]
+            groups.append(
+                _HostGroup(
+                    start + s,
+                    start + e_,
+                    a,
+                    b,
+                    d if (d != one).any() else None,
+                    lv_index,
+                )
+            )
+    return groups
+
+
+def _solve_schedule(n, deps, slot_of, zero, lanes, op_cost, *, unit, reverse=False):
     """Level schedule of a triangular solve: row i needs the rows `deps[i]`.
 
     Returns groups over solve positions and the map solve position -> row. Group
@@ -271,7 +294,7 @@ def _solve_schedule(n, deps, slot_of, zero, lanes, *, unit, reverse=False):
     start = 0
     for lv_index, lv in enumerate(by_level):
         counts = [len(deps[i]) for i in lv]
-        for s, e in partition_by_count(counts, lanes):
+        for s, e in partition_by_count(counts, lanes, op_cost):
             grp = lv[s:e]
             p = max((len(deps[i]) for i in grp), default=0)
             if p == 0 and unit:
