@@ -37,6 +37,10 @@ DENSE_NET_SIZE = 64
 # dense factorisation's saves little: then the sparse layout solves with a dense LU
 SPARSE_LU_MAX_LEVELS = 400
 SPARSE_LU_MAX_FRACTION = 0.5
+# ...but never for networks this small: even a full schedule is at most n^3/3
+# (~11,000) multiply-adds, and a dense LU keeps a CPU run on one worker (see the
+# plan; approximate majority and rps, 3 species, ran on one)
+SPARSE_LU_ALWAYS_UP_TO = 32
 
 
 def _lu_for(tables: Stoichiometry, dtype) -> SparseLU | DenseLU:
@@ -46,7 +50,7 @@ def _lu_for(tables: Stoichiometry, dtype) -> SparseLU | DenseLU:
     n = tables.n_species
     src = r * tables.max_order + slot
     sched = LUSchedule.build(n, tables.jacobian_pattern()) if n else None
-    if sched is not None:
+    if sched is not None and n > SPARSE_LU_ALWAYS_UP_TO:
         levels = sched.n_levels + 2 * len({g.level for g in sched.forward_groups})
         dense_work = n**3 / 3
         if (
