@@ -90,7 +90,8 @@ def _check_against_differences(f, g_rates, g_y0, rng):
 @pytest.mark.parametrize(
     "solver, adjoint",
     [
-        (None, "checkpoint"),  # Rodas5P, reverse mode
+        # Rodas5P, reverse mode: 9 s, run by .ci/run's slow gradient checks
+        pytest.param(None, "checkpoint", marks=pytest.mark.slow),
         pytest.param(diffrax.Tsit5(), "backsolve", marks=pytest.mark.slow),
         (diffrax.Tsit5(), "forward"),
     ],
