@@ -679,10 +679,11 @@ def fit_rates(
         bounds: `(lower, upper)` for every rate constant (scalars or arrays of
             shape `(reactions,)`), or a dict `{reaction: (lower, upper)}`.
         optimizer: None for Levenberg-Marquardt (Jacobian as `jacobian` says;
-            converges in a few iterations on least-squares problems, see
-            `benchmarks/fit.py`), or an Optax `GradientTransformation` (e.g.
-            `optax.adam(0.05)`, `optax.lbfgs()`) applied to the gradient of the cost
-            by reverse mode.
+            in `benchmarks/fit.py` it converges in a few iterations on Robertson
+            and runs to its 100-iteration limit on MAPK and random60, where
+            unidentifiable rates keep the damped steps short), or an Optax
+            `GradientTransformation` (e.g. `optax.adam(0.05)`, `optax.lbfgs()`)
+            applied to the gradient of the cost by reverse mode.
         max_iterations: iteration cap (default 100 for Levenberg-Marquardt, 2,000
             for an Optax optimiser).
         ftol, xtol, gtol: stop when an accepted step lowers the cost by less than

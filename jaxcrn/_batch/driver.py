@@ -830,8 +830,9 @@ class _Engine:
 
 
 def _place(tree, device):
-    """`tree` with every array leaf committed to `device` (leaves already there
-    are kept: a transfer call per leaf costs more than the check)."""
+    """`tree` with every array leaf on `device`: leaves already there are kept as
+    they are (a transfer call per leaf costs more than the check), the others are
+    committed to it."""
 
     def put(a):
         if not eqx.is_array(a):
