@@ -3,7 +3,7 @@
 The model is the CRN's mass-action ODE; the parameters are the logarithms of the
 free rate constants; the residuals are `(prediction - observation) / sigma` over
 every observed value of every experiment. The default optimiser is
-Levenberg-Marquardt on those residuals, with the Jacobian by central differences
+Levenberg-Marquardt in its trust-region form on those residuals, with the Jacobian by central differences
 over one `simulate_batch` call of every perturbed rate set (`jacobian="batch"`) or
 from forward-mode sensitivities through the ODE solver (`jax.jacfwd` through
 `simulate_differentiable` with diffrax's `ForwardMode`, `jacobian="forward"`); any
@@ -529,13 +529,65 @@ def _optax_step(optimizer, network, theta, state, value, grad, lo, hi, a, option
 # Optimisers.
 
 
+def _trust_region_step(s, vt, uf, delta, alpha):
+    """The step `p` minimising `|J p + r|` subject to `|p| <= delta`, from the SVD
+    `J = U diag(s) V^T` and `uf = U^T r` (Moré, "The Levenberg-Marquardt
+    algorithm: implementation and theory", 1978): the Gauss-Newton step when it
+    fits in the region (the least-norm one where `J` is rank-deficient),
+    otherwise `-(J^T J + alpha I)^-1 J^T r` with the damping `alpha` found by
+    Newton's method on `|p(alpha)| = delta`, warm-started from the previous one.
+    Returns `(p, alpha)`."""
+    suf = s * uf
+    size = float(np.linalg.norm(suf))
+    if size == 0.0:
+        return np.zeros(vt.shape[1]), alpha
+    keep = s > np.finfo(float).eps * max(vt.shape) * s[0]
+    full_rank = bool(np.all(keep))
+    p = -vt[keep].T @ (uf[keep] / s[keep])  # Gauss-Newton, least norm
+    if np.linalg.norm(p) <= delta:
+        return p, 0.0
+
+    def phi(a):
+        denom = s**2 + a
+        norm = np.linalg.norm(suf / denom)
+        return norm - delta, -np.sum(suf**2 / denom**3) / norm
+
+    upper = size / delta
+    lower = 0.0
+    if full_rank:
+        f, fp = phi(0.0)
+        lower = -f / fp
+    if alpha == 0.0 and not full_rank:
+        alpha = max(1e-3 * upper, math.sqrt(lower * upper))
+    for _ in range(10):
+        if not lower <= alpha <= upper:
+            alpha = max(1e-3 * upper, math.sqrt(lower * upper))
+        f, fp = phi(alpha)
+        if f < 0:
+            upper = alpha
+        ratio = f / fp
+        lower = max(lower, alpha - ratio)
+        alpha -= (f + delta) * ratio / delta
+        if abs(f) < 0.01 * delta:
+            break
+    p = -vt.T @ (suf / (s**2 + alpha))
+    return p * (delta / np.linalg.norm(p)), alpha
+
+
 def _levenberg_marquardt(
     fun, jac, theta, lo, hi, *, max_iterations, ftol, xtol, gtol, history
 ):
-    """Levenberg-Marquardt with Marquardt's diagonal scaling and Nielsen's damping
-    update; steps are projected onto the bounds (box in log space). `fun(theta)`
-    returns the residuals and a failure flag, `jac(theta)` the Jacobian, computed
-    only at accepted points (a rejected trial costs one simulation)."""
+    """Levenberg-Marquardt in its trust-region form (Moré 1978; the unscaled
+    trust region of scipy's `least_squares(method="trf")` without bounds): each
+    step solves the linearised problem exactly within a ball of radius `delta`
+    in the log rates (`_trust_region_step`, from an SVD of the Jacobian, so that
+    unidentifiable directions neither blow up nor lose precision in `J^T J`);
+    the radius shrinks to a quarter of a step that predicts the cost badly and
+    doubles after a good step that reached it. Bounds (a box in log space):
+    rates at a bound that the gradient pushes out are held, and steps are
+    clipped to the box. `fun(theta)` returns the residuals and a failure flag,
+    `jac(theta)` the Jacobian, computed only at accepted points (a rejected
+    trial costs one simulation)."""
     r, failed = fun(theta)
     if failed or not np.all(np.isfinite(r)):
         raise FloatingPointError(
@@ -546,12 +598,12 @@ def _levenberg_marquardt(
     history.append(cost)
     J = jac(theta)
     n_eval = 1
-    lam, nu = 1e-3, 2.0
+    delta = float(np.linalg.norm(theta)) or 1.0
+    alpha = 0.0
     message, converged = "reached max_iterations", False
     it = 0
     for it in range(1, max_iterations + 1):
         g = J.T @ r
-        A = J.T @ J
         # free directions: not pushing out of an active bound
         at_lo = (theta <= lo + 1e-12) & (g > 0)
         at_hi = (theta >= hi - 1e-12) & (g < 0)
@@ -559,42 +611,52 @@ def _levenberg_marquardt(
         if np.max(np.abs(g[active]), initial=0.0) <= gtol * max(1.0, cost):
             message, converged = "gradient below gtol", True
             break
-        d = np.maximum(np.diag(A), 1e-12 * max(np.max(np.diag(A)), 1e-300))
         ia = np.flatnonzero(active)
-        while True:
-            M = A + lam * np.diag(d)
+        u, s, vt = np.linalg.svd(J[:, ia], full_matrices=False)
+        uf = u.T @ r
+        reduction = -1.0
+        while reduction <= 0:
+            p, alpha = _trust_region_step(s, vt, uf, delta, alpha)
+            p_norm = float(np.linalg.norm(p))
             step = np.zeros_like(theta)
-            try:
-                step[ia] = np.linalg.solve(M[np.ix_(ia, ia)], -g[ia])
-            except np.linalg.LinAlgError:
-                step[ia] = np.linalg.lstsq(M[np.ix_(ia, ia)], -g[ia], rcond=None)[0]
+            step[ia] = p
             new = np.clip(theta + step, lo, hi)
             step = new - theta
-            predicted = -(g @ step + 0.5 * step @ A @ step)
+            Js = J @ step
+            predicted = -(g @ step + 0.5 * Js @ Js)
             r_new, failed = fun(new)
             n_eval += 1
-            ok = (not failed) and bool(np.all(np.isfinite(r_new)))
-            cost_new = 0.5 * float(r_new @ r_new) if ok else np.inf
-            rho = (cost - cost_new) / predicted if predicted > 0 else -1.0
-            small = np.linalg.norm(step) <= xtol * (np.linalg.norm(theta) + xtol)
-            if ok and cost_new <= cost and rho > 0:
-                lam *= max(1 / 3, 1 - (2 * rho - 1) ** 3)
-                nu = 2.0
-                drop = cost - cost_new
-                theta, r, cost = new, r_new, cost_new
-                J = jac(theta)
-                history.append(cost)
-                if drop <= ftol * cost_new:
-                    message, converged = "relative cost reduction below ftol", True
-                elif small:
-                    message, converged = "step below xtol", True
+            if failed or not np.all(np.isfinite(r_new)):
+                delta = 0.25 * p_norm  # simulation failed there: a smaller region
+                if delta <= xtol * (xtol + np.linalg.norm(theta)):
+                    message = "no step reduces the cost (the simulation fails)"
+                    converged = True
+                    break
+                continue
+            cost_new = 0.5 * float(r_new @ r_new)
+            reduction = cost - cost_new
+            if predicted > 0:
+                ratio = reduction / predicted
+            else:
+                ratio = 1.0 if predicted == reduction == 0 else 0.0
+            new_delta = delta
+            if ratio < 0.25:
+                new_delta = 0.25 * p_norm
+            elif ratio > 0.75 and p_norm > 0.95 * delta:
+                new_delta = 2.0 * delta
+            step_norm = float(np.linalg.norm(step))
+            if reduction < ftol * cost and ratio > 0.25:
+                message, converged = "relative cost reduction below ftol", True
+            elif step_norm < xtol * (xtol + np.linalg.norm(theta)):
+                message, converged = "step below xtol", True
+            if converged:
                 break
-            lam *= nu
-            nu *= 2.0
-            if small or lam > 1e16:
-                message = "no step reduces the cost (step below xtol)"
-                converged = True
-                break
+            alpha *= delta / new_delta
+            delta = new_delta
+        if reduction > 0:
+            theta, r, cost = new, r_new, cost_new
+            J = jac(theta)
+            history.append(cost)
         if converged:
             break
     return theta, r, J, cost, it, n_eval, message, converged

@@ -91,9 +91,8 @@ def _rhs_and_solve(kin, rates, y, lam, b):
     return kin.rhs(y, rates), kin.solve(kin.factor(y, rates, lam), b)
 
 
-@pytest.mark.parametrize(
-    "max_runs", [layered_mod.MAX_RUNS, pytest.param(0, marks=pytest.mark.slow)]
-)
+@pytest.mark.slow
+@pytest.mark.parametrize("max_runs", [layered_mod.MAX_RUNS, 0])
 def test_layered_kinetics_on_lanes_match_one_sample(monkeypatch, max_runs):
     """The layered layout on `(species, lanes)` arrays equals its one-sample
     form and the dense layout, and block substitution solves `(lam I - J) x = b`
@@ -231,6 +230,7 @@ def test_ros34pw2_keeps_order_3_with_any_matrix():
         assert np.all((orders > 2.8) & (orders < 3.3)), (perturb, orders)
 
 
+@pytest.mark.slow
 def test_ros34pw2_reuses_factors_and_matches_rodas5p(robertson):
     """ROS34PW2 on Robertson's stiff system, factors reused across steps and lanes
     refilled (5 samples on 2 lanes): the same answers as Rodas5P, mass conserved."""
@@ -244,6 +244,7 @@ def test_ros34pw2_reuses_factors_and_matches_rodas5p(robertson):
     np.testing.assert_allclose(w.y_final.sum(axis=1), x[:, 0], rtol=1e-8)
 
 
+@pytest.mark.slow
 def test_diffrax_solver_adapter(dimerisation):
     """Any diffrax adaptive solver runs in the same scheduler (Kvaerno5: its root
     finder takes the step-size controller's tolerances, as in diffeqsolve). Two
@@ -294,7 +295,9 @@ def test_compiled_network_agrees_with_forward_pass(iris_nets):
         np.testing.assert_allclose(a.y_final[0, i], abs(x[0, 0]) * np.exp(-60.0))
 
 
-@pytest.mark.parametrize("solver", ["tsit5", "rodas5p"])
+@pytest.mark.parametrize(
+    "solver", [pytest.param("tsit5", marks=pytest.mark.slow), "rodas5p"]
+)
 def test_exact_inputs_with_a_decay_rate_per_species(iris_nets, solver):
     """A rate ensemble gives every input species its own decay rate: the inputs
     stay exact (forcing per decay reaction, and its time derivative in Rodas5P),
@@ -341,6 +344,7 @@ def test_per_sample_rates_and_states(dimerisation):
 # -- statuses and errors ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_out_of_steps_and_overflow_are_flagged_per_sample(iris_nets):
     _, _, reduced = iris_nets
     x = np.array([[0.0, 0.0, 0.0, 0.0], [3.0, -2.0, 1.0, 0.5]])
@@ -409,6 +413,7 @@ def test_float32_network():
     np.testing.assert_allclose(res.outputs_final[:, 0], [0.5, 1.0], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_random_compiled_network_rates_independent():
     """A random ternary network compiled and reduced: the CRN's argmax equals the
     network's under a random rate set too (rate independence, per-sample rates)."""

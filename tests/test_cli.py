@@ -59,6 +59,7 @@ def test_simulate_json_schema(capsys):
     assert obj["final"]["B"] == pytest.approx(2.0, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_simulate_inputs_json(capsys):
     code, out, _ = run(
         capsys,
@@ -118,6 +119,7 @@ def test_bad_inputs_csv(capsys, tmp_path):
     assert code == 2 and "2 values, but the network has 1 inputs" in err
 
 
+@pytest.mark.slow
 def test_valid_csv_with_a_byte_order_mark_and_crlf(capsys, tmp_path):
     """A CSV as Excel writes it (BOM, CRLF) simulates like the plain one."""
     plain, excel = tmp_path / "plain.csv", tmp_path / "excel.csv"
@@ -191,6 +193,7 @@ def test_verify_iris_subset(capsys, tmp_path):
     assert "10/10" in out
 
 
+@pytest.mark.slow
 def test_simulated_crn_file_matches_network(capsys, tmp_path):
     """`jaxcrn simulate net.crn --inputs x.csv` works on a compiled network."""
     from jaxcrn import datasets, forward, load_model
@@ -471,6 +474,7 @@ def test_output_files_checked_first(capsys, tmp_path, no_simulation):
     assert sorted(os.listdir(tmp_path)) == ["net.crn", "net.xml"]
 
 
+@pytest.mark.slow
 def test_overflow_is_nonfinite_with_a_summary(capsys, tmp_path):
     csv = tmp_path / "x.csv"
     csv.write_text("x\n1e308\n2\n")
@@ -533,6 +537,7 @@ def test_demo_checks_its_figure_first(capsys, tmp_path, monkeypatch):
     assert "is not a folder" in err
 
 
+@pytest.mark.slow
 def test_preprocessing_is_recorded_and_applied(capsys, tmp_path):
     from jaxcrn import datasets
 

@@ -141,6 +141,7 @@ def test_sparse_lu_matches_dense_solve(spec, seed):
         np.testing.assert_allclose(x[:, lane], want, rtol=1e-9, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_fill_reducing_order_avoids_fill():
     """An arrow pattern eliminated hub-first fills the whole matrix; the order
     eliminates the hub once at most one leaf is left, and the LU keeps the

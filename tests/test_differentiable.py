@@ -167,6 +167,7 @@ def test_gradient_wrt_save_times_is_the_vector_field(general):
     np.testing.assert_allclose(diag, dcdt, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_batch_matches_a_loop_of_simulate(general):
     res = simulate_differentiable(
         general, None, T1, y0=Y0, rates=RATES, saveat=TS, solver=diffrax.Tsit5(), **TOL

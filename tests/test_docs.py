@@ -30,7 +30,13 @@ def test_pages_exist():
 
 # pages whose examples compile several solvers (a minute between them on 2 cores)
 # run with the slow tests (`.ci/run` runs them)
-SLOW_PAGES = {"differentiable.md", "ensembles.md", "compiler.md"}
+SLOW_PAGES = {
+    "differentiable.md",
+    "ensembles.md",
+    "compiler.md",
+    "index.md",
+    "batch-engine.md",
+}
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
-"""Every docstring `Example:` in the package runs as a doctest (in the default suite,
-under this directory's conftest: float64, the same XLA flags as the tests)."""
+"""Every docstring `Example:` in the package runs as a doctest (the slower modules'
+in the slow set that .ci/run runs, the others in the default suite), under this
+directory's conftest: float64, the same XLA flags as the tests."""
 
 import doctest
 import importlib
@@ -19,7 +20,21 @@ def _modules() -> list[str]:
     return sorted(names)
 
 
-@pytest.mark.parametrize("name", _modules())
+# the slower modules' examples (fitting, gradients, training) run in .ci/run's slow set
+SLOW = {
+    "jaxcrn._differentiable",
+    "jaxcrn._fit",
+    "jaxcrn._simulate",
+    "jaxcrn._trainable",
+    "jaxcrn._verify",
+    "jaxcrn.plot",
+}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(m, marks=pytest.mark.slow) if m in SLOW else m for m in _modules()],
+)
 def test_docstring_examples(name):
     module = importlib.import_module(name)
     finder = doctest.DocTestFinder(exclude_empty=True)

@@ -225,6 +225,7 @@ def test_roadrunner_full_state_agrees_with_scipy(peers):
         assert abs(y_sp[0] + 2 * y_sp[1] + 2 * y_sp[2] - (a + 0.2)) < 1e-8
 
 
+@pytest.mark.slow
 def test_general_crn_end_to_end(peers, tmp_path):
     """The whole harness on a tiny general CRN: reference, its scipy checks, a peer,
     jaxcrn checked then timed; JSON lines and the Markdown table."""

@@ -57,6 +57,7 @@ def test_trajectories_draw_outputs_or_species(single):
         plot.trajectories(res, ["W"])
 
 
+@pytest.mark.slow
 def test_trajectories_of_one_sample_of_a_batch(batch):
     fig, ax = plt.subplots()
     assert plot.trajectories(batch, sample=1, ax=ax) is ax

@@ -229,6 +229,7 @@ def test_load_checks_shapes(tmp_path, batch):
         SimulationResult.load(tmp_path / "bad.npz")
 
 
+@pytest.mark.slow
 def test_names_in_the_command_line_json(tmp_path, capsys):
     import json
 

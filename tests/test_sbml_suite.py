@@ -175,6 +175,7 @@ needs_suite = pytest.mark.skipif(
 
 
 @needs_suite
+@pytest.mark.slow
 def test_every_mass_action_case_matches_its_expected_results():
     assert SUITE is not None
     cases = sorted(glob.glob(os.path.join(SUITE, "[0-9]*")))

@@ -144,6 +144,7 @@ def test_rate_grid_through_the_engine_matches_the_closed_form(chain):
 # ------------------------------------------------------------------ verify
 
 
+@pytest.mark.slow
 def test_rescaled_rates_reach_the_same_state(chain):
     """What verify's one batch relies on: rates r / m simulated to t1 give the
     state that rates r give at t1 / m (mass action has no other time scale)."""
@@ -357,6 +358,7 @@ def test_cli_rates_csv_and_scan_forms(capsys, tmp_path):
     assert code == 2 and "not allowed with" in err
 
 
+@pytest.mark.slow
 def test_cli_store_and_resume(capsys, tmp_path):
     crn = os.path.join(EXAMPLES, "relu.crn")
     csv = os.path.join(EXAMPLES, "relu_inputs.csv")
