@@ -28,7 +28,8 @@ fit_rates' default: central differences, all perturbed rate sets in one
 optimiser, to support the choice of default; warm); `roadrunner` and `scipy_bdf`
 (scipy least_squares, method trf, jac '2-point' with diff_step 1e-4 ~ sqrt(rtol),
 over libRoadRunner's CVODE and over solve_ivp BDF with the analytic sparse Jacobian
-of benchmarks/peers.py; `--peer-max-seconds` caps a run). Per method: wall time,
+of benchmarks/peers.py; `--peer-max-seconds` caps a run, `--stop-at-target` ends
+it once it reaches the target of the methods run before it). Per method: wall time,
 final cost, the time at which the cost first came within 1e-3 (relative) of the best
 final cost of all methods (`target_s`; None: never), and the error of the recovered
 rates (median and max |k / k_true - 1|). One JSON line per problem and method.
@@ -36,7 +37,7 @@ rates (median and max |k / k_true - 1|). One JSON line per problem and method.
     pip install -e ".[bench]"
     python benchmarks/fit.py [--problems robertson,mapk,random60]
         [--methods jaxcrn,jaxcrn_batch,jaxcrn_lbfgs,jaxcrn_adam,roadrunner,scipy_bdf]
-        [--out results/fit.jsonl]
+        [--peer-max-seconds S] [--stop-at-target] [--out results/fit.jsonl]
 """
 
 import argparse
@@ -177,12 +178,18 @@ def scipy_residuals(crn, runs, data, sigmas):
     return simulate
 
 
-def scipy_fit(simulate, data, sigmas, theta0, max_seconds):
+class Reached(Exception):
+    """The scipy route came within TARGET of the best cost so far (--stop-at-target)."""
+
+
+def scipy_fit(simulate, data, sigmas, theta0, max_seconds, stop_at=None):
     from scipy.optimize import least_squares
 
     def residuals(th):
         if time.perf_counter() - rec.start > max_seconds:
             raise TimeoutError
+        if stop_at is not None and rec.best <= stop_at:
+            raise Reached
         try:
             preds = simulate(np.exp(th))
         except Exception:
@@ -201,6 +208,9 @@ def scipy_fit(simulate, data, sigmas, theta0, max_seconds):
         status = "ok"
     except TimeoutError:
         theta, message, status = None, f"stopped after {max_seconds} s", "timeout"
+    except Reached:
+        theta, message = None, f"stopped on reaching cost {stop_at:.8g}"
+        status = "reached"
     return rec, theta, message, status
 
 
@@ -213,6 +223,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--peer-max-seconds", type=float, default=1800.0)
     ap.add_argument("--adam-iterations", type=int, default=2000)
+    ap.add_argument(
+        "--stop-at-target",
+        action="store_true",
+        help="stop a scipy route once it comes within 1e-3 of the best cost of the "
+        "methods before it (its final cost is then not measured)",
+    )
     ap.add_argument("--out")
     args = ap.parse_args()
     out = open(args.out, "a") if args.out else None
@@ -315,8 +331,11 @@ def main() -> None:
             if peer not in methods:
                 continue
             simulate = make(crn, runs, data, sigmas)
+            stop_at = None
+            if args.stop_at_target and records:
+                stop_at = min(r["cost"] for r in records) * (1 + TARGET)
             rec, theta, message, status = scipy_fit(
-                simulate, data, sigmas, np.log(start), args.peer_max_seconds
+                simulate, data, sigmas, np.log(start), args.peer_max_seconds, stop_at
             )
             rates = None if theta is None else np.exp(theta)
             seconds = rec.trace[-1][0]
