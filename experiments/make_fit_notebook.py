@@ -21,9 +21,10 @@ CELLS = [
         "amounts; the substrate and the product are measured with 2% noise, the "
         "enzyme and the complex are not, and some measurements are missing. "
         "`jaxcrn.fit_rates` fits the logarithms of the rate constants by "
-        "Levenberg-Marquardt, with Jacobians from forward-mode sensitivities "
-        "through the ODE solver, and estimates their uncertainty from the "
-        "Gauss-Newton approximation at the optimum.",
+        "Levenberg-Marquardt (in trust-region form), with Jacobians by central "
+        "differences over one batch simulation of every perturbed rate set, and "
+        "estimates their uncertainty from the Gauss-Newton approximation at the "
+        "optimum.",
     ),
     (
         "code",
