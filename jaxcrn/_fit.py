@@ -3,11 +3,12 @@
 The model is the CRN's mass-action ODE; the parameters are the logarithms of the
 free rate constants; the residuals are `(prediction - observation) / sigma` over
 every observed value of every experiment. The default optimiser is
-Levenberg-Marquardt in its trust-region form on those residuals, with the Jacobian by central differences
-over one `simulate_batch` call of every perturbed rate set (`jacobian="batch"`) or
-from forward-mode sensitivities through the ODE solver (`jax.jacfwd` through
-`simulate_differentiable` with diffrax's `ForwardMode`, `jacobian="forward"`); any
-Optax optimiser can be used instead, on the gradient of the cost (reverse mode).
+Levenberg-Marquardt in its trust-region form on those residuals, with the Jacobian
+by central differences over one `simulate_batch` call of every perturbed rate set
+(`jacobian="batch"`) or from forward-mode sensitivities through the ODE solver
+(`jax.jacfwd` through `simulate_differentiable` with diffrax's `ForwardMode`,
+`jacobian="forward"`); any Optax optimiser can be used instead, on the gradient of
+the cost (reverse mode).
 The uncertainty is the Gauss-Newton (Fisher) approximation at the optimum:
 `cov(log k) = s^2 (J^T J)^-1`.
 """
