@@ -424,3 +424,45 @@ def test_random_compiled_network_rates_independent():
     rates = rng.uniform(0.5, 2.0, (6, net.n_reactions))
     res = simulate_batch(net, x, 400.0, rates=rates, saveat=None, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(res.outputs_final, forward(params, x), atol=2e-3)
+
+
+def test_first_call_of_a_program_runs_alone_later_calls_side_by_side():
+    """Worker threads that reach a program's first call together run it one at a
+    time (the first compiles it); later calls with the same signature overlap, and
+    a new signature is a new first call."""
+    import threading
+    import time
+
+    from jaxcrn._batch.lanes import first_call_alone
+
+    active, most, overlap = [0], [], [False]
+    lock = threading.Lock()
+    meet = threading.Barrier(2, timeout=5)
+
+    @first_call_alone
+    def program(x):
+        with lock:
+            active[0] += 1
+            most.append(active[0])
+        if overlap[0]:
+            meet.wait()  # passes only if the other thread is inside too
+        else:
+            time.sleep(0.2)
+        with lock:
+            active[0] -= 1
+        return x
+
+    def both(x, together):
+        overlap[0] = together
+        threads = [threading.Thread(target=program, args=(x,)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        out, most[:] = max(most), []
+        return out
+
+    a = np.zeros(3)
+    assert both(a, False) == 1  # first call of this signature: one at a time
+    assert both(a, True) == 2  # compiled: side by side (the barrier needs both)
+    assert both(np.zeros(4), False) == 1  # another shape, another first call
