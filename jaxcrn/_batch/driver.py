@@ -196,11 +196,9 @@ class _Share:
         static = (self.system, stepper, queue, self.saving, self.ctl, self.stop)
         n_iter = self.segment.start()
         reported = 0
-        run = _run_first  # later segments: the same program, known compiled
         while True:
             t0 = time.perf_counter()
-            carry = run(static, carry, jnp.asarray(n_iter, jnp.int32))
-            run = L.run
+            carry = L.run(static, carry, jnp.asarray(n_iter, jnp.int32))
             done = bool(carry.done)
             if self.bar is not None:
                 finished = int(jnp.sum(counted(carry.record.status)))
@@ -263,10 +261,6 @@ class _Share:
         real = jnp.asarray(np.concatenate([idx < self.real, np.zeros(pad, bool)]))
         r2 = self._loop(stepper, q2, lambda s: (s >= 0) & real)
         return _merge_stiff(record, r2, k)
-
-
-# the first segment of a loop may be the program's first call
-_run_first = L.first_call_alone(L.run)
 
 
 @L.first_call_alone

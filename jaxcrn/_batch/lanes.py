@@ -225,18 +225,12 @@ _FIRST_CALLS = threading.RLock()  # re-entrant: a program may trace another
 
 def _signature(args, kwargs):
     """What decides a compiled program: the tree structure, with each array's
-    shape and dtype and each other leaf itself. A `LaneSystem` (hundreds of
-    arrays for a sparse LU, and built once per network and layout: see
-    `build_system`) counts by identity, which keeps this cheap."""
-    leaves, treedef = jax.tree_util.tree_flatten(
-        (args, kwargs), is_leaf=lambda x: isinstance(x, LaneSystem)
-    )
+    shape and dtype and each other leaf itself."""
+    leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
     return treedef, tuple(_leaf_key(leaf) for leaf in leaves)
 
 
 def _leaf_key(leaf):
-    if isinstance(leaf, LaneSystem):
-        return id(leaf)
     if not hasattr(leaf, "dtype"):
         return leaf
     if isinstance(leaf, jax.Array) and not isinstance(leaf, jax.core.Tracer):
@@ -489,6 +483,7 @@ def _body(system, stepper, queue, saving, ctl, stop_when_steady, carry: Carry) -
     return Carry(lanes, rec, next_sample, carry.iterations + 1)
 
 
+@first_call_alone
 @eqx.filter_jit
 def run(
     static,
