@@ -241,9 +241,11 @@ def _leaf_key(leaf):
 def first_call_alone(fn):
     """`fn` (a compiled function) with its first call for each argument signature
     made by one thread at a time: worker threads that reach a program together
-    wait while the first one compiles it, and later calls run side by side. Two
-    threads compiling the same program at once crashed XLA's CPU compiler (a
-    segmentation fault in `backend_compile_and_load`, seen once in `.ci/run`)."""
+    wait while the first one compiles it, and later calls run side by side. Added
+    after XLA's CPU compiler crashed in `backend_compile_and_load` with two
+    threads at the same first call; it did not stop that crash (seen again with
+    the other thread waiting here), so it is a precaution, not a fix. Its cost
+    is one tree flatten per call."""
     seen = set()
 
     @functools.wraps(fn)
