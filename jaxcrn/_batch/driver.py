@@ -128,7 +128,6 @@ def _batch_size(**arrays) -> int:
 # One share of a chunk on one worker.
 
 
-@L.first_call_alone
 @eqx.filter_jit
 def _initial(network, forcing: Forcing | None, rows, x, base, rates, offset):
     """Network-order initial states `(m, species)`, the state rows `(n_state, m)`
@@ -263,7 +262,6 @@ class _Share:
         return _merge_stiff(record, r2, k)
 
 
-@L.first_call_alone
 @eqx.filter_jit
 def _stiff_queue(system, queue: L.Queue, record: L.Record, j, c, ctl) -> L.Queue:
     """The queue of pass 2: samples `j` (the first `c` real, the rest padding) as
@@ -288,7 +286,6 @@ def _stiff_queue(system, queue: L.Queue, record: L.Record, j, c, ctl) -> L.Queue
     )
 
 
-@L.first_call_alone
 @eqx.filter_jit
 def _merge_stiff(record: L.Record, r2: L.Record, k) -> L.Record:
     """`record` with the pass-2 results `r2` written at samples `k` (out-of-range

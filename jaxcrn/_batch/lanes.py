@@ -20,8 +20,6 @@ are all idle is done.
 """
 
 import dataclasses
-import functools
-import threading
 
 import equinox as eqx
 import jax
@@ -33,16 +31,7 @@ from .steppers import AbstractStepper, lane_where
 from .system import LaneParams, LaneSystem
 
 
-__all__ = [
-    "Carry",
-    "Queue",
-    "Record",
-    "finalize",
-    "first_call_alone",
-    "initial_carry",
-    "prepare",
-    "run",
-]
+__all__ = ["Carry", "Queue", "Record", "finalize", "initial_carry", "prepare", "run"]
 
 PENDING = -1  # status of a sample not yet finished (never leaves the engine)
 
@@ -217,55 +206,6 @@ def hairer_initial_step(f, y0, t0, t1, order, rtol, atol):
     return jnp.clip(jnp.minimum(100 * h0, h1), 1e-12, jnp.maximum(t1 - t0, 1e-12)), f0
 
 
-# ---------------------------------------------------------------------------------
-# Compiling once when several worker threads reach a program together.
-
-_FIRST_CALLS = threading.RLock()  # re-entrant: a program may trace another
-
-
-def _signature(args, kwargs):
-    """What decides a compiled program: the tree structure, with each array's
-    shape and dtype and each other leaf itself."""
-    leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
-    return treedef, tuple(_leaf_key(leaf) for leaf in leaves)
-
-
-def _leaf_key(leaf):
-    if not hasattr(leaf, "dtype"):
-        return leaf
-    if isinstance(leaf, jax.Array) and not isinstance(leaf, jax.core.Tracer):
-        return leaf.shape, leaf.dtype, leaf.sharding  # one program per device
-    return leaf.shape, leaf.dtype
-
-
-def first_call_alone(fn):
-    """`fn` (a compiled function) with its first call for each argument signature
-    made by one thread at a time: worker threads that reach a program together
-    wait while the first one compiles it, and later calls run side by side. Added
-    after XLA's CPU compiler crashed in `backend_compile_and_load` with two
-    threads at the same first call; it did not stop that crash (seen again with
-    the other thread waiting here), so it is a precaution, not a fix. Its cost
-    is one tree flatten per call."""
-    seen = set()
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            key = _signature(args, kwargs)
-            known = key in seen
-        except TypeError:  # an unhashable leaf: serialise the first call only
-            key, known = None, None in seen
-        if known:
-            return fn(*args, **kwargs)
-        with _FIRST_CALLS:
-            out = fn(*args, **kwargs)
-            seen.add(key)
-        return out
-
-    return wrapper
-
-
-@first_call_alone
 @eqx.filter_jit
 def prepare(system: LaneSystem, y0, t0, h_given, p: LaneParams, ctl: Controls):
     """Per sample (sample-first arrays): the initial step (Hairer's heuristic where
@@ -308,7 +248,6 @@ def _loaded(system, stepper, queue: Queue, idx, sample) -> Lanes:
     )
 
 
-@first_call_alone
 @eqx.filter_jit
 def initial_carry(
     system: LaneSystem,
@@ -485,7 +424,6 @@ def _body(system, stepper, queue, saving, ctl, stop_when_steady, carry: Carry) -
     return Carry(lanes, rec, next_sample, carry.iterations + 1)
 
 
-@first_call_alone
 @eqx.filter_jit
 def run(
     static,
@@ -507,7 +445,6 @@ def run(
     return jax.lax.while_loop(cond, body, carry)
 
 
-@first_call_alone
 @eqx.filter_jit
 def finalize(
     system: LaneSystem, saving: Saving, record: Record, p: LaneParams, steady_tol
