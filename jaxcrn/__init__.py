@@ -15,6 +15,7 @@ if TYPE_CHECKING:
         plan_batch as plan_batch,
         simulate_batch as simulate_batch,
     )
+    from ._compile_cache import use_compilation_cache as use_compilation_cache
     from ._crn import (
         CRN as CRN,
         CRNSyntaxError as CRNSyntaxError,

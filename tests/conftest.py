@@ -13,6 +13,11 @@ default.
 import os
 
 
+# The command line keeps compiled programs in ~/.cache/jaxcrn/xla; the tests that
+# run it in this process or in subprocesses do not, unless JAXCRN_CACHE is set
+# (tests/test_cli.py tests the cache in a folder of its own).
+os.environ.setdefault("JAXCRN_CACHE", "off")
+
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (
         os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"

@@ -605,3 +605,80 @@ def test_an_unexpected_exception_is_one_line(capsys, monkeypatch):
     monkeypatch.setenv("JAXCRN_TRACEBACK", "1")
     with pytest.raises(IndexError):
         main(["export", REVERSIBLE, "--sbml", "x.xml"])
+
+
+_CACHE_RUN = """
+import json, sys
+import jax.monitoring
+hits = []
+jax.monitoring.register_event_listener(
+    lambda event, **kw: hits.append(1)
+    if event == "/jax/compilation_cache/cache_hits" else None
+)
+from jaxcrn._cli import main
+code = main(sys.argv[1:])
+print(json.dumps({"exit": code, "cache_hits": len(hits)}), file=sys.stderr)
+"""
+
+
+def _cli_subprocess(env_cache, *argv):
+    import subprocess
+    import sys
+
+    env = dict(os.environ, JAXCRN_CACHE=str(env_cache))
+    env.pop("XLA_FLAGS", None)  # the command line as users run it
+    proc = subprocess.run(
+        [sys.executable, "-c", _CACHE_RUN, *map(str, argv)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    report = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert report["exit"] == 0, proc.stderr
+    return proc.stdout, report["cache_hits"]
+
+
+@pytest.mark.slow
+def test_the_command_line_keeps_compiled_programs_for_the_next_command(tmp_path):
+    """A first command writes its compiled programs to JAXCRN_CACHE; the next one
+    reads them back (cache hits) and prints the same results; with
+    JAXCRN_CACHE=off nothing is written."""
+    argv = ("simulate", os.path.join(EXAMPLES, "relu.crn"), "--inputs",
+            os.path.join(EXAMPLES, "relu_inputs.csv"), "--json")  # fmt: skip
+    cache = tmp_path / "cache"
+    first, hits_first = _cli_subprocess(cache, *argv)
+    kept = sorted(p.name for p in cache.iterdir())
+    assert hits_first == 0 and kept, kept
+    second, hits_second = _cli_subprocess(cache, *argv)
+    assert hits_second >= 1
+    assert json.loads(second) == json.loads(first)
+    off, hits_off = _cli_subprocess("off", *argv)
+    assert hits_off == 0 and json.loads(off) == json.loads(first)
+    assert sorted(p.name for p in cache.iterdir()) == kept  # nothing new written
+
+
+def test_an_unusable_cache_folder_is_a_warning(capsys, tmp_path, monkeypatch):
+    """JAXCRN_CACHE naming a file: one warning line, and the command runs."""
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("")
+    monkeypatch.setenv("JAXCRN_CACHE", str(not_a_folder))
+    code, out, err = run(capsys, "simulate", os.path.join(EXAMPLES, "reversible.crn"))
+    assert code == 0, err
+    assert "final" in out.splitlines()[0]
+    (warning,) = [ln for ln in err.splitlines() if "warning" in ln]
+    assert str(not_a_folder) in warning and "is a file, not a folder" in warning
+    assert "JAXCRN_CACHE=off" in warning
+
+
+def test_use_compilation_cache_names_a_bad_folder(tmp_path, monkeypatch):
+    from jaxcrn import use_compilation_cache
+
+    f = tmp_path / "file"
+    f.write_text("")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        use_compilation_cache(f)
+    with pytest.raises(ValueError, match="cannot be made"):
+        use_compilation_cache(f / "inside")
+    monkeypatch.setenv("JAXCRN_CACHE", "off")
+    assert use_compilation_cache() is None

@@ -80,9 +80,20 @@ def command(sub, name: str, *, help: str, description: str, examples: str):
 
 
 def setup_jax(args) -> None:
+    """Float64 (unless `--float32`), and JAX's persistent compilation cache where
+    `JAXCRN_CACHE` points (by default `~/.cache/jaxcrn/xla`; `off` for none): each
+    command is a new process, and without the cache each would compile the engine
+    for its network again. A cache that cannot be used is a one-line warning, not
+    an error: it changes how long a command takes, never its results."""
     import jax
 
+    from .._compile_cache import use_compilation_cache
+
     jax.config.update("jax_enable_x64", not getattr(args, "float32", False))
+    try:
+        use_compilation_cache()
+    except ValueError as e:
+        print(f"jaxcrn: warning: {e} Compiling without it.", file=sys.stderr)
 
 
 def check_positive(args, *names: str, integer: bool = False) -> None:

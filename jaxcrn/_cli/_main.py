@@ -29,7 +29,10 @@ examples:
 
 `jaxcrn COMMAND --help` describes each command, its options and their defaults.
 Exit status: 0 ok, 1 a simulation or check failed, 2 bad input (one line per
-problem on stderr, naming the file and line)."""
+problem on stderr, naming the file and line).
+Compiled programs are kept in ~/.cache/jaxcrn/xla, so the next command on the
+same network starts without compiling: JAXCRN_CACHE=DIR keeps them in DIR,
+JAXCRN_CACHE=off not at all."""
 
 
 def build_parser() -> Parser:
