@@ -11,6 +11,7 @@ JAX version, so a changed network, option or release compiles afresh.
 
 import os
 import pathlib
+from typing import Literal
 
 
 __all__ = ["cache_dir_from_env", "use_compilation_cache"]
@@ -39,7 +40,7 @@ def cache_dir_from_env() -> pathlib.Path | None:
 
 
 def use_compilation_cache(
-    path: str | os.PathLike | None = None,
+    path: str | os.PathLike | None | Literal[False] = None,
 ) -> pathlib.Path | None:
     """Keep the programs XLA compiles in the folder `path`, so that a later process
     (a script run again, a notebook restarted, the next `jaxcrn` command) reads
@@ -50,10 +51,12 @@ def use_compilation_cache(
 
     Arguments:
         path: the cache folder, created if missing. Default: `$JAXCRN_CACHE`, else
-            `$XDG_CACHE_HOME/jaxcrn/xla` or `~/.cache/jaxcrn/xla`.
+            `$XDG_CACHE_HOME/jaxcrn/xla` or `~/.cache/jaxcrn/xla`. False: no cache
+            from now on (programs already compiled stay in memory).
 
     Returns:
-        The folder, or None where `path` is None and `JAXCRN_CACHE` is `off`.
+        The folder, or None where the cache is off (`path` False, or None with
+        `JAXCRN_CACHE=off`).
 
     Raises:
         ValueError: the folder cannot be made or written (its path and why).
@@ -67,7 +70,15 @@ def use_compilation_cache(
         >>> folder = jaxcrn.use_compilation_cache(tempfile.mkdtemp())
         >>> folder.is_dir()
         True
+        >>> jaxcrn.use_compilation_cache(False)  # and off again
     """
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
+
+    if path is False:
+        jax.config.update("jax_compilation_cache_dir", None)
+        compilation_cache.reset_cache()
+        return None
     folder = cache_dir_from_env() if path is None else pathlib.Path(path).expanduser()
     if folder is None:
         return None
@@ -88,9 +99,6 @@ def use_compilation_cache(
             f"compilation cache {str(folder)!r} is not writable; pass a folder you "
             f"can write to (or set {ENV}=off for no cache)."
         )
-    import jax
-    from jax.experimental.compilation_cache import compilation_cache
-
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
     jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
     compilation_cache.set_cache_dir(str(folder))

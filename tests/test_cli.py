@@ -682,3 +682,28 @@ def test_use_compilation_cache_names_a_bad_folder(tmp_path, monkeypatch):
         use_compilation_cache(f / "inside")
     monkeypatch.setenv("JAXCRN_CACHE", "off")
     assert use_compilation_cache() is None
+
+
+def test_use_compilation_cache_on_and_off(tmp_path):
+    """On: a program compiled in this process is written to the folder; off again:
+    the next one is not."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxcrn import use_compilation_cache
+
+    def program(n):  # a fresh program each call, slow enough to be kept
+        return jax.jit(lambda x: jnp.linalg.svd(x + n)[0].sum())
+
+    folder = use_compilation_cache(tmp_path / "xla")
+    try:
+        assert jax.config.jax_compilation_cache_dir == str(folder)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        program(1.0)(jnp.ones((7, 7))).block_until_ready()
+        kept = {p.name for p in folder.iterdir() if p.name.endswith("-cache")}
+        assert kept
+    finally:
+        assert use_compilation_cache(False) is None
+    program(2.0)(jnp.ones((8, 8))).block_until_ready()
+    assert {p.name for p in folder.iterdir() if p.name.endswith("-cache")} == kept
+    assert jax.config.jax_compilation_cache_dir is None
