@@ -229,9 +229,22 @@ def main() -> None:
         help="stop a scipy route once it comes within 1e-3 of the best cost of the "
         "methods before it (its final cost is then not measured)",
     )
+    ap.add_argument(
+        "--compilation-cache",
+        metavar="DIR",
+        help="keep compiled programs in DIR (jaxcrn.use_compilation_cache): a second "
+        "run's first call reads them back; records say whether DIR held entries",
+    )
     ap.add_argument("--out")
     args = ap.parse_args()
     out = open(args.out, "a") if args.out else None
+    cache_state = None
+    if args.compilation_cache:
+        held = os.path.isdir(args.compilation_cache) and any(
+            n.endswith("-cache") for n in os.listdir(args.compilation_cache)
+        )
+        jaxcrn.use_compilation_cache(args.compilation_cache)
+        cache_state = "entries from an earlier run" if held else "empty"
     methods = args.methods.split(",")
     for name in args.problems.split(","):
         crn, runs = problem(name, args.seed)
@@ -271,7 +284,7 @@ def main() -> None:
             reactions=len(crn.reactions), experiments=len(runs), observations=n_obs,
             noise=NOISE, truth_check=checks, rtol=RTOL, atol=ATOL,
             machine=platform.processor() or platform.machine(), cores=os.cpu_count(),
-            load_average=os.getloadavg()[0],
+            load_average=os.getloadavg()[0], compilation_cache=cache_state,
         )  # fmt: skip
         records = []
 
