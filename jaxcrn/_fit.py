@@ -27,6 +27,7 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 from ._crn import CRN
 from ._differentiable import simulate_differentiable
+from ._memory_maps import release_if_near_limit
 from ._network import MassActionNetwork, compile_crn
 
 
@@ -742,9 +743,9 @@ def fit_rates(
         bounds: `(lower, upper)` for every rate constant (scalars or arrays of
             shape `(reactions,)`), or a dict `{reaction: (lower, upper)}`.
         optimizer: None for Levenberg-Marquardt (Jacobian as `jacobian` says;
-            in `benchmarks/fit.py` it converges in a few iterations on Robertson
-            and runs to its 100-iteration limit on MAPK and random60, where
-            unidentifiable rates keep the damped steps short), or an Optax
+            in `benchmarks/fit.py` it converges in 6 iterations on Robertson and
+            22-25 on random60, and runs to its 100-iteration limit on MAPK, where
+            unidentifiable rates keep the steps short), or an Optax
             `GradientTransformation` (e.g. `optax.adam(0.05)`, `optax.lbfgs()`)
             applied to the gradient of the cost by reverse mode.
         max_iterations: iteration cap (default 100 for Levenberg-Marquardt, 2,000
@@ -779,6 +780,7 @@ def fit_rates(
         (0.3, True)
     """
     start_time = time.perf_counter()
+    release_if_near_limit()  # before compiling: a process near its mapping limit
     if isinstance(crn, CRN):
         network = compile_crn(crn)
         labels = tuple(_label(r) for r in crn.reactions)

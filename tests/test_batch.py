@@ -424,3 +424,34 @@ def test_random_compiled_network_rates_independent():
     rates = rng.uniform(0.5, 2.0, (6, net.n_reactions))
     res = simulate_batch(net, x, 400.0, rates=rates, saveat=None, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(res.outputs_final, forward(params, x), atol=2e-3)
+
+
+def test_near_the_mapping_limit_compiled_programs_are_released(monkeypatch):
+    """Every compiled program keeps memory mappings, and XLA's compiler crashes
+    when the process has none left (vm.max_map_count): near the limit,
+    `simulate_batch` first clears JAX's compiled programs, with a warning. The
+    mappings go down, and the programs compiled again give the same results."""
+    from jaxcrn import _memory_maps as mm
+
+    if mm.maps_in_use() is None:
+        pytest.skip("no /proc/self/maps to count mappings in (not Linux)")
+    rng = np.random.default_rng(3)
+    nets = [
+        compile_crn(reduce_crn(nn_to_crn(random_params(s, rng))))
+        for s in ((2, 3, 2), (3, 2, 2))
+    ]
+    xs = [rng.normal(size=(4, 2)), rng.normal(size=(4, 3))]
+    first = [simulate_batch(n, x, 30.0, saveat=None, **TOL) for n, x in zip(nets, xs)]
+    before = mm.maps_in_use()[0]
+    # as if the limit were near: any count is above it, and a count is due
+    monkeypatch.setattr(mm, "NEAR_LIMIT", 1e-9)
+    mm._compiles[0] = mm.CHECK_EVERY
+    with pytest.warns(RuntimeWarning, match=r"vm\.max_map_count.*Cleared JAX's"):
+        again = simulate_batch(nets[0], xs[0], 30.0, saveat=None, **TOL)
+    assert mm.maps_in_use()[0] < before  # one network's programs, not two
+    np.testing.assert_array_equal(again.y_final, first[0].y_final)
+    # far from the real limit, a due count clears nothing
+    monkeypatch.setattr(mm, "NEAR_LIMIT", 0.75)
+    mm._compiles[0] = mm.CHECK_EVERY
+    used, limit = mm.maps_in_use()
+    assert used < 0.75 * limit and not mm.release_if_near_limit()

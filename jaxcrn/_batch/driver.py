@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._memory_maps import release_if_near_limit
 from .._progress import Progress
 from .._simulate import SimulationResult, Status, _resolve_ts, _warn_tolerance
 from . import lanes as L
@@ -498,6 +499,7 @@ def simulate_batch(
     if rate_rows is not None and rate_rows.shape[0] == 1:
         network = network.with_rates(rate_rows[0])  # one set, shared by every sample
         rate_rows = None
+    release_if_near_limit()  # before compiling: a process near its mapping limit
     procs = Processes.of(distributed)
     devices = _devices(devices)
     if store is not None:
