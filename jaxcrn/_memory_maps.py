@@ -89,13 +89,13 @@ def release_if_near_limit() -> bool:
     after = maps_in_use()
     left = f"{after[0]:,}" if after else "fewer"
     warnings.warn(
-        f"jaxcrn: this process held {used:,} memory mappings, near the kernel's "
-        f"limit of {limit:,} (vm.max_map_count), nearly all of them programs XLA "
-        f"compiled; XLA crashes when none are left. Cleared JAX's compiled "
-        f"programs ({left} mappings now): those used again compile again, and "
-        f"results do not change. To avoid the recompilation, call "
-        f"jax.clear_caches() between networks you are done with, or raise the "
-        f"limit (sysctl -w vm.max_map_count=262144).",
+        f"Cleared JAX's compiled programs: this process held {used:,} memory "
+        f"mappings, near the kernel's limit of {limit:,} (vm.max_map_count), nearly "
+        f"all of them programs XLA compiled, and XLA crashes when none are left "
+        f"({left} mappings now). Programs used again compile again; results do not "
+        f"change. To avoid the recompilation, call jax.clear_caches() between "
+        f"networks you are done with, or raise the limit "
+        f"(sysctl -w vm.max_map_count=262144).",
         RuntimeWarning,
         stacklevel=3,
     )
