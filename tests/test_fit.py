@@ -75,7 +75,8 @@ def test_recovers_true_rates_within_estimated_uncertainty():
     assert "A + B -> C" in text and "95% interval" in text and "converged" in text
 
 
-@pytest.mark.slow  # two fits and a forward-mode Jacobian: ~18 s, the default suite's slowest
+# two fits and a forward-mode Jacobian, ~18 s: the default suite's slowest test
+@pytest.mark.slow
 def test_batch_jacobian_matches_forward_mode_and_fits_the_same():
     """`jacobian="batch"` (central differences, every perturbed rate set of every
     experiment in one simulate_batch call) against forward-mode sensitivities, on
