@@ -621,17 +621,25 @@ print(json.dumps({"exit": code, "cache_hits": len(hits)}), file=sys.stderr)
 """
 
 
-def _cli_subprocess(env_cache, *argv):
+def _cli_subprocess(env, *argv):
+    """Run the command line in a fresh process with `env` over this one's (None
+    removes a variable); returns its stdout and how many programs it read back
+    from the compilation cache."""
     import subprocess
     import sys
 
-    env = dict(os.environ, JAXCRN_CACHE=str(env_cache))
-    env.pop("XLA_FLAGS", None)  # the command line as users run it
+    full = dict(os.environ)
+    full.pop("XLA_FLAGS", None)  # the command line as users run it
+    for key, value in env.items():
+        if value is None:
+            full.pop(key, None)
+        else:
+            full[key] = str(value)
     proc = subprocess.run(
         [sys.executable, "-c", _CACHE_RUN, *map(str, argv)],
         capture_output=True,
         text=True,
-        env=env,
+        env=full,
         timeout=300,
     )
     report = json.loads(proc.stderr.strip().splitlines()[-1])
@@ -641,21 +649,22 @@ def _cli_subprocess(env_cache, *argv):
 
 @pytest.mark.slow
 def test_the_command_line_keeps_compiled_programs_for_the_next_command(tmp_path):
-    """A first command writes its compiled programs to JAXCRN_CACHE; the next one
-    reads them back (cache hits) and prints the same results; with
-    JAXCRN_CACHE=off nothing is written."""
+    """By default a command writes its compiled programs to the user's cache folder
+    ($XDG_CACHE_HOME/jaxcrn/xla); the next one reads them back (cache hits) and
+    prints the same results; with JAXCRN_CACHE=off nothing is written."""
     argv = ("simulate", os.path.join(EXAMPLES, "relu.crn"), "--inputs",
             os.path.join(EXAMPLES, "relu_inputs.csv"), "--json")  # fmt: skip
-    cache = tmp_path / "cache"
-    first, hits_first = _cli_subprocess(cache, *argv)
-    kept = sorted(p.name for p in cache.iterdir())
-    assert hits_first == 0 and kept, kept
-    second, hits_second = _cli_subprocess(cache, *argv)
+    default = {"JAXCRN_CACHE": None, "XDG_CACHE_HOME": tmp_path / "user"}
+    first, hits_first = _cli_subprocess(default, *argv)
+    cache = tmp_path / "user" / "jaxcrn" / "xla"
+    assert hits_first == 0 and any(p.name.endswith("-cache") for p in cache.iterdir())
+    second, hits_second = _cli_subprocess(default, *argv)
     assert hits_second >= 1
     assert json.loads(second) == json.loads(first)
-    off, hits_off = _cli_subprocess("off", *argv)
-    assert hits_off == 0 and json.loads(off) == json.loads(first)
-    assert sorted(p.name for p in cache.iterdir()) == kept  # nothing new written
+    off = {"JAXCRN_CACHE": "off", "XDG_CACHE_HOME": tmp_path / "other"}
+    third, hits_off = _cli_subprocess(off, *argv)
+    assert hits_off == 0 and json.loads(third) == json.loads(first)
+    assert not (tmp_path / "other").exists()
 
 
 def test_an_unusable_cache_folder_is_a_warning(capsys, tmp_path, monkeypatch):
