@@ -93,7 +93,10 @@ def setup_jax(args) -> None:
     try:
         use_compilation_cache()
     except ValueError as e:
-        print(f"jaxcrn: warning: {e} Compiling without it.", file=sys.stderr)
+        print(
+            f"jaxcrn {args.command}: warning: {e} Compiling without it.",
+            file=sys.stderr,
+        )
 
 
 def check_positive(args, *names: str, integer: bool = False) -> None:
