@@ -5,7 +5,8 @@ free rate constants; the residuals are `(prediction - observation) / sigma` over
 every observed value of every experiment. The default optimiser is
 Levenberg-Marquardt in its trust-region form on those residuals, with the Jacobian
 by central differences over one `simulate_batch` call of every perturbed rate set
-(`jacobian="batch"`) or from forward-mode sensitivities through the ODE solver
+and the residuals by the same engine on the same plan (`jacobian="batch"`), or both
+from the vmapped diffrax solve, the Jacobian by forward-mode sensitivities
 (`jax.jacfwd` through `simulate_differentiable` with diffrax's `ForwardMode`,
 `jacobian="forward"`); any Optax optimiser can be used instead, on the gradient of
 the cost (reverse mode).
@@ -461,45 +462,104 @@ def _jacobian_jit(network, theta, a, options):
 _PER_EXPERIMENT = ("y0", "inputs", "times", "values", "weights", "observe")
 
 
-def _batch_jacobian(network, theta, problem: _Problem, free_idx, k0, options):
-    """The Jacobian of the residuals by central differences in the log rates, every
-    perturbed rate set under every experiment as one `simulate_batch` call (2 x
-    free rates x experiments samples, per-sample rates), step `rtol^(1/3)` (the
-    balance of truncation, h^2, and solver error, rtol/h). None if a perturbed
-    sample fails (the caller then uses forward mode)."""
-    from ._batch.driver import simulate_batch
+class _BatchModel:
+    """The residuals and their Jacobian by the batch engine (`jacobian="batch"`).
 
-    p, n_exp = free_idx.size, problem.y0.shape[0]
-    h = float(np.clip(np.cbrt(options["rtol"]), 1e-4, 1e-2))
-    k = np.asarray(k0, np.float64).copy()
-    k[free_idx] = np.exp(np.asarray(theta))
-    steps = np.zeros((2 * p, k.size))
-    steps[np.arange(p), free_idx] = h
-    steps[p + np.arange(p), free_idx] = -h
-    sets = k[None, :] * np.exp(steps)  # (2p, reactions)
-    ts = np.unique(problem.times)
-    solver = options["solver"]
-    res = simulate_batch(
-        network,
-        None if problem.inputs is None else np.tile(problem.inputs, (2 * p, 1)),
-        problem.t1,
-        y0=np.tile(problem.y0, (2 * p, 1)),
-        rates=np.repeat(sets, n_exp, axis=0),
-        saveat=ts,
-        save="species",
-        solver="rodas5p" if solver is None else solver,
-        rtol=options["rtol"],
-        atol=options["atol"],
-        max_steps=options["max_steps"],
-    )
-    if not np.all(np.asarray(res.status) == 0):
-        return None
-    ys = np.asarray(res.ys).reshape(2 * p, n_exp, ts.size, -1)
-    at = np.searchsorted(ts, problem.times)  # (experiments, times)
-    pred = _observed(ys[:, np.arange(n_exp)[:, None], at], problem.observe)
-    r = _weighted(pred, problem.values[None], problem.weights[None])
-    r = np.asarray(r).reshape(2 * p, -1)
-    return ((r[:p] - r[p:]) / (2 * h)).T
+    The Jacobian comes by central differences in the log rates, every perturbed
+    rate set under every experiment one sample of a single `simulate_batch` call
+    (2 x free rates x experiments samples, per-sample rates), step `rtol^(1/3)`
+    (the balance of truncation, h^2, and solver error, rtol/h). The residuals at a
+    trial point come from the same engine on the same plan, so that both run one
+    compiled program (padding rows cost nothing) and agree with each other. Where
+    the centre and every perturbed set fit in the lanes at once (small problems,
+    where a call costs its steps, not its samples), each residual call computes
+    the Jacobian there too, for free, and an accepted step needs no second call."""
+
+    def __init__(self, network, problem: _Problem, free_idx, k0, options):
+        from ._batch.driver import simulate_batch
+        from ._batch.plan import plan_batch
+
+        self.simulate_batch = simulate_batch
+        self.network, self.problem, self.options = network, problem, options
+        self.free_idx = free_idx
+        self.k0 = np.asarray(k0, np.float64)
+        p, self.n_exp = free_idx.size, problem.y0.shape[0]
+        self.h = float(np.clip(np.cbrt(options["rtol"]), 1e-4, 1e-2))
+        steps = np.zeros((2 * p + 1, self.k0.size))  # the centre, then +h and -h
+        steps[1 + np.arange(p), free_idx] = self.h
+        steps[1 + p + np.arange(p), free_idx] = -self.h
+        self.steps = steps
+        self.ts = np.unique(problem.times)
+        self.at = np.searchsorted(self.ts, problem.times)  # (experiments, times)
+        solver = options["solver"]
+        n = (2 * p + 1) * self.n_exp
+        self.plan = plan_batch(
+            network,
+            n,
+            solver="rodas5p" if solver is None else solver,
+            rates=np.repeat(self._sets(np.log(self.k0[free_idx])), self.n_exp, axis=0),
+            n_saved=self.ts.size * network.n_species,
+        )
+        self.together = n <= self.plan.lanes * self.plan.workers
+        self._jacobian_at: tuple | None = None  # (theta, J) from a residual call
+
+    def _sets(self, theta, perturbed=True):
+        k = self.k0.copy()
+        k[self.free_idx] = np.exp(np.asarray(theta))
+        steps = self.steps if perturbed else self.steps[:1]
+        return k[None, :] * np.exp(steps)  # (1 + 2p or 1, reactions)
+
+    def _run(self, sets):
+        """Residuals `(sets, observations)`, predictions `(sets, E, T, M)` and
+        whether every experiment succeeded `(sets,)`, for rate sets `(sets,
+        reactions)`."""
+        pr, n_exp = self.problem, self.n_exp
+        n_sets = sets.shape[0]
+        res = self.simulate_batch(
+            self.network,
+            None if pr.inputs is None else np.tile(pr.inputs, (n_sets, 1)),
+            pr.t1,
+            y0=np.tile(pr.y0, (n_sets, 1)),
+            rates=np.repeat(sets, n_exp, axis=0),
+            saveat=self.ts,
+            save="species",
+            rtol=self.options["rtol"],
+            atol=self.options["atol"],
+            max_steps=self.options["max_steps"],
+            plan=self.plan,
+        )
+        m = n_sets * n_exp
+        ok = (np.asarray(res.status)[:m] == 0).reshape(n_sets, n_exp).all(axis=1)
+        ys = np.asarray(res.ys)[:m].reshape(n_sets, n_exp, self.ts.size, -1)
+        pred = np.einsum(
+            "kets,ems->ketm", ys[:, np.arange(n_exp)[:, None], self.at], pr.observe
+        )
+        r = np.where(pr.weights[None] > 0, (pred - pr.values[None]) * pr.weights, 0.0)
+        return r.reshape(n_sets, -1), pred, ok
+
+    def _jacobian(self, r, ok):
+        """Central differences from the perturbed sets' residuals (rows 1..2p of
+        `r`); None if one of them failed."""
+        p = self.free_idx.size
+        if not ok[1:].all():
+            return None
+        return ((r[1 : 1 + p] - r[1 + p :]) / (2 * self.h)).T
+
+    def residuals(self, theta):
+        """`(residuals, failed, predictions (E, T, M))` at `theta`."""
+        r, pred, ok = self._run(self._sets(theta, perturbed=self.together))
+        if self.together:
+            self._jacobian_at = (np.array(theta), self._jacobian(r, ok))
+        return r[0], not ok[0], pred[0]
+
+    def jacobian(self, theta):
+        """The Jacobian of the residuals at `theta`, or None if a perturbed sample
+        fails (the caller then uses forward mode)."""
+        hit = self._jacobian_at
+        if hit is not None and np.array_equal(hit[0], theta):
+            return hit[1]
+        r, _, ok = self._run(self._sets(theta))
+        return self._jacobian(r, ok)
 
 
 @eqx.filter_jit
@@ -846,17 +906,25 @@ def fit_rates(
 
     predictions_at: dict = {}
 
+    if jacobian not in ("forward", "batch"):
+        raise ValueError(f"jacobian={jacobian!r} is not 'forward' or 'batch'.")
+    batch = (
+        _BatchModel(network, problem, free_idx, k0, options)
+        if jacobian == "batch" and optimizer is None
+        else None
+    )
+
     def fun(th):
-        r, failed, pred = _residuals_jit(network, jnp.asarray(th), arrays, options)
+        if batch is not None:
+            r, failed, pred = batch.residuals(th)
+        else:
+            r, failed, pred = _residuals_jit(network, jnp.asarray(th), arrays, options)
         predictions_at["last"] = (np.asarray(th), pred)
         return np.asarray(r)[mask], bool(failed)
 
-    if jacobian not in ("forward", "batch"):
-        raise ValueError(f"jacobian={jacobian!r} is not 'forward' or 'batch'.")
-
     def jac(th):
-        if jacobian == "batch":
-            J = _batch_jacobian(network, th, problem, free_idx, k0, options)
+        if batch is not None:
+            J = batch.jacobian(th)
             if J is not None:
                 return J[mask]
         J = _jacobian_jit(network, jnp.asarray(th), arrays, options)

@@ -68,6 +68,19 @@ def maps_in_use() -> tuple[int, int] | None:
     return used, limit
 
 
+def _return_freed_memory() -> None:
+    """Give the memory the cleared programs held back to the system: glibc keeps
+    freed memory in the process (measured: 30 small networks simulated by the
+    command line, 787 MB resident after `jax.clear_caches()`, 372 MB after
+    `malloc_trim`)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def release_if_near_limit() -> bool:
     """Clear JAX's compiled programs if this process's memory mappings are near the
     kernel's limit (see the module); True if it did."""
@@ -86,6 +99,7 @@ def release_if_near_limit() -> bool:
 
     jax.clear_caches()
     gc.collect()
+    _return_freed_memory()
     after = maps_in_use()
     left = f"{after[0]:,}" if after else "fewer"
     warnings.warn(

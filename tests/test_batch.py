@@ -341,6 +341,55 @@ def test_per_sample_rates_and_states(dimerisation):
         np.testing.assert_allclose(res.y_final[i], ref.y_final, rtol=1e-7)
 
 
+def _compilations(fn):
+    """`fn()` and how many XLA programs it compiled."""
+    import jax.monitoring
+
+    count = [0]
+
+    def on(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            count[0] += 1
+
+    jax.monitoring.register_event_duration_secs_listener(on)
+    try:
+        out = fn()
+    finally:
+        jax.monitoring.unregister_event_duration_listener(on)
+    return out, count[0]
+
+
+def test_one_plan_runs_every_batch_size_on_one_program(dimerisation):
+    """`simulate_batch(..., plan=)`: batches smaller than the plan's chunk (padded,
+    the padding ending at once) and larger ones (several chunks) give the answers of
+    a planned call and compile nothing new; a plan that does not fit is refused."""
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0.2, 2.0, (13, 2))
+    rates = rng.uniform(0.5, 2.0, (13, 2))
+    kw = dict(saveat=5, rtol=1e-8, atol=1e-11)
+    plan = plan_batch(dimerisation, 6, workers=2, rates=rates[:6])
+    first = simulate_batch(dimerisation, x[:6], 5.0, rates=rates[:6], plan=plan, **kw)
+    for n in (1, 4, 13):
+        got, compiled = _compilations(
+            lambda n=n: simulate_batch(
+                dimerisation, x[:n], 5.0, rates=rates[:n], plan=plan, **kw
+            )
+        )
+        assert compiled == 0, n
+        ref = simulate_batch(dimerisation, x[:n], 5.0, rates=rates[:n], **kw)
+        assert got.outputs.shape == ref.outputs.shape
+        np.testing.assert_array_equal(got.status, 0)
+        np.testing.assert_allclose(got.outputs, ref.outputs, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(first.outputs, got.outputs[:6])
+    with pytest.raises(ValueError, match="lanes cannot be passed with plan="):
+        simulate_batch(dimerisation, x, 5.0, plan=plan, lanes=4)
+    other = compile_crn(parse_crn("A -> B [k=1]\ninput a = A\noutput b = B"))
+    with pytest.raises(ValueError, match="the plan is for another network"):
+        simulate_batch(other, x[:, :1], 5.0, plan=plan_batch(dimerisation, 4))
+    with pytest.raises(TypeError, match="plan"):
+        simulate_batch(dimerisation, x, 5.0, plan={"lanes": 4})
+
+
 # -- statuses and errors ---------------------------------------------------------------
 
 

@@ -95,10 +95,20 @@ def test_batch_jacobian_matches_forward_mode_and_fits_the_same():
     forward = np.asarray(
         _fit._jacobian_jit(network, jax.numpy.asarray(theta), arrays, options)
     )
-    batch = _fit._batch_jacobian(network, theta, problem, free_idx, START, options)
+    model = _fit._BatchModel(network, problem, free_idx, START, options)
+    batch = model.jacobian(theta)
     assert batch.shape == forward.shape == (2 * 12 * 2, 3)
     np.testing.assert_allclose(
         batch, forward, rtol=1e-4, atol=1e-4 * np.abs(forward).max()
+    )
+    # the engine's residuals (the fit's) against diffrax's
+    r_engine, failed, _ = model.residuals(theta)
+    r_diffrax, _, _ = _fit._residuals_jit(
+        network, jax.numpy.asarray(theta), arrays, options
+    )
+    assert not failed
+    np.testing.assert_allclose(
+        r_engine, r_diffrax, rtol=1e-5, atol=1e-5 * np.abs(r_diffrax).max()
     )
     b = fit_rates(CRN, _data(0), rates=START)  # the default, "batch"
     assert b.converged, b.message

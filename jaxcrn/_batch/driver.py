@@ -32,7 +32,13 @@ from .distributed import Processes
 from .plan import BatchPlan, plan_batch
 from .steppers import DiffraxStepper, Rodas5PStepper, RosWStepper, Tsit5Stepper
 from .store import META, Store, digest, fingerprint_of
-from .system import Forcing, LaneParams, build_system
+from .system import (
+    Forcing,
+    LaneParams,
+    build_system,
+    common_decay,
+    free_decay_split,
+)
 
 
 __all__ = ["simulate_batch"]
@@ -130,9 +136,14 @@ def _batch_size(**arrays) -> int:
 
 
 @eqx.filter_jit
-def _initial(network, forcing: Forcing | None, rows, x, base, rates, offset):
-    """Network-order initial states `(m, species)`, the state rows `(n_state, m)`
-    and the lanes' parameters."""
+def _initial(
+    network, forcing: Forcing | None, rows, x, base, rates, offset, state_rxns, system,
+    ctl, real,
+):  # fmt: skip
+    """Network-order initial states `(m, species)`, the lanes' parameters, the
+    queue of the share (its padding rows, at or after row `real`, flagged to end at
+    once: a short chunk costs what its samples cost, and one plan's program serves
+    every batch size) and the inputs' total decay rates."""
     m = x.shape[0]
     net = network
 
@@ -155,7 +166,17 @@ def _initial(network, forcing: Forcing | None, rows, x, base, rates, offset):
         shared = net.rates if rates_l is None else rates_l
         force, decay, k_decay = forcing.params(shared, y0)
         p = LaneParams(None, force, decay)  # sample-first
-    return y0, state, rates_l, p, k_decay
+    if rates_l is not None:
+        p = LaneParams(rates_l[:, state_rxns], p.force, p.decay)
+    dtype = state.dtype
+    t0 = jnp.zeros((m,), dtype)
+    h0, f0, bad0 = L.prepare(
+        system, state, t0, jnp.full((m,), jnp.nan, dtype), p, ctl, real
+    )
+    zi = jnp.zeros((m,), jnp.int32)
+    inf = jnp.full((m,), jnp.inf, dtype)
+    queue = L.Queue.build(state, f0, t0, h0, inf, zi, zi, zi, bad0, p)
+    return y0, queue, p, k_decay
 
 
 class _Share:
@@ -214,20 +235,19 @@ class _Share:
         """Simulate the share; `real`: how many of its rows are samples (the rest
         pad it to the common share size, and are not counted as progress)."""
         self.real = real
-        y0_net, y0, rates_l, p, k_decay = _initial(
-            network, forcing, rows, x, base, rates, offset
+        y0_net, queue, p, k_decay = _initial(
+            network,
+            forcing,
+            rows,
+            x,
+            base,
+            rates,
+            offset,
+            jnp.asarray(self.smap.state_reactions, jnp.int32),
+            self.system,
+            self.ctl,
+            jnp.asarray(real, jnp.int32),
         )
-        if rates_l is not None:
-            p = LaneParams(rates_l[:, self.smap.state_reactions], p.force, p.decay)
-        m = x.shape[0]
-        dtype = y0.dtype
-        t0 = jnp.zeros((m,), dtype)
-        h0, f0, bad0 = L.prepare(
-            self.system, y0, t0, jnp.full((m,), jnp.nan, dtype), p, self.ctl
-        )
-        zi = jnp.zeros((m,), jnp.int32)
-        inf = jnp.full((m,), jnp.inf, dtype)
-        queue = L.Queue.build(y0, f0, t0, h0, inf, zi, zi, zi, bad0, p)
         first, second = _steppers(self.plan, self.ctl)
         if second is None:
             record = self._loop(first, queue, lambda s: s[:real] >= 0)
@@ -235,7 +255,7 @@ class _Share:
             record = self._loop(
                 first, queue, lambda s: (s[:real] >= 0) & (s[:real] != Status.STIFF)
             )
-            n_stiff = int(jnp.sum(record.status == Status.STIFF))
+            n_stiff = int(np.sum(np.asarray(record.status) == Status.STIFF))
             if n_stiff and self.bar is not None:
                 self.bar.set_postfix(f"{n_stiff} stiff: continued with Rodas5P")
             record = self._continue_stiff(second, queue, record)
@@ -373,6 +393,7 @@ def simulate_batch(
     resume: bool = False,
     distributed: bool | None = None,
     progress: bool = False,
+    plan: BatchPlan | None = None,
 ) -> SimulationResult:
     """Simulate many samples of a network: input vectors, initial states, rate sets.
 
@@ -437,6 +458,15 @@ def simulate_batch(
             must then be on a file system every process sees). False: this
             process simulates the whole batch alone.
         progress: show a progress bar (samples done / total, samples per second).
+        plan: run with this `plan_batch` result instead of planning the call
+            (`solver`, `lanes`, `chunk_size`, `workers`, `devices` and
+            `exact_inputs` are then the plan's and must be left at None). Every
+            chunk is padded to the plan's chunk size, and padding rows end at
+            once, so calls with any number of samples run one compiled program:
+            `plan = plan_batch(net, 1024)` once, then `simulate_batch(net, x,
+            plan=plan)` compiles only for the first `x`, whatever its rows (as
+            long as the calls pass the same arguments: `y0` or not, `rates` per
+            sample if the plan was made with them, the same `saveat` times).
 
     Returns:
         A `SimulationResult` of NumPy arrays with a leading batch axis. `ts` has
@@ -496,7 +526,11 @@ def simulate_batch(
     ts = _resolve_ts(saveat, t1_arr, dtype)
     n_times = 0 if ts is None else int(ts.shape[0])
     n_values = network.n_outputs if save == "outputs" else network.n_species
-    if rate_rows is not None and rate_rows.shape[0] == 1:
+    if (
+        rate_rows is not None
+        and rate_rows.shape[0] == 1
+        and not (plan is not None and getattr(plan, "rates_per_sample", False))
+    ):
         network = network.with_rates(rate_rows[0])  # one set, shared by every sample
         rate_rows = None
     release_if_near_limit()  # before compiling: a process near its mapping limit
@@ -524,7 +558,20 @@ def simulate_batch(
             resumable=store is not None,
         )
 
-    plan = make_plan(chunk_size)
+    if plan is not None:
+        plan = _given_plan(
+            plan,
+            network,
+            rate_rows,
+            solver=solver,
+            lanes=lanes,
+            chunk_size=chunk_size,
+            workers=workers,
+            devices=devices,
+            exact_inputs=exact_inputs,
+        )
+    else:
+        plan = make_plan(chunk_size)
     if procs.many and chunk_size is None and plan.chunk_size * procs.count > n:
         # every process gets a share of the batch
         plan = make_plan(max(1, -(-n // procs.count)))
@@ -646,6 +693,37 @@ def simulate_batch(
     if len(chunks) == 1:
         return chunks[0]
     return jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *chunks)
+
+
+def _given_plan(plan, network, rate_rows, **options) -> BatchPlan:
+    """`plan` (passed to `simulate_batch`) checked against the call."""
+    if not isinstance(plan, BatchPlan):
+        raise TypeError(
+            f"plan must be a BatchPlan (see jaxcrn.plan_batch), got "
+            f"{type(plan).__name__}."
+        )
+    given = [k for k, v in options.items() if v is not None]
+    if given:
+        raise ValueError(
+            f"{', '.join(given)} cannot be passed with plan=: the plan decides "
+            f"{'them' if len(given) > 1 else 'it'}; pass them to plan_batch instead."
+        )
+    system, _ = build_system(network, plan.exact_inputs, plan.common_decay)
+    if plan.layout != network.form or plan.n_state != system.n_state:
+        raise ValueError(
+            f"the plan is for another network ({plan.layout} layout, "
+            f"{plan.n_state} state rows; this one: {network.form}, "
+            f"{system.n_state}); make it with plan_batch(network, ...)."
+        )
+    if plan.exact_inputs and plan.common_decay and rate_rows is not None:
+        species, rxns = free_decay_split(network)
+        if not np.isfinite(common_decay(network, species, rxns, rate_rows)).all():
+            raise ValueError(
+                "the plan solves the inputs exactly at one decay rate per sample, "
+                "but these rate sets decay them at different rates; make the plan "
+                "with plan_batch(network, n, rates=rates)."
+            )
+    return plan
 
 
 def _devices(devices):

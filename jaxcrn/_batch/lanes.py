@@ -207,9 +207,13 @@ def hairer_initial_step(f, y0, t0, t1, order, rtol, atol):
 
 
 @eqx.filter_jit
-def prepare(system: LaneSystem, y0, t0, h_given, p: LaneParams, ctl: Controls):
+def prepare(
+    system: LaneSystem, y0, t0, h_given, p: LaneParams, ctl: Controls, real=None
+):
     """Per sample (sample-first arrays): the initial step (Hairer's heuristic where
-    `h_given` is NaN), `f(t0, y0)`, and whether the start is non-finite."""
+    `h_given` is NaN), `f(t0, y0)`, and whether the start is non-finite or the row
+    is padding (at or after row `real`, if given): such a sample ends at its first
+    iteration instead of being integrated."""
     pl = jax.tree_util.tree_map(lambda a: jnp.moveaxis(a, 0, -1), p)
     h, f0 = hairer_initial_step(
         lambda t, y: system.rhs(t[None, :], y, pl),
@@ -226,6 +230,8 @@ def prepare(system: LaneSystem, y0, t0, h_given, p: LaneParams, ctl: Controls):
         & jnp.all(jnp.isfinite(f0), axis=0)
         & jnp.isfinite(h)
     )
+    if real is not None:
+        bad = bad | (jnp.arange(y0.shape[0], dtype=jnp.int32) >= real)
     return h, f0.T, bad
 
 

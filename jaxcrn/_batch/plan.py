@@ -97,6 +97,9 @@ class BatchPlan:
     device_objects: tuple = dataclasses.field(default=(), repr=False, compare=False)
     unroll: bool = dataclasses.field(default=True, repr=False, compare=False)
     common_decay: bool = dataclasses.field(default=True, repr=False, compare=False)
+    # planned with rate constants per sample (a given plan's calls keep even one
+    # rate row per sample, so that they run the plan's program)
+    rates_per_sample: bool = dataclasses.field(default=False, repr=False, compare=False)
 
     @property
     def stiff_switch(self) -> bool:
@@ -371,4 +374,5 @@ def plan_batch(
         solver=solver,
         device_objects=devs,
         unroll=unroll,
+        rates_per_sample=rates is not None and np.ndim(rates) == 2,
     )
