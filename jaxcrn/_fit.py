@@ -462,6 +462,9 @@ def _jacobian_jit(network, theta, a, options):
 _PER_EXPERIMENT = ("y0", "inputs", "times", "values", "weights", "observe")
 
 
+ENGINE_RESIDUAL_ROUNDS = 4  # see _BatchModel.residuals_here
+
+
 class _BatchModel:
     """The residuals and their Jacobian by the batch engine (`jacobian="batch"`).
 
@@ -469,11 +472,12 @@ class _BatchModel:
     rate set under every experiment one sample of a single `simulate_batch` call
     (2 x free rates x experiments samples, per-sample rates), step `rtol^(1/3)`
     (the balance of truncation, h^2, and solver error, rtol/h). The residuals at a
-    trial point come from the same engine on the same plan, so that both run one
-    compiled program (padding rows cost nothing) and agree with each other. Where
-    the centre and every perturbed set fit in the lanes at once (small problems,
-    where a call costs its steps, not its samples), each residual call computes
-    the Jacobian there too, for free, and an accepted step needs no second call."""
+    trial point come from the same engine on the same plan (`residuals_here`),
+    so that both run one compiled program (padding rows cost nothing), where that
+    is cheaper than a second program. Where the centre and every perturbed set fit
+    in the lanes at once (small problems, where a call costs its steps, not its
+    samples), each residual call computes the Jacobian there too, for free, and an
+    accepted step needs no second call."""
 
     def __init__(self, network, problem: _Problem, free_idx, k0, options):
         from ._batch.driver import simulate_batch
@@ -500,7 +504,15 @@ class _BatchModel:
             rates=np.repeat(self._sets(np.log(self.k0[free_idx])), self.n_exp, axis=0),
             n_saved=self.ts.size * network.n_species,
         )
-        self.together = n <= self.plan.lanes * self.plan.workers
+        width = self.plan.lanes * self.plan.workers
+        self.together = n <= width
+        # a residual call on the engine costs one round of the lanes, however few
+        # its samples: free where the Jacobian's sets fit in one round, a small
+        # part of an iteration where they take many (random60: 964 samples, 7.5
+        # rounds); in between, the vmapped diffrax solve of the few experiments is
+        # cheaper (MAPK: 183 samples, 1.4 rounds; a fit 57.3 -> 72.8 s on the
+        # engine's residuals)
+        self.residuals_here = self.together or n >= ENGINE_RESIDUAL_ROUNDS * width
         self._jacobian_at: tuple | None = None  # (theta, J) from a residual call
 
     def _sets(self, theta, perturbed=True):
@@ -815,15 +827,19 @@ def fit_rates(
             the gradient's largest entry is below `gtol * max(1, cost)`.
         absolute_sigma: take `sigma` as the true noise level (do not rescale the
             covariance by the residuals).
-        solver, rtol, atol, max_steps: passed to `simulate_differentiable`
-            (default Rodas5P, rtol 1e-8, atol 1e-12: float64).
+        solver, rtol, atol, max_steps: passed to `simulate_batch` or
+            `simulate_differentiable` (default Rodas5P, rtol 1e-8, atol 1e-12:
+            float64).
         jacobian: how Levenberg-Marquardt (and the uncertainty) gets the Jacobian:
             "batch" (default: central differences in the log rates, all perturbed
-            rate sets under all experiments in one `simulate_batch` call; forward
-            mode where a perturbed sample fails) or "forward" (forward-mode
-            sensitivities through the vmapped diffrax solve). `benchmarks/fit.py`:
-            the MAPK fit (30 rates) reached its residual in 27.6 s against 86.6 s,
-            Robertson's first call in 2.2 s against 3.9 s.
+            rate sets under all experiments in one `simulate_batch` call, and,
+            where the perturbed sets fit in one round of the engine's lanes or
+            take many rounds, the residuals by the same engine on the same plan,
+            one compiled program; forward mode where a perturbed sample fails)
+            or "forward" (residuals and forward-mode sensitivities through the
+            vmapped diffrax solve).
+            `benchmarks/fit.py`, one run: Robertson reached its residual in 0.093 s
+            warm and 3.98 s on the first call against 0.18 s and 7.49 s.
 
     Returns:
         A `FitResult` (prints as a table of rates, standard errors and intervals).
@@ -915,7 +931,7 @@ def fit_rates(
     )
 
     def fun(th):
-        if batch is not None:
+        if batch is not None and batch.residuals_here:
             r, failed, pred = batch.residuals(th)
         else:
             r, failed, pred = _residuals_jit(network, jnp.asarray(th), arrays, options)
