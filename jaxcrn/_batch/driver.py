@@ -543,38 +543,32 @@ def simulate_batch(
     elif resume:
         raise ValueError("resume=True needs a store (store=path) to resume from.")
 
-    def make_plan(chunk_size):
+    options = dict(
+        solver=solver,
+        lanes=lanes,
+        chunk_size=chunk_size,
+        workers=workers,
+        devices=devices,
+        exact_inputs=exact_inputs,
+    )
+
+    def make_plan(**changed):
         return plan_batch(
             network,
             n,
-            solver=solver,
-            lanes=lanes,
-            chunk_size=chunk_size,
-            workers=workers,
-            devices=devices,
-            exact_inputs=exact_inputs,
+            **{**options, **changed},
             rates=rate_rows,
             n_saved=n_times * n_values,
             resumable=store is not None,
         )
 
     if plan is not None:
-        plan = _given_plan(
-            plan,
-            network,
-            rate_rows,
-            solver=solver,
-            lanes=lanes,
-            chunk_size=chunk_size,
-            workers=workers,
-            devices=devices,
-            exact_inputs=exact_inputs,
-        )
+        plan = _given_plan(plan, network, rate_rows, **options)
     else:
-        plan = make_plan(chunk_size)
-    if procs.many and chunk_size is None and plan.chunk_size * procs.count > n:
-        # every process gets a share of the batch
-        plan = make_plan(max(1, -(-n // procs.count)))
+        plan = make_plan()
+        if procs.many and chunk_size is None and plan.chunk_size * procs.count > n:
+            # every process gets a share of the batch
+            plan = make_plan(chunk_size=max(1, -(-n // procs.count)))
     system, smap = build_system(network, plan.exact_inputs, plan.common_decay)
     state_row = smap.state_row()
     n_state = system.n_state
