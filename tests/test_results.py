@@ -46,7 +46,7 @@ def test_names_are_filled_by_simulate_and_simulate_batch(net, batch, single):
         assert res.class_names == ()
     # vmap keeps them (static fields)
     y0 = jax.vmap(net.initial_state)(jnp.array([[1.0], [2.0]]))
-    res = jax.vmap(lambda y: simulate(net, y, jnp.asarray(1.0)))(y0)
+    res = jax.eval_shape(jax.vmap(lambda y: simulate(net, y, jnp.asarray(1.0))), y0)
     assert res.output_names == ("y", "z")
 
 
