@@ -543,25 +543,23 @@ class _BatchModel:
         m = n_sets * n_exp
         ok = (np.asarray(res.status)[:m] == 0).reshape(n_sets, n_exp).all(axis=1)
         ys = np.asarray(res.ys)[:m].reshape(n_sets, n_exp, self.ts.size, -1)
-        pred = np.einsum(
-            "kets,ems->ketm", ys[:, np.arange(n_exp)[:, None], self.at], pr.observe
-        )
-        r = np.where(pr.weights[None] > 0, (pred - pr.values[None]) * pr.weights, 0.0)
-        return r.reshape(n_sets, -1), pred, ok
+        pred = _observed(ys[:, np.arange(n_exp)[:, None], self.at], pr.observe)
+        r = np.asarray(_weighted(pred, pr.values[None], pr.weights[None]))
+        return r.reshape(n_sets, -1), np.asarray(pred), ok
 
     def _jacobian(self, r, ok):
-        """Central differences from the perturbed sets' residuals (rows 1..2p of
-        `r`); None if one of them failed."""
+        """Central differences from the perturbed sets' residuals `r` (the +h
+        rows, then the -h rows); None if one of them failed."""
         p = self.free_idx.size
-        if not ok[1:].all():
+        if not ok.all():
             return None
-        return ((r[1 : 1 + p] - r[1 + p :]) / (2 * self.h)).T
+        return ((r[:p] - r[p:]) / (2 * self.h)).T
 
     def residuals(self, theta):
         """`(residuals, failed, predictions (E, T, M))` at `theta`."""
         r, pred, ok = self._run(self._sets(theta, perturbed=self.together))
         if self.together:
-            self._jacobian_at = (np.array(theta), self._jacobian(r, ok))
+            self._jacobian_at = (np.array(theta), self._jacobian(r[1:], ok[1:]))
         return r[0], not ok[0], pred[0]
 
     def jacobian(self, theta):
@@ -570,7 +568,7 @@ class _BatchModel:
         hit = self._jacobian_at
         if hit is not None and np.array_equal(hit[0], theta):
             return hit[1]
-        r, _, ok = self._run(self._sets(theta))
+        r, _, ok = self._run(self._sets(theta)[1:])  # the perturbed sets only
         return self._jacobian(r, ok)
 
 

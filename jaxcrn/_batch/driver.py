@@ -526,10 +526,16 @@ def simulate_batch(
     ts = _resolve_ts(saveat, t1_arr, dtype)
     n_times = 0 if ts is None else int(ts.shape[0])
     n_values = network.n_outputs if save == "outputs" else network.n_species
+    if plan is not None and not isinstance(plan, BatchPlan):
+        raise TypeError(
+            f"plan must be a BatchPlan (see jaxcrn.plan_batch), got "
+            f"{type(plan).__name__}."
+        )
+    given_plan = plan is not None
     if (
         rate_rows is not None
         and rate_rows.shape[0] == 1
-        and not (plan is not None and getattr(plan, "rates_per_sample", False))
+        and not (given_plan and plan.rates_per_sample)
     ):
         network = network.with_rates(rate_rows[0])  # one set, shared by every sample
         rate_rows = None
@@ -562,14 +568,14 @@ def simulate_batch(
             resumable=store is not None,
         )
 
-    if plan is not None:
-        plan = _given_plan(plan, network, rate_rows, **options)
-    else:
+    if plan is None:
         plan = make_plan()
         if procs.many and chunk_size is None and plan.chunk_size * procs.count > n:
             # every process gets a share of the batch
             plan = make_plan(chunk_size=max(1, -(-n // procs.count)))
     system, smap = build_system(network, plan.exact_inputs, plan.common_decay)
+    if given_plan:
+        _check_plan(plan, network, system, rate_rows, **options)
     state_row = smap.state_row()
     n_state = system.n_state
     if save == "outputs":
@@ -689,20 +695,15 @@ def simulate_batch(
     return jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *chunks)
 
 
-def _given_plan(plan, network, rate_rows, **options) -> BatchPlan:
-    """`plan` (passed to `simulate_batch`) checked against the call."""
-    if not isinstance(plan, BatchPlan):
-        raise TypeError(
-            f"plan must be a BatchPlan (see jaxcrn.plan_batch), got "
-            f"{type(plan).__name__}."
-        )
+def _check_plan(plan, network, system, rate_rows, **options) -> None:
+    """A plan passed to `simulate_batch` checked against the call (`system`: the
+    one built for it)."""
     given = [k for k, v in options.items() if v is not None]
     if given:
         raise ValueError(
             f"{', '.join(given)} cannot be passed with plan=: the plan decides "
             f"{'them' if len(given) > 1 else 'it'}; pass them to plan_batch instead."
         )
-    system, _ = build_system(network, plan.exact_inputs, plan.common_decay)
     if plan.layout != network.form or plan.n_state != system.n_state:
         raise ValueError(
             f"the plan is for another network ({plan.layout} layout, "
@@ -717,7 +718,6 @@ def _given_plan(plan, network, rate_rows, **options) -> BatchPlan:
                 "but these rate sets decay them at different rates; make the plan "
                 "with plan_batch(network, n, rates=rates)."
             )
-    return plan
 
 
 def _devices(devices):
