@@ -28,6 +28,7 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 from ._crn import CRN
 from ._differentiable import simulate_differentiable
+from ._kinetics._base import host_array
 from ._memory_maps import release_if_near_limit
 from ._network import MassActionNetwork, compile_crn
 
@@ -386,15 +387,15 @@ class _Arrays(eqx.Module):
 
 def _arrays(problem: _Problem, free_idx, fixed_rates) -> _Arrays:
     return _Arrays(
-        y0=jnp.asarray(problem.y0),
-        inputs=None if problem.inputs is None else jnp.asarray(problem.inputs),
-        times=jnp.asarray(problem.times),
-        values=jnp.asarray(problem.values),
-        weights=jnp.asarray(problem.weights),
-        observe=jnp.asarray(problem.observe),
-        t1=jnp.asarray(problem.t1),
-        free_idx=jnp.asarray(free_idx),
-        fixed_rates=jnp.asarray(fixed_rates),
+        y0=host_array(problem.y0),
+        inputs=None if problem.inputs is None else host_array(problem.inputs),
+        times=host_array(problem.times),
+        values=host_array(problem.values),
+        weights=host_array(problem.weights),
+        observe=host_array(problem.observe),
+        t1=host_array(problem.t1),
+        free_idx=host_array(free_idx),
+        fixed_rates=host_array(fixed_rates),
     )
 
 
@@ -407,15 +408,22 @@ def _predict(network, theta, a: _Arrays, adjoint, options):
     return _observed(res.ys, a.observe), res.status
 
 
+def _xp(*arrays):
+    """NumPy for host arrays (the batch model's; the same operations on the
+    device would compile a small program each), jax.numpy for everything else."""
+    return np if all(isinstance(a, np.ndarray) for a in arrays) else jnp
+
+
 def _observed(ys, observe):
     """States `(..., E, T, species)` seen through `observe` `(E, M, species)`:
     `(..., E, T, M)`."""
-    return jnp.einsum("...ets,ems->...etm", ys, observe)
+    return _xp(ys, observe).einsum("...ets,ems->...etm", ys, observe)
 
 
 def _weighted(pred, values, weights):
     """`(prediction - value) / sigma` where measured, 0 elsewhere."""
-    return jnp.where(weights > 0, (pred - values) * weights, 0.0)
+    xp = _xp(pred, values, weights)
+    return xp.where(weights > 0, (pred - values) * weights, 0.0)
 
 
 def _residuals(network, theta, a: _Arrays, adjoint, options, with_predictions=False):

@@ -15,6 +15,7 @@ from ._kinetics import (
     SparseKinetics,
     Stoichiometry,
 )
+from ._kinetics._base import host_array
 from ._kinetics._structure import _structure_of
 
 
@@ -249,7 +250,7 @@ def compile_crn(crn: CRN, *, form: str = "auto", dtype=None) -> MassActionNetwor
         raise TypeError(f"compile_crn expects a CRN, got {type(crn).__name__}.")
     if form not in FORMS:
         raise ValueError(f"form={form!r} is not one of {', '.join(map(repr, FORMS))}.")
-    dtype = jnp.zeros(0).dtype if dtype is None else jnp.dtype(dtype)
+    dtype = jnp.result_type(float) if dtype is None else jnp.dtype(dtype)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise ValueError(f"dtype must be a floating dtype, got {dtype}.")
     species = crn.species
@@ -288,8 +289,8 @@ def compile_crn(crn: CRN, *, form: str = "auto", dtype=None) -> MassActionNetwor
         y_init[index[s]] = v
     rates = np.array([r.rate for r in crn.reactions], dtype=np.float64)
     return MassActionNetwork(
-        rates=jnp.asarray(rates, dtype),
-        y_init=jnp.asarray(y_init, dtype),
+        rates=host_array(rates, dtype),
+        y_init=host_array(y_init, dtype),
         kinetics=kinetics,
         species=species,
         input_names=tuple(s.name for s in crn.inputs),

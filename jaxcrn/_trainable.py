@@ -124,7 +124,7 @@ def crn_of_weights(
     fan_out)`: entries +-1 give the network's CRN; other real values give the
     stoichiometry `(1 + W) / 2` and `(1 - W) / 2` of the same reactions (the
     relaxation whose derivative the straight-through gradient uses)."""
-    dtype = jnp.zeros(0).dtype
+    dtype = jnp.result_type(float)
     sizes = (int(layers[0][0].shape[0]), *(int(w.shape[1]) for w, _ in layers))
     base, index = _structure(sizes, jnp.dtype(dtype).name)
     net_t = base.kinetics.net_t

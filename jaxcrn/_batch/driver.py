@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._kinetics._base import host_array
 from .._memory_maps import release_if_near_limit
 from .._progress import Progress
 from .._simulate import SimulationResult, Status, _resolve_ts, _warn_tolerance
@@ -138,12 +139,13 @@ def _batch_size(**arrays) -> int:
 @eqx.filter_jit
 def _initial(
     network, forcing: Forcing | None, rows, x, base, rates, offset, state_rxns, system,
-    ctl, real,
+    ctl, real, stepper, n_lanes: int, n_times: int, n_values: int,
 ):  # fmt: skip
     """Network-order initial states `(m, species)`, the lanes' parameters, the
     queue of the share (its padding rows, at or after row `real`, flagged to end at
     once: a short chunk costs what its samples cost, and one plan's program serves
-    every batch size) and the inputs' total decay rates."""
+    every batch size), the inputs' total decay rates and the first pass's carry
+    (built here, not in a program of its own: one compilation fewer)."""
     m = x.shape[0]
     net = network
 
@@ -176,7 +178,8 @@ def _initial(
     zi = jnp.zeros((m,), jnp.int32)
     inf = jnp.full((m,), jnp.inf, dtype)
     queue = L.Queue.build(state, f0, t0, h0, inf, zi, zi, zi, bad0, p)
-    return y0, queue, p, k_decay
+    carry = L.initial_carry(system, stepper, queue, n_lanes, n_times, n_values)
+    return y0, queue, p, k_decay, carry
 
 
 class _Share:
@@ -205,24 +208,20 @@ class _Share:
         self.segment = segment
         self.halt = halt  # set: stop at the end of the current segment
 
-    def _loop(self, stepper, queue, counted):
-        carry = L.initial_carry(
-            self.system,
-            stepper,
-            queue,
-            self.plan.lanes,
-            self.saving.ts.shape[0],
-            self.saving.pos.shape[0],
-        )
+    def _sizes(self):
+        """The lane count, save times and saved values of the carry."""
+        return self.plan.lanes, self.saving.ts.shape[0], self.saving.pos.shape[0]
+
+    def _loop(self, stepper, queue, carry, counted):
         static = (self.system, stepper, queue, self.saving, self.ctl, self.stop)
         n_iter = self.segment.start()
         reported = 0
         while True:
             t0 = time.perf_counter()
-            carry = L.run(static, carry, jnp.asarray(n_iter, jnp.int32))
-            done = bool(carry.done)
+            carry = L.run(static, carry, host_array(n_iter, np.int32))
+            done = carry.done
             if self.bar is not None:
-                finished = int(jnp.sum(counted(carry.record.status)))
+                finished = int(np.sum(counted(L.host_status(carry.record))))
                 self.bar.update(finished - reported)
                 reported = finished
             if done:
@@ -235,7 +234,8 @@ class _Share:
         """Simulate the share; `real`: how many of its rows are samples (the rest
         pad it to the common share size, and are not counted as progress)."""
         self.real = real
-        y0_net, queue, p, k_decay = _initial(
+        first, second = _steppers(self.plan, self.ctl)
+        y0_net, queue, p, k_decay, carry = _initial(
             network,
             forcing,
             rows,
@@ -243,19 +243,23 @@ class _Share:
             base,
             rates,
             offset,
-            jnp.asarray(self.smap.state_reactions, jnp.int32),
+            host_array(self.smap.state_reactions, np.int32),
             self.system,
             self.ctl,
-            jnp.asarray(real, jnp.int32),
+            host_array(real, np.int32),
+            first,
+            *self._sizes(),
         )
-        first, second = _steppers(self.plan, self.ctl)
         if second is None:
-            record = self._loop(first, queue, lambda s: s[:real] >= 0)
+            record = self._loop(first, queue, carry, lambda s: s[:real] >= 0)
         else:
             record = self._loop(
-                first, queue, lambda s: (s[:real] >= 0) & (s[:real] != Status.STIFF)
+                first,
+                queue,
+                carry,
+                lambda s: (s[:real] >= 0) & (s[:real] != Status.STIFF),
             )
-            n_stiff = int(np.sum(np.asarray(record.status) == Status.STIFF))
+            n_stiff = int(np.sum(L.host_status(record) == Status.STIFF))
             if n_stiff and self.bar is not None:
                 self.bar.set_postfix(f"{n_stiff} stiff: continued with Rodas5P")
             record = self._continue_stiff(second, queue, record)
@@ -267,7 +271,7 @@ class _Share:
     def _continue_stiff(self, stepper, queue, record):
         """Continue the samples that Tsit5 stopped as stiff, from where they
         stopped (time, state, step size, counts, saved points), with Rodas5P."""
-        status = np.asarray(record.status)
+        status = L.host_status(record)
         idx = np.flatnonzero(status == Status.STIFF)
         if idx.size == 0:
             return record
@@ -275,25 +279,31 @@ class _Share:
         m2 = _bucket(c)
         # padding: gathers repeat the last stiff sample, scatters drop (index m)
         pad = m2 - c
-        j = jnp.asarray(np.concatenate([idx, np.repeat(idx[-1:], pad)]), jnp.int32)
-        k = jnp.asarray(np.concatenate([idx, np.full(pad, status.size)]), jnp.int32)
-        q2 = _stiff_queue(self.system, queue, record, j, jnp.asarray(c), self.ctl)
-        real = jnp.asarray(np.concatenate([idx < self.real, np.zeros(pad, bool)]))
-        r2 = self._loop(stepper, q2, lambda s: (s >= 0) & real)
+        j = host_array(np.concatenate([idx, np.repeat(idx[-1:], pad)]), np.int32)
+        k = host_array(np.concatenate([idx, np.full(pad, status.size)]), np.int32)
+        q2, carry = _stiff_queue(
+            self.system, queue, record, j, host_array(c), self.ctl, stepper,
+            *self._sizes(),
+        )  # fmt: skip
+        real = np.concatenate([idx < self.real, np.zeros(pad, bool)])
+        r2 = self._loop(stepper, q2, carry, lambda s: (s >= 0) & real)
         return _merge_stiff(record, r2, k)
 
 
 @eqx.filter_jit
-def _stiff_queue(system, queue: L.Queue, record: L.Record, j, c, ctl) -> L.Queue:
-    """The queue of pass 2: samples `j` (the first `c` real, the rest padding) as
-    Tsit5 left them."""
+def _stiff_queue(
+    system, queue: L.Queue, record: L.Record, j, c, ctl, stepper,
+    n_lanes: int, n_times: int, n_values: int,
+) -> tuple[L.Queue, L.Carry]:  # fmt: skip
+    """The queue of pass 2, samples `j` (the first `c` real, the rest padding) as
+    Tsit5 left them, and its first carry."""
     p = jax.tree_util.tree_map(lambda a: a[j], queue.p)
     y0, t0, h0 = record.y[j], record.t[j], record.h[j]
     _, f0, bad0 = L.prepare(system, y0, t0, h0, p, ctl)
     # the padding repeats the last sample: flagged, it ends at its first
     # iteration instead of being integrated again
     bad0 = bad0 | (jnp.arange(j.shape[0]) >= c)
-    return L.Queue.build(
+    q2 = L.Queue.build(
         y0,
         f0,
         t0,
@@ -305,6 +315,7 @@ def _stiff_queue(system, queue: L.Queue, record: L.Record, j, c, ctl) -> L.Queue
         bad0,
         p,
     )
+    return q2, L.initial_carry(system, stepper, q2, n_lanes, n_times, n_values)
 
 
 @eqx.filter_jit
@@ -520,9 +531,10 @@ def simulate_batch(
         raise ValueError(f"save={save!r} is not one of {', '.join(map(repr, SAVE))}.")
     dtype = network.y_init.dtype
     _warn_tolerance(rtol, dtype)
-    t1_arr = jnp.asarray(t1, dtype)
-    if not bool(t1_arr > 0) or not bool(jnp.isfinite(t1_arr)):
-        raise ValueError(f"t1 must be a positive finite time, got {float(t1_arr)}.")
+    t1_np = np.asarray(t1, dtype)
+    if not bool(t1_np > 0) or not bool(np.isfinite(t1_np)):
+        raise ValueError(f"t1 must be a positive finite time, got {float(t1_np)}.")
+    t1_arr = host_array(t1_np)
     ts = _resolve_ts(saveat, t1_arr, dtype)
     n_times = 0 if ts is None else int(ts.shape[0])
     n_values = network.n_outputs if save == "outputs" else network.n_species
@@ -594,16 +606,16 @@ def simulate_batch(
         return np.where(r >= 0, r, n_state)  # row n_state of the extended state: 0
 
     saving = L.Saving(
-        jnp.zeros((0,), dtype) if ts is None else ts,
-        jnp.asarray(to_rows(pos_net), jnp.int32),
-        jnp.asarray(to_rows(neg_net), jnp.int32),
+        host_array(np.zeros(0), dtype) if ts is None else ts,
+        host_array(to_rows(pos_net), np.int32),
+        host_array(to_rows(neg_net), np.int32),
     )
     ctl = L.Controls(
         t1_arr,
-        jnp.asarray(rtol, dtype),
-        jnp.asarray(atol, dtype),
-        jnp.asarray(max_steps, jnp.int32),
-        jnp.asarray(steady_tol, dtype),
+        host_array(rtol, dtype),
+        host_array(atol, dtype),
+        host_array(max_steps, np.int32),
+        host_array(steady_tol, dtype),
     )
     forcing = Forcing.of(smap, dtype, plan.common_decay) if smap.exact else None
     engine = _Engine(
@@ -614,7 +626,7 @@ def simulate_batch(
         saving=saving,
         ctl=ctl,
         forcing=forcing,
-        offset=jnp.asarray(offset, dtype),
+        offset=host_array(offset, dtype),
         stop_when_steady=stop_when_steady,
         x=x,
         base=base,
@@ -816,7 +828,7 @@ class _Engine:
         self.ts, self.save, self.keep_states, self.dtype = ts, save, keep_states, dtype
         self.stop_when_steady = stop_when_steady
         self.segment = segment
-        rows = jnp.asarray(smap.rows, jnp.int32)
+        rows = host_array(smap.rows, np.int32)
         static = (network, forcing, rows, offset, system, saving, ctl)
         self.on = {d: _place(static, d) for d in plan.device_objects}
 
@@ -852,7 +864,7 @@ class _Engine:
                     return (
                         None
                         if a is None
-                        else jax.device_put(jnp.asarray(a[sl], dtype), dev)
+                        else jax.device_put(np.asarray(a[sl], dtype), dev)
                     )
 
                 share = _Share(

@@ -24,6 +24,7 @@ import dataclasses
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from .._simulate import Status
@@ -111,6 +112,12 @@ class Record(eqx.Module):
     save_k = property(lambda self: self.info[:, _SAVE_K].astype(jnp.int32))
 
 
+def host_status(record: Record) -> np.ndarray:
+    """`record.status` as a NumPy array, read on the host (slicing the device
+    array would compile small programs of its own)."""
+    return np.asarray(record.info)[:, _FLAG].astype(np.int32)
+
+
 class Carry(eqx.Module):
     lanes: Lanes
     record: Record
@@ -118,8 +125,9 @@ class Carry(eqx.Module):
     iterations: Int[Array, ""]
 
     @property
-    def done(self) -> Array:
-        return ~jnp.any(self.lanes.sample >= 0)
+    def done(self) -> bool:
+        """No lane holds a sample (read on the host)."""
+        return not np.any(np.asarray(self.lanes.sample) >= 0)
 
 
 class Controls(eqx.Module):

@@ -17,6 +17,7 @@ rate `k` per decay reaction and `M` their net stoichiometry on the forcing rows.
 import dataclasses
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
@@ -27,6 +28,7 @@ from .._kinetics import (
     LayeredKinetics,
     SparseKinetics,
 )
+from .._kinetics._base import host_array
 from .._kinetics._structure import _structure_of
 
 
@@ -169,6 +171,12 @@ def common_decay(network, species, rxns, rates: np.ndarray) -> np.ndarray:
 _SYSTEM_CACHE: dict = {}
 
 
+def _state_rates(network, reactions, dtype) -> jax.Array:
+    """The rate constants of the state's reactions, gathered on the host (indexing
+    the device array would compile a handful of small programs per process)."""
+    return host_array(np.asarray(network.rates)[reactions], dtype)
+
+
 def build_system(
     network, exact: bool, common: bool = True
 ) -> tuple[LaneSystem, StateMap]:
@@ -181,10 +189,7 @@ def build_system(
     hit = _SYSTEM_CACHE.get(key)
     if hit is not None:
         system, smap = hit
-        if smap.state_reactions.size == network.n_reactions:
-            rates = network.rates.astype(dtype)
-        else:
-            rates = network.rates[jnp.asarray(smap.state_reactions)].astype(dtype)
+        rates = _state_rates(network, smap.state_reactions, dtype)
         return eqx.tree_at(lambda s: s.rates, system, rates), smap
     tables = network.structure
     n, r = tables.n_species, tables.n_reactions
@@ -228,10 +233,10 @@ def build_system(
     )
     system = LaneSystem(
         kinetics,
-        network.rates[jnp.asarray(keep_r)].astype(dtype),
+        _state_rates(network, keep_r, dtype),
         lo,
         hi,
-        None if common else jnp.asarray(full[lo:hi], dtype),
+        None if common else host_array(full[lo:hi], dtype),
     )
     if len(_SYSTEM_CACHE) >= 16:
         _SYSTEM_CACHE.pop(next(iter(_SYSTEM_CACHE)))
@@ -252,10 +257,10 @@ class Forcing(eqx.Module):
     @classmethod
     def of(cls, smap: StateMap, dtype, common: bool = True) -> "Forcing":
         return cls(
-            jnp.asarray(smap.decay_rxns, jnp.int32),
-            jnp.asarray(smap.decay_species[smap.decay_src], jnp.int32),
-            jnp.asarray(smap.decay_src, jnp.int32),
-            jnp.asarray(smap.force_matrix, dtype),
+            host_array(smap.decay_rxns, jnp.int32),
+            host_array(smap.decay_species[smap.decay_src], jnp.int32),
+            host_array(smap.decay_src, jnp.int32),
+            host_array(smap.force_matrix, dtype),
             int(smap.decay_species.size),
             bool(common),
         )
