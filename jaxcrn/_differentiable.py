@@ -110,7 +110,7 @@ def simulate_differentiable(
         rtol, atol: step-size tolerances (gradients are as accurate as the solve).
         max_steps: solver steps per sample before giving up (status MAX_STEPS).
         offset: dual-rail offset added to both rails of every input.
-        dt0: initial step; None lets diffrax choose.
+        dt0: initial step; None: Hairer's heuristic, as in `simulate`.
         save_species: save whole states (`ys`) at the save times, else only the
             outputs.
 

@@ -16,6 +16,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int, Real
 
 from ._network import MassActionNetwork
 from ._solvers import Rodas5P
+from ._solvers._common import hairer_initial_step
 
 
 __all__ = [
@@ -271,6 +272,22 @@ def _resolve_ts(saveat, t1, dtype) -> Float[Array, " times"] | None:
     return ts
 
 
+def _initial_step(network, y0, t1, rtol, atol):
+    """Hairer's initial step for `simulate`, the batch engine's (0.01 where it is
+    not finite: the solve then reports the non-finite start)."""
+    h, _ = hairer_initial_step(
+        lambda t, y: network(t[0], y[:, 0], None)[:, None],
+        y0[:, None],
+        jnp.zeros((1,), y0.dtype),
+        t1,
+        5,
+        rtol,
+        atol,
+    )
+    h = jax.lax.stop_gradient(h[0])
+    return jnp.where(jnp.isfinite(h), h, jnp.asarray(0.01, h.dtype))
+
+
 @eqx.filter_jit
 def simulate(
     network: MassActionNetwork,
@@ -307,7 +324,9 @@ def simulate(
         max_steps: solver steps before giving up (status MAX_STEPS).
         saveat: None (save the final state only), an int `n` (n evenly spaced times
             from 0 to t1), or an array of times.
-        dt0: initial step; None lets diffrax choose.
+        dt0: initial step; None: Hairer's heuristic, as `simulate_batch` chooses
+            it (diffrax 0.7's own choice is 0.01 for any problem, and a first step
+            far beyond the fastest reaction's time scale loses mass in rounding).
         stop_when_steady: end integration as soon as `max |dy/dt| <= steady_tol`
             (a diffrax event), so `t1` is only an upper bound.
         steady_tol: threshold on `max |dy/dt|` for steady state.
@@ -378,6 +397,8 @@ def simulate(
 
         event = diffrax.Event(steady)
 
+    if dt0 is None:
+        dt0 = _initial_step(network, y0, t1, rtol, atol)
     controller = diffrax.PIDController(rtol=rtol, atol=atol)
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(network),

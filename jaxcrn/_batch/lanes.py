@@ -28,6 +28,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from .._simulate import Status
+from .._solvers._common import hairer_initial_step
 from .steppers import AbstractStepper, lane_where
 from .system import LaneParams, LaneSystem
 
@@ -189,29 +190,6 @@ def _load(tree, idx):
 def lanes_first(tree):
     """A lane-last pytree as sample-first (the queue's layout)."""
     return jax.tree_util.tree_map(lambda a: jnp.moveaxis(a, -1, 0), tree)
-
-
-def hairer_initial_step(f, y0, t0, t1, order, rtol, atol):
-    """Hairer's initial step heuristic (as diffrax's), per column of `y0`
-    `(state, samples)`; `f(t, y)` evaluates the field at per-column times. Returns
-    `(h, f(t0, y0))`."""
-
-    def rms(x):
-        return jnp.sqrt(jnp.mean(jnp.square(x), axis=0))
-
-    f0 = f(t0, y0)
-    scale = atol + rtol * jnp.abs(y0)
-    d0 = rms(y0 / scale)
-    d1 = rms(f0 / scale)
-    h0 = jnp.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / d1)
-    f1 = f(t0 + h0, y0 + h0[None, :] * f0)
-    d2 = rms((f1 - f0) / scale) / h0
-    h1 = jnp.where(
-        jnp.maximum(d1, d2) <= 1e-15,
-        jnp.maximum(1e-6, h0 * 1e-3),
-        (0.01 / jnp.maximum(d1, d2)) ** (1.0 / (order + 1)),
-    )
-    return jnp.clip(jnp.minimum(100 * h0, h1), 1e-12, jnp.maximum(t1 - t0, 1e-12)), f0
 
 
 @eqx.filter_jit

@@ -1,5 +1,8 @@
 """What the methods share: linear combinations of stages with static coefficients,
-and the stage loop of Rosenbrock(-W) methods in transformed form."""
+the stage loop of Rosenbrock(-W) methods in transformed form, and the initial step
+size."""
+
+import jax.numpy as jnp
 
 
 def combine(coeffs, ks):
@@ -31,3 +34,26 @@ def rosenbrock_stages(a, c, stage_c, d, f, solve, t0, h, y0, f0, dT=None):
             rhs = rhs + (float(d[i]) * h) * dT
         us.append(solve(rhs))
     return us
+
+
+def hairer_initial_step(f, y0, t0, t1, order, rtol, atol):
+    """Hairer's initial step heuristic (as diffrax's), per column of `y0`
+    `(state, samples)`; `f(t, y)` evaluates the field at per-column times. Returns
+    `(h, f(t0, y0))`."""
+
+    def rms(x):
+        return jnp.sqrt(jnp.mean(jnp.square(x), axis=0))
+
+    f0 = f(t0, y0)
+    scale = atol + rtol * jnp.abs(y0)
+    d0 = rms(y0 / scale)
+    d1 = rms(f0 / scale)
+    h0 = jnp.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / d1)
+    f1 = f(t0 + h0, y0 + h0[None, :] * f0)
+    d2 = rms((f1 - f0) / scale) / h0
+    h1 = jnp.where(
+        jnp.maximum(d1, d2) <= 1e-15,
+        jnp.maximum(1e-6, h0 * 1e-3),
+        (0.01 / jnp.maximum(d1, d2)) ** (1.0 / (order + 1)),
+    )
+    return jnp.clip(jnp.minimum(100 * h0, h1), 1e-12, jnp.maximum(t1 - t0, 1e-12)), f0
