@@ -410,9 +410,18 @@ def test_argparse_errors_are_one_line_and_a_hint(capsys):
 @pytest.mark.parametrize(
     "argv, match",
     [
-        (["verify", IRIS_MODEL, "iris", "--lanes", "0"], "--lanes must be >= 1"),
-        (["verify", IRIS_MODEL, "iris", "--limit", "0"], "--limit must be >= 1"),
-        (["simulate", REVERSIBLE, "--chunk-size", "0"], "--chunk-size must be >= 1"),
+        (
+            ["verify", IRIS_MODEL, "iris", "--lanes", "0"],
+            "--lanes must be an integer from 1 to 2147483647, got 0",
+        ),
+        (
+            ["verify", IRIS_MODEL, "iris", "--limit", "0"],
+            "--limit must be an integer from 1",
+        ),
+        (
+            ["simulate", REVERSIBLE, "--chunk-size", "0"],
+            "--chunk-size must be an integer from 1",
+        ),
         (["simulate", REVERSIBLE, "--rtol", "nan"], "--rtol must be a positive"),
         (["simulate", REVERSIBLE, "--t1", "inf"], "--t1 must be a positive"),
         (["simulate", REVERSIBLE, "--eps", "0"], "--eps must be a positive"),
@@ -420,8 +429,23 @@ def test_argparse_errors_are_one_line_and_a_hint(capsys):
         (["simulate", REVERSIBLE, "--set", "A=\u0661"], "is not a number"),
         (["simulate", REVERSIBLE, "--plot", "p.xyz"], "unsupported format '.xyz'"),
         (["simulate", REVERSIBLE, "--preprocess"], "--preprocess applies to --inputs"),
-        (["reproduce", "iris", "--lanes", "0"], "--lanes must be >= 1"),
+        (
+            ["reproduce", "iris", "--lanes", "0"],
+            "--lanes must be an integer from 1 to 2147483647, got 0",
+        ),
         (["demo", "--t1", "-1"], "--t1 must be a positive"),
+        # integers beyond what the engine's int32 counters and the generators hold
+        (
+            ["simulate", REVERSIBLE, "--scan", "random:2", "--max-steps", "2147483648"],
+            "--max-steps must be an integer from 1 to 2147483647, got 2147483648",
+        ),
+        (
+            ["simulate", REVERSIBLE, "--scan", "random:2", "--seed", "-1"],
+            "--seed must be an integer from 0 to 4294967295, got -1",
+        ),
+        (["verify", IRIS_MODEL, "iris", "--rates", "1", "--seed", "-1"], "--seed must"),
+        (["verify", IRIS_MODEL, "iris", "--max-steps", "2147483648"], "--max-steps"),
+        (["train", "iris", "--seed", str(2**64)], "--seed must be an integer from 0"),
     ],
 )
 def test_bad_values_before_anything_runs(capsys, no_simulation, argv, match):

@@ -99,17 +99,32 @@ def setup_jax(args) -> None:
         )
 
 
+# counts (steps, samples, lanes, epochs) are int32 in the engine and the trainer
+MAX_COUNT = 2**31 - 1
+# seeds: NumPy's and JAX's generators both take any integer in [0, 2**32)
+MAX_SEED = 2**32 - 1
+
+
 def check_positive(args, *names: str, integer: bool = False) -> None:
-    """Each `args.<name>` (None allowed) is a positive finite number."""
+    """Each `args.<name>` (None allowed) is a positive finite number (an integer
+    from 1 to MAX_COUNT with `integer`)."""
     for name in names:
         v = getattr(args, name)
         if v is None:
             continue
         flag = "--" + name.replace("_", "-")
-        if integer and v < 1:
-            raise CLIError(f"{flag} must be >= 1, got {v}.")
+        if integer and not 1 <= v <= MAX_COUNT:
+            raise CLIError(f"{flag} must be an integer from 1 to {MAX_COUNT}, got {v}.")
         if not integer and not (v > 0 and math.isfinite(v)):
             raise CLIError(f"{flag} must be a positive number, got {v}.")
+
+
+def check_seed(args) -> None:
+    """`args.seed` is an integer from 0 to MAX_SEED."""
+    if not 0 <= args.seed <= MAX_SEED:
+        raise CLIError(
+            f"--seed must be an integer from 0 to {MAX_SEED}, got {args.seed}."
+        )
 
 
 # ------------------------------------------------------------------ input files

@@ -9,6 +9,7 @@ from ._common import (
     add_solver_options,
     add_store_options,
     check_positive,
+    check_seed,
     check_solver_options,
     check_store,
     claim_outputs,
@@ -215,6 +216,7 @@ def _preprocess(args, crn, x, lines):
 def run(args) -> int:
     check_solver_options(args)
     check_positive(args, "eps")
+    check_seed(args)
     crn = load_crn_or_fail(args.crn)
     sets = _parse_sets(args.set, crn)
     if args.inputs and not crn.inputs:

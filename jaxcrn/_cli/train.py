@@ -1,6 +1,6 @@
 """`jaxcrn train`: train a binary-weight network."""
 
-from ._common import CLIError, check_positive, claim_outputs, command
+from ._common import CLIError, check_positive, check_seed, claim_outputs, command
 
 
 def add(sub) -> None:
@@ -118,6 +118,7 @@ def run(args) -> int:
         args.output = f"{args.dataset}.npz"
     claim_outputs(args.force, args.output, args.checkpoint)
     check_positive(args, "epochs", "batch", "restarts", integer=True)
+    check_seed(args)
     check_positive(args, "lr_start", "lr_end", "loss_scale", "threshold")
     import jax.random as jr
 

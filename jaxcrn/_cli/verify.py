@@ -4,10 +4,12 @@ import os
 
 from .._files import to_json
 from ._common import (
+    MAX_COUNT,
     CLIError,
     add_solver_options,
     add_store_options,
     check_positive,
+    check_seed,
     check_solver_options,
     check_store,
     claim_outputs,
@@ -106,8 +108,11 @@ def add(sub) -> None:
 def run(args) -> int:
     check_solver_options(args)
     check_positive(args, "limit", "lanes", integer=True)
-    if args.rates < 0:
-        raise CLIError(f"--rates must be >= 0, got {args.rates}.")
+    if not 0 <= args.rates <= MAX_COUNT:
+        raise CLIError(
+            f"--rates must be an integer from 0 to {MAX_COUNT}, got {args.rates}."
+        )
+    check_seed(args)
     claim_outputs(args.force, args.json)
     check_store(args)
     setup_jax(args)
