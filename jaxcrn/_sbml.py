@@ -40,7 +40,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ._crn import CRN, Reaction
+from ._crn import CRN, MAX_ORDER, Reaction
 
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
 
 _SID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SMALLEST_NORMAL = 2.2250738585072014e-308  # libsbml rejects subnormal doubles
+_MAX_TERMS = 10_000  # a kinetic law expanded to more monomials than this is refused
 
 
 def _unique(base: str, used: set[str]) -> str:
@@ -153,17 +154,24 @@ def to_sbml(
         True
     """
     init = dict(crn.init)
-    tiny = [(f"init {s}", v) for s, v in crn.init if 0 < v < _SMALLEST_NORMAL] + [
-        (f"the rate of reaction {i} ({r.text()})", r.rate)
+    tiny = [
+        (f"init {s}", v, "use 0 or rescale the concentration unit")
+        for s, v in crn.init
+        if 0 < v < _SMALLEST_NORMAL
+    ] + [
+        (
+            f"the rate of reaction {i} ({r.text()})",
+            r.rate,
+            "remove the reaction or rescale the units",
+        )
         for i, r in enumerate(crn.reactions)
         if r.rate < _SMALLEST_NORMAL
     ]
     if tiny:
-        what, v = tiny[0]
+        what, v, fix = tiny[0]
         raise ValueError(
             f"{what} = {v!r} is a subnormal number (below {_SMALLEST_NORMAL:.3g}), "
-            "which libsbml and the simulators built on it cannot read; use 0 or "
-            "rescale the units."
+            f"which libsbml and the simulators built on it cannot read; {fix}."
         )
     used = set(crn.species)
     mid = _unique(_sid(model_id, "jaxcrn_model"), used)
@@ -439,14 +447,23 @@ def _poly(node, resolve, libsbml) -> _Poly:
                 return {(): float(cb**exp)}
             except (OverflowError, ZeroDivisionError, TypeError) as e:
                 raise _NotMassAction(f"cannot evaluate {cb!r}^{exp!r}") from e
-        if not float(exp).is_integer() or exp < 0 or exp > 64:
+        if not float(exp).is_integer() or exp < 0:
             raise _NotMassAction(
                 f"raises a species to the power {exp:g} (mass action needs a "
                 "non-negative integer power)"
             )
+        if exp > MAX_ORDER:
+            raise _NotMassAction(
+                f"raises a species to the power {exp:g}, above the largest reaction "
+                f"order jaxcrn simulates ({MAX_ORDER})"
+            )
         out = {(): 1.0}
         for _ in range(int(exp)):
             out = _mul(out, base)
+            if len(out) > _MAX_TERMS:
+                raise _NotMassAction(
+                    f"a power expands to more than {_MAX_TERMS} terms (not mass action)"
+                )
         return out
     if t == libsbml.AST_INTEGER:
         return {(): float(node.getInteger())}
@@ -762,7 +779,7 @@ def _from_document(doc, path: str | None, libsbml) -> SBMLModel:
                     libsbml,
                 )
             )
-        except _NotMassAction as e:
+        except (_NotMassAction, ValueError) as e:  # ValueError: from Reaction
             problems.append((f"reaction {r.getId()!r}", str(e)))
     if problems:
         raise SBMLImportError(problems, path)
@@ -923,6 +940,11 @@ def _reaction(
             if not math.isfinite(k):
                 raise _NotMassAction(
                     f"kinetic law {formula!r} gives the rate constant {k!r}"
+                )
+            if k == 0:  # terms with coefficient 0 were skipped: an underflow
+                raise _NotMassAction(
+                    f"kinetic law {formula!r} gives the rate constant {rate:g} * "
+                    f"{f:g}, which underflows float64 to 0; rescale the units"
                 )
             out.append(
                 Reaction(

@@ -43,8 +43,8 @@ class Status(enum.IntEnum):
             Status.OK: "ok",
             Status.MAX_STEPS: "ran out of solver steps (increase max_steps, or "
             "check that the CRN is not too stiff for the solver)",
-            Status.NONFINITE: "the state overflowed or became NaN (check the inputs "
-            "and initial concentrations: too large, or negative)",
+            Status.NONFINITE: "the state overflowed or became NaN (check the inputs, "
+            "initial concentrations and rate constants: too large, or negative)",
             Status.FAILED: "the solver failed",
             Status.STIFF: "stiff for the explicit method (pass solver=None or "
             "Rodas5P() to let an implicit method take over)",

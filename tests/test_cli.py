@@ -164,6 +164,77 @@ def test_compile_and_export_never_overwrite(capsys, tmp_path):
     assert xml.read_text().count("<reaction ") == 16
 
 
+def _iris_variant(tmp_path, name, edit_meta=None, edit_arrays=None):
+    """The shipped IRIS model with its metadata or arrays edited, saved as NAME."""
+    arrays = dict(np.load(IRIS_MODEL))
+    meta = json.loads(str(arrays["metadata"][()]))
+    if edit_meta:
+        edit_meta(meta)
+    if edit_arrays:
+        edit_arrays(arrays)
+    arrays["metadata"] = np.array(json.dumps(meta))
+    path = tmp_path / name
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda m: m["preprocessing"]["std"].__setitem__(0, 0.0), "'std'[0] is 0.0"),
+        (lambda m: m["preprocessing"]["mean"].pop(), "'mean' has 3 values for 4"),
+        (lambda m: m["preprocessing"]["mean"].__setitem__(1, "5.8"), "'mean'[1]"),
+        (lambda m: m.__setitem__("preprocessing", [1, 2]), "is a list, not a map"),
+    ],
+)
+def test_compile_refuses_malformed_preprocessing(capsys, tmp_path, edit, message):
+    # dropped silently, raw inputs would be misclassified with no warning
+    model = _iris_variant(tmp_path, "m.npz", edit_meta=edit)
+    code, out, err = run(capsys, "compile", model, "-o", tmp_path / "m.crn")
+    assert_clean_error(code, out, err, names=[model, message])
+    assert not (tmp_path / "m.crn").exists()
+
+
+def test_compile_keeps_float64_biases_exactly(capsys, tmp_path):
+    # the model was once loaded in float32 here: 16777217 became 16777216
+    def edit(arrays):
+        arrays["b1"] = arrays["b1"].astype(np.float64)
+        arrays["b1"][0] = 16777217.0
+        arrays["b1"][1] = 0.1
+
+    model = _iris_variant(tmp_path, "m.npz", edit_arrays=edit)
+    code, _, err = run(capsys, "compile", model, "-o", tmp_path / "m.crn")
+    assert code == 0, err
+    init = dict(load_crn(tmp_path / "m.crn").init)
+    assert init["Y0p"] == 16777217.0 and init["Y1p"] == 0.1  # the output biases
+
+
+def test_export_of_what_sbml_cannot_hold_is_a_clean_error(capsys, tmp_path):
+    crn = tmp_path / "s.crn"
+    crn.write_text("A -> B [k=1e-310]\ninit A = 1\n")
+    code, out, err = run(capsys, "export", crn, "--sbml", tmp_path / "s.xml")
+    assert_clean_error(code, out, err, names=[crn, "subnormal"])
+    assert not (tmp_path / "s.xml").exists()
+
+
+def test_reproduce_checks_models_and_data_before_any_work(capsys, tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    virus = os.path.join(ROOT, "experiments", "models", "virus.npz")
+    with open(virus, "rb") as f:
+        (models / "iris.npz").write_bytes(f.read())
+    out = tmp_path / "r"
+    argv = ["reproduce", "iris", "--models", models, "--no-figures", "--out", out]
+    code, text, err = run(capsys, *argv)
+    assert_clean_error(code, text, err, names=["iris.npz", "10 inputs and 4 outputs"])
+    assert not out.exists()
+    # a missing MNIST folder is found before iris and virus run
+    argv = ["reproduce", "all", "--data", tmp_path / "none", "--no-figures"]
+    code, text, err = run(capsys, *argv, "--out", out)
+    assert_clean_error(code, text, err, names=["MNIST files not found"], lines=1)
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_verify_iris_subset(capsys, tmp_path):
     report = tmp_path / "r.json"

@@ -186,6 +186,13 @@ def test_export_import_round_trip_keeps_the_dynamics(spec):
         assert theirs.get(s, 0.0) == pytest.approx(ours[s], rel=1e-12, abs=1e-12)
 
 
+def test_high_orders_round_trip():
+    # the importer once capped powers at 64, below the parser's order limit
+    for n in (65, 1000):
+        crn = parse_crn(f"{n} A -> B [k=0.001]\ninit A = 1")
+        assert read_sbml_string(to_sbml(crn)).crn == crn
+
+
 def test_export_refuses_subnormal_numbers():
     with pytest.raises(ValueError, match=r"init A = 5e-324 is a subnormal number"):
         to_sbml(CRN(init=(("A", 5e-324),)))
@@ -527,6 +534,34 @@ UNSUPPORTED = {
         r"reaction 'R1': kinetic law 'q \* S' uses 'q', which is not a species",
     ),
     "not SBML": ("<html>hello</html>", r"not valid SBML"),
+    # values a jaxcrn reaction cannot hold: errors naming the reaction, not
+    # exceptions out of the reaction's constructor
+    "rate underflow": (
+        _doc(reactions=_reaction(MA))
+        .replace('size="1"', 'size="1e300"')
+        .replace('id="k" value="1"', 'id="k" value="1e-300"'),
+        r"reaction 'R1': kinetic law 'k \* S' gives the rate constant 1e-300 \* "
+        r"1e-300, which underflows float64 to 0",
+    ),
+    "stoichiometry beyond int32": (
+        _doc(reactions=_reaction(MA)).replace(
+            '<speciesReference species="P" stoichiometry="1"',
+            '<speciesReference species="P" stoichiometry="3000000000"',
+        ),
+        r"reaction 'R1': The coefficient of P in the products is 3000000000; "
+        "coefficients are at most 2147483647",
+    ),
+    "power above the largest order": (
+        _doc(
+            reactions=_reaction(
+                "<apply><times/><ci> k </ci><apply><power/><ci> S </ci><cn> 1001 "
+                "</cn></apply></apply>",
+                stoich="1001",
+            )
+        ),
+        r"reaction 'R1': .* raises a species to the power 1001, above the largest "
+        r"reaction order jaxcrn simulates \(1000\)",
+    ),
 }
 
 

@@ -172,7 +172,7 @@ def _rate_spread(rates) -> float:
         return 1.0
     r = np.abs(np.asarray(rates, np.float64))
     hi, lo = r.max(axis=0), r.min(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = np.where(hi > 0, hi / lo, 1.0)
     return float(np.max(ratio, initial=1.0))
 

@@ -179,6 +179,29 @@ def load_model_or_fail(path: str):
         raise CLIError(str(e)) from None
 
 
+def sbml_or_fail(crn, source: str) -> str:
+    """`to_sbml(crn)`, or a CLIError naming `source` when SBML cannot hold it
+    (e.g. a subnormal rate or initial value)."""
+    from .._sbml import to_sbml
+
+    try:
+        return to_sbml(crn)
+    except ValueError as e:
+        raise CLIError(f"{source}: cannot be written as SBML: {e}") from None
+
+
+def check_model_fits(model, path: str, name: str, dataset) -> None:
+    """The network from `path` reads the dataset's features and gives one output
+    per class, or a CLIError saying which model the command needs."""
+    n_in, n_out = model.layer_sizes[0], model.layer_sizes[-1]
+    if (n_in, n_out) != (dataset.n_features, dataset.n_classes):
+        raise CLIError(
+            f"{path} is a network with {n_in} inputs and {n_out} outputs, but {name} "
+            f"has {dataset.n_features} features and {dataset.n_classes} classes: "
+            f"pass a model trained on {name}."
+        )
+
+
 def load_dataset(name: str, data: str | None):
     from .. import datasets
 

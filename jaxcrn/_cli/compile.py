@@ -2,6 +2,7 @@
 
 import argparse
 import dataclasses
+import math
 
 from ._common import (
     CLIError,
@@ -9,6 +10,8 @@ from ._common import (
     command,
     format_table,
     load_model_or_fail,
+    sbml_or_fail,
+    setup_jax,
     write_files,
 )
 
@@ -76,25 +79,40 @@ def add(sub) -> None:
     p.set_defaults(func=run)
 
 
-def with_preprocessing(crn, meta: dict):
-    """`crn` with the model's `(raw - mean) / std` recorded on its inputs (when the
-    metadata has one mean and one positive std per input), and whether it was."""
+def with_preprocessing(crn, meta: dict, path: str):
+    """`crn` with the model's `(raw - mean) / std` recorded on its inputs, and
+    whether the model has one; a malformed record (not one finite mean and one
+    positive finite std per input) is a CLIError naming `path`: dropping it would
+    leave raw inputs silently misclassified."""
     pre = meta.get("preprocessing")
-    if not isinstance(pre, dict):
+    if pre is None:
         return crn, False
-    mean, std = pre.get("mean"), pre.get("std")
     n = len(crn.inputs)
-    if not (isinstance(mean, list) and isinstance(std, list)):
-        return crn, False
-    if len(mean) != n or len(std) != n:
-        return crn, False
-    try:
-        inputs = tuple(
-            dataclasses.replace(s, mean=m, std=d)
-            for s, m, d in zip(crn.inputs, mean, std, strict=True)
+
+    def bad(what):
+        return CLIError(
+            f"{path}: metadata 'preprocessing' {what}; it must hold 'mean' and 'std', "
+            f"lists of {n} numbers (one per input, every std > 0). Fix or remove it."
         )
-    except (TypeError, ValueError):
-        return crn, False
+
+    if not isinstance(pre, dict):
+        raise bad(f"is a {type(pre).__name__}, not a mapping")
+    values = {}
+    for key in ("mean", "std"):
+        v = pre.get(key)
+        if not isinstance(v, list):
+            raise bad(f"has no list '{key}'")
+        if len(v) != n:
+            raise bad(f"'{key}' has {len(v)} values for {n} inputs")
+        for i, x in enumerate(v):
+            number = isinstance(x, int | float) and not isinstance(x, bool)
+            if not number or not math.isfinite(x) or (key == "std" and x <= 0):
+                raise bad(f"'{key}'[{i}] is {x!r}")
+        values[key] = v
+    inputs = tuple(
+        dataclasses.replace(s, mean=float(m), std=float(d))
+        for s, m, d in zip(crn.inputs, values["mean"], values["std"], strict=True)
+    )
     return dataclasses.replace(crn, inputs=inputs), True
 
 
@@ -102,9 +120,9 @@ def run(args) -> int:
     from .._crn import format_crn
     from .._nn import load_metadata
     from .._nn2crn import count_reactions, is_noncompetitive, nn_to_crn, reduce_crn
-    from .._sbml import to_sbml
 
     claim_outputs(args.force, args.output, args.sbml)
+    setup_jax(args)  # float64: the biases become the CRN's init values exactly
     model = load_model_or_fail(args.model)
     meta = load_metadata(args.model)
     full = nn_to_crn(model)
@@ -114,10 +132,12 @@ def run(args) -> int:
             crns["reduced"] = reduce_crn(full, keep_inputs=args.keep_inputs)
         except ValueError as e:
             raise CLIError(str(e)) from None
-    out, recorded = with_preprocessing(crns["reduced" if args.reduce else "full"], meta)
+    out, recorded = with_preprocessing(
+        crns["reduced" if args.reduce else "full"], meta, args.model
+    )
     files = {args.output: format_crn(out)}
     if args.sbml:
-        files[args.sbml] = to_sbml(out)
+        files[args.sbml] = sbml_or_fail(out, f"the CRN compiled from {args.model}")
     write_files(files, args.force)
     counts = {k: count_reactions(c).as_dict() for k, c in crns.items()}
     print(format_table(["", *counts], _counts_rows(counts)))

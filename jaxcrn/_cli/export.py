@@ -1,6 +1,12 @@
 """`jaxcrn export`: a .crn file to SBML."""
 
-from ._common import claim_outputs, command, load_crn_or_fail, write_files
+from ._common import (
+    claim_outputs,
+    command,
+    load_crn_or_fail,
+    sbml_or_fail,
+    write_files,
+)
 
 
 def add(sub) -> None:
@@ -31,11 +37,9 @@ def add(sub) -> None:
 
 
 def run(args) -> int:
-    from .._sbml import to_sbml
-
     crn = load_crn_or_fail(args.crn)
     claim_outputs(args.force, args.sbml)
-    write_files({args.sbml: to_sbml(crn)}, args.force)
+    write_files({args.sbml: sbml_or_fail(crn, args.crn)}, args.force)
     print(
         f"wrote {args.sbml} ({len(crn.species)} species, {len(crn.reactions)} "
         "reactions)"

@@ -8,6 +8,7 @@ from ._common import (
     SOLVERS,
     CLIError,
     add_store_options,
+    check_model_fits,
     check_positive,
     check_store,
     claim_outputs,
@@ -160,10 +161,20 @@ def run(args) -> int:
     from .. import _nn
     from .._reproduce import DEFAULT_T1, markdown_table, run_dataset
 
+    # every dataset and model is read and checked before any work: a missing
+    # MNIST folder or a wrong model found after iris and virus would leave their
+    # results behind and the table unwritten
+    datasets, models = {}, {}
+    for name in names:
+        datasets[name] = _dataset(name, args.data)
+        if not args.train:
+            mpath = os.path.join(args.models, f"{name}.npz")
+            models[name] = load_model_or_fail(mpath)
+            check_model_fits(models[name], mpath, name, datasets[name])
     all_ok = True
     for name in names:
         start = time.perf_counter()
-        ds = _dataset(name, args.data)
+        ds = datasets[name]
         split = ds.test
         if args.train:
             hidden, config = _nn.preset(name)
@@ -172,7 +183,7 @@ def run(args) -> int:
             )
             model, _ = _nn.train(model, ds, config, progress=not args.quiet)
         else:
-            model = load_model_or_fail(os.path.join(args.models, f"{name}.npz"))
+            model = models[name]
         class_names = list(ds.class_names)
         x, y = split.x, split.y
         if args.limit is not None:

@@ -8,6 +8,7 @@ from ._common import (
     CLIError,
     add_solver_options,
     add_store_options,
+    check_model_fits,
     check_positive,
     check_seed,
     check_solver_options,
@@ -124,15 +125,11 @@ def run(args) -> int:
 
     model = load_model_or_fail(args.model)
     dataset = load_dataset(args.dataset, args.data)
+    check_model_fits(model, args.model, args.dataset, dataset)
     data = dataset.split(args.split)
     x, y = data.x, data.y
     if args.limit is not None:
         x, y = x[: args.limit], y[: args.limit]
-    if x.shape[1] != model.layer_sizes[0]:
-        raise CLIError(
-            f"{args.model} expects {model.layer_sizes[0]} inputs but {args.dataset} "
-            f"has {x.shape[1]} features."
-        )
     full = nn_to_crn(model)
     variants = {}
     if args.crn in ("both", "full"):
