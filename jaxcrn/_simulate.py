@@ -16,7 +16,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int, Real
 
 from ._network import MassActionNetwork
 from ._solvers import Rodas5P
-from ._solvers._common import hairer_initial_step
+from ._solvers._common import GROWTH_LIMIT, hairer_initial_step
 
 
 __all__ = [
@@ -272,6 +272,43 @@ def _resolve_ts(saveat, t1, dtype) -> Float[Array, " times"] | None:
     return ts
 
 
+class _GrowthLimited(diffrax.AbstractAdaptiveStepSizeController):
+    """A PID controller whose steps keep `g h <= GROWTH_LIMIT`, `g` a bound on
+    how fast catalysis makes a species below `atol / rtol` grow, at the step's
+    start (see `AbstractKinetics.growth_rate`): a long step would miss that
+    growth, which the error estimate cannot see below the tolerances."""
+
+    inner: diffrax.PIDController
+    network: MassActionNetwork
+
+    rtol = property(lambda self: self.inner.rtol)
+    atol = property(lambda self: self.inner.atol)
+    norm = property(lambda self: self.inner.norm)
+
+    def _cap(self, y):
+        below = self.inner.atol / self.inner.rtol
+        g = self.network.kinetics.growth_rate(y, self.network.rates, below)
+        g = jax.lax.stop_gradient(g)
+        return jnp.where(g > 0, GROWTH_LIMIT / jnp.where(g > 0, g, 1.0), jnp.inf)
+
+    def wrap(self, direction):
+        return _GrowthLimited(self.inner.wrap(direction), self.network)
+
+    def init(self, terms, t0, t1, y0, dt0, args, func, error_order):
+        t_next, state = self.inner.init(terms, t0, t1, y0, dt0, args, func, error_order)
+        return jnp.minimum(t_next, t0 + self._cap(y0)), state
+
+    def adapt_step_size(
+        self, t0, t1, y0, y1_candidate, args, y_error, error_order, controller_state
+    ):  # fmt: skip
+        keep, t_next0, t_next1, jump, state, result = self.inner.adapt_step_size(
+            t0, t1, y0, y1_candidate, args, y_error, error_order, controller_state
+        )
+        y = jnp.where(keep, y1_candidate, y0)
+        t_next1 = jnp.minimum(t_next1, t_next0 + self._cap(y))
+        return keep, t_next0, t_next1, jump, state, result
+
+
 def _initial_step(network, y0, t1, rtol, atol):
     """Hairer's initial step for `simulate`, the batch engine's (0.01 where it is
     not finite: the solve then reports the non-finite start)."""
@@ -400,6 +437,8 @@ def simulate(
     if dt0 is None:
         dt0 = _initial_step(network, y0, t1, rtol, atol)
     controller = diffrax.PIDController(rtol=rtol, atol=atol)
+    if network.kinetics.growth_terms is not None:
+        controller = _GrowthLimited(controller, network)
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(network),
         solver,

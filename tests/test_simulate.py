@@ -81,6 +81,83 @@ def test_fast_reactions_conserve_mass_at_the_default_initial_step(k):
         assert abs(y[0] + y[1] - 1.0) <= 1e-6 and abs(y[0]) <= 1e-9
 
 
+SEEDS = {
+    # A + B -> 2 B from B = eps: the logistic curve, N = 1 + eps
+    "autocatalysis": (
+        "A + B -> 2 B\ninit A = 1\ninit B = 1e-12",
+        "B",
+        lambda t: (
+            (1 + 1e-12) / (1 + (1 + 1e-12 - 1e-12) / 1e-12 * np.exp(-(1 + 1e-12) * t))
+        ),
+    ),
+    # a cycle of catalysts, no species catalysing itself: X = eps cosh t
+    "catalytic cycle": (
+        "X -> X + Y\nY -> Y + X\ninit X = 1e-12",
+        "X",
+        lambda t: 1e-12 * np.cosh(t),
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "case, ways",
+    [(case, ("simulate", "batch auto")) for case in sorted(SEEDS)]
+    + [
+        pytest.param(
+            case,
+            ("simulate tsit5", "simulate dense", "batch tsit5", "batch rodas5p"),
+            marks=pytest.mark.slow,
+        )
+        for case in sorted(SEEDS)
+    ],
+)
+def test_growth_from_a_seed_below_the_tolerances(case, ways):
+    # a long step, implicit (damped) or explicit (a polynomial), misses growth that
+    # the error estimate cannot see below atol: B stayed at 4e-11 instead of 1
+    text, name, exact = SEEDS[case]
+    ts = np.array([10.0, 25.0, 27.6, 30.0])
+
+    def run(way):
+        kind, _, how = way.partition(" ")
+        net = compile_crn(parse_crn(text), form="dense" if how == "dense" else "auto")
+        i = net.index(name)
+        if kind == "simulate":
+            solver = diffrax.Tsit5() if how == "tsit5" else None
+            return simulate(
+                net, net.y_init, jnp.asarray(30.0), saveat=jnp.asarray(ts),
+                solver=solver,
+            ).ys[:, i]  # fmt: skip
+        return simulate_batch(
+            net, None, 30.0, y0=np.asarray(net.y_init)[None], saveat=ts,
+            save="species", solver=how,
+        ).ys[0, :, i]  # fmt: skip
+
+    for label in ways:
+        np.testing.assert_allclose(
+            np.asarray(run(label)), exact(ts), rtol=1e-4, err_msg=f"{case}, {label}"
+        )
+
+
+@pytest.mark.slow
+def test_growth_bound_is_none_without_catalysis_and_bounds_the_spectrum():
+    for text in ("A -> B", "A + B <=> C", "G -> G + M\nM -> M + P\nM -> 0\nP -> 0"):
+        net = compile_crn(parse_crn(text))
+        assert net.kinetics.growth_terms is None, text
+    rng = np.random.default_rng(0)
+    for text in (
+        "A + B -> 2 B\nB -> 0 [k=0.3]",
+        "2 X + Y -> 3 X [k=2]\nX -> 0 [k=0.5]\n0 -> Y",
+        "X + Y -> 2 Y\nY + Z -> 2 Z\nZ + X -> 2 X",
+        "X -> X + Y [k=2]\nY -> Y + Z [k=3]\nZ -> Z + X [k=5]\nX -> 0\nY -> 0",
+    ):
+        net = compile_crn(parse_crn(text))
+        y = jnp.asarray(rng.uniform(0.01, 2.0, (net.n_species, 8)))
+        g = np.asarray(net.kinetics.growth_rate(y, net.rates))
+        jac = np.asarray(net.kinetics.jacobian(y, net.rates))
+        alpha = [np.linalg.eigvals(jac[:, :, j]).real.max() for j in range(8)]
+        assert np.all(g >= np.maximum(alpha, 0) - 1e-12), (text, g, alpha)
+
+
 def test_vmap_matches_loop(dimerisation):
     y0s = jnp.asarray(np.random.default_rng(0).uniform(0, 3, (5, 3)))
     t1 = jnp.asarray(4.0)

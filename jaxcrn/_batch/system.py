@@ -91,6 +91,11 @@ class LaneSystem(eqx.Module):
             d = m @ (-p.decay * p.force * jnp.exp(-p.decay * t))
         return jnp.zeros_like(y).at[self.force_lo : self.force_hi].set(d)
 
+    def growth_rate(self, y, p: LaneParams, below=None):
+        """Per lane, a bound on catalytic growth (`AbstractKinetics.growth_rate`;
+        None: nothing can grow)."""
+        return self.kinetics.growth_rate(y, self.rates_of(p).astype(y.dtype), below)
+
     def factor(self, y, p: LaneParams, lam):
         return self.kinetics.factor(y, self.rates_of(p).astype(y.dtype), lam)
 

@@ -118,6 +118,43 @@ class AbstractKinetics(eqx.Module):
         jac = jax.vmap(one, in_axes=(1, 1), out_axes=2)(y2, k2)
         return jac[:, :, 0] if squeeze else jac
 
+    @property
+    def growth_terms(self):
+        """`Stoichiometry.growth_terms` of this layout's tables (static: also
+        inside `jax.jit`)."""
+        return self.tables.growth_terms
+
+    def growth_rate(self, y, rates, below=None) -> Array | None:
+        """A bound `g` on how fast catalysis can make species grow (0 where none
+        grows), per lane; None where nothing can (see
+        `Stoichiometry.growth_terms`). An L-stable implicit step of size h damps a
+        mode growing like exp(g t) once g h is large, so a seed below the absolute
+        tolerance would never grow (an explicit step's polynomial undershoots
+        exp(g h) too): the batch engine and `simulate` keep `g h` bounded
+        (`_solvers._common.GROWTH_LIMIT`). `below` (per lane, or a scalar): only
+        species with `0 < y < below` count (above it, the error control sees them;
+        at 0, catalysis cannot make them grow)."""
+        terms = self.growth_terms
+        if terms is None:
+            return None
+        y2, k2, squeeze = _lanes(y, rates)
+        ext = jnp.concatenate([y2, jnp.ones((1,) + y2.shape[1:], y2.dtype)])
+        k2 = jnp.broadcast_to(k2, (k2.shape[0],) + y2.shape[1:])
+        others = np.asarray(terms.others, np.int32)
+        term = k2[np.asarray(terms.reaction)] * np.asarray(terms.coef)[:, None]
+        for j in range(others.shape[1]):
+            term = term * ext[others[:, j]]
+        term = jnp.concatenate([term, jnp.zeros((1,) + y2.shape[1:], y2.dtype)])
+        per = np.asarray(terms.rows, np.int32)
+        rows = term[per[:, 0]]  # a gather per column: cheaper than a scatter
+        for j in range(1, per.shape[1]):
+            rows = rows + term[per[:, j]]
+        if below is not None:
+            ys = y2[np.asarray(terms.species, np.int32)]
+            rows = jnp.where((ys > 0) & (ys < below), rows, 0.0)
+        g = jnp.maximum(jnp.max(rows, axis=0), 0.0)
+        return g[0] if squeeze else g
+
     # -- what a layout implements, on (species, lanes) arrays ----------------------
     @abc.abstractmethod
     def _flux(self, y, rates): ...

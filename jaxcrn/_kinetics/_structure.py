@@ -23,6 +23,65 @@ def _coo(items: list[tuple[int, int, int]]) -> tuple[np.ndarray, ...]:
     return a[:, 0].copy(), a[:, 1].copy(), a[:, 2].copy()
 
 
+def _cycles(edges: dict[int, set[int]]) -> list[list[int]]:
+    """The strongly connected sets of two or more nodes of a directed graph
+    (Tarjan's algorithm, iterative)."""
+    index: dict[int, int] = {}
+    low: dict[int, int] = {}
+    stack: list[int] = []
+    on: set[int] = set()
+    out: list[list[int]] = []
+    nodes = set(edges) | {v for t in edges.values() for v in t}
+    for root in sorted(nodes):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(edges.get(root, ()))))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on.add(root)
+        while work:
+            v, it = work[-1]
+            w = next(it, None)
+            if w is not None:
+                if w not in index:
+                    index[w] = low[w] = len(index)
+                    stack.append(w)
+                    on.add(w)
+                    work.append((w, iter(sorted(edges.get(w, ())))))
+                elif w in on:
+                    low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[v])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                if len(comp) > 1:
+                    out.append(sorted(comp))
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class GrowthTerms:
+    """`Stoichiometry.growth_terms`: the species that can grow by catalysis, the
+    terms of each (`rows`, padded with the number of terms: a zero term), and per
+    term its reaction, its coefficient `net * multiplicity` and the reaction's
+    other reactants (padded with the number of species, a constant-one slot).
+    Tuples, so that it is hashable by content (static metadata of a layout)."""
+
+    species: tuple[int, ...]
+    rows: tuple[tuple[int, ...], ...]
+    reaction: tuple[int, ...]
+    coef: tuple[float, ...]
+    others: tuple[tuple[int, ...], ...]
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Stoichiometry:
     """The stoichiometry of a network as NumPy tables (host side).
@@ -149,6 +208,87 @@ class Stoichiometry:
         for r, lst in enumerate(self.reactants):
             out[r, : len(lst)] = lst
         return out
+
+    @functools.cached_property
+    def growth_terms(self) -> "GrowthTerms | None":
+        """A row-sum bound on how fast the species that catalyse their own
+        production can grow, term by term; None where nothing can (no reaction
+        makes more of one of its reactants, no cycle of catalysts).
+
+        A species `i` grows through catalysis when a reaction that consumes it
+        makes more of it (`A + B -> 2 B`: `dJ_BB = k A > 0`), or through a cycle of
+        catalysts: reactions whose reactant `j` is not consumed make `i` (`X -> X +
+        Y`, `Y -> Y + X`: no diagonal entry, the eigenvalue `k`). For those
+        species `g_i = J_ii + sum of the catalytic entries C_ij` over the other
+        species `j` of its cycle (a strongly connected set of the graph `j -> i`),
+        `C_ij = net[r, i] * dv_r/dy_j`: a Gershgorin bound on the growth rate of
+        the catalytic part of the Jacobian. Each term: `coef * k_r * prod(the
+        reaction's other reactants)`."""
+        net = {
+            (int(r), int(sp)): int(c)
+            for r, sp, c in zip(self.net_r, self.net_s, self.net_c, strict=True)
+        }
+        consumers: dict[int, list[int]] = {}
+        for r, lst in enumerate(self.reactants):
+            for sp in set(lst):
+                consumers.setdefault(sp, []).append(r)
+        made = {}  # reaction -> species it makes more of
+        for (r, sp), c in net.items():
+            if c > 0:
+                made.setdefault(r, []).append(sp)
+        auto = {
+            sp
+            for sp, rs in consumers.items()
+            if any(net.get((r, sp), 0) > 0 for r in rs)
+        }
+        # catalytic edges j -> i: j a reactant of r that r does not consume
+        edges: dict[int, set[int]] = {}
+        for r, lst in enumerate(self.reactants):
+            for j in set(lst):
+                if net.get((r, j), 0) >= 0:
+                    edges.setdefault(j, set()).update(
+                        i for i in made.get(r, ()) if i != j
+                    )
+        cycle_of = {sp: k for k, comp in enumerate(_cycles(edges)) for sp in comp}
+        species = sorted(auto | set(cycle_of))
+        if not species:
+            return None
+        slot, rxn, coef, others = [], [], [], []
+
+        def term(a, r, c, j):
+            rest = list(self.reactants[r])
+            m = rest.count(j)
+            rest.remove(j)
+            slot.append(a)
+            rxn.append(r)
+            coef.append(float(c * m))
+            others.append(rest)
+
+        for a, i in enumerate(species):
+            for r in consumers.get(i, ()):  # the diagonal entry J_ii
+                if net.get((r, i), 0):
+                    term(a, r, net[(r, i)], i)
+            if i in cycle_of:  # the catalytic entries from its cycle
+                for j, targets in edges.items():
+                    if j != i and i in targets and cycle_of.get(j) == cycle_of[i]:
+                        for r in consumers[j]:
+                            if net.get((r, j), 0) >= 0 and net.get((r, i), 0) > 0:
+                                term(a, r, net[(r, i)], j)
+        width = max([len(o) for o in others] + [1])
+        table = np.full((len(others), width), self.n_species, np.int32)
+        for k, o in enumerate(others):
+            table[k, : len(o)] = o
+        per = [[k for k, a in enumerate(slot) if a == b] for b in range(len(species))]
+        rows = np.full((len(species), max(map(len, per))), len(slot), np.int32)
+        for b, ks in enumerate(per):
+            rows[b, : len(ks)] = ks
+        return GrowthTerms(
+            tuple(species),
+            tuple(map(tuple, rows.tolist())),
+            tuple(rxn),
+            tuple(coef),
+            tuple(map(tuple, table.tolist())),
+        )
 
     def dense(self) -> tuple[np.ndarray, np.ndarray]:
         """Dense `(reactants, products)` coefficient matrices, `(reactions,

@@ -5,6 +5,17 @@ size."""
 import jax.numpy as jnp
 
 
+# a step of size h follows a mode growing like exp(g t) only while g h is small:
+# an L-stable implicit step damps it (R(z) -> 0), an explicit one undershoots it
+# (a polynomial), and below the absolute tolerance the error estimate cannot tell.
+# A seed of an autocatalytic species then never grows (A + B -> 2 B from B =
+# 1e-12 stayed at 4e-11 for 100 time units, exit 0). While a species that can grow
+# by catalysis is below atol / rtol, steps keep g h <= GROWTH_LIMIT (g from
+# `AbstractKinetics.growth_rate`): a 5th-order step's relative error in exp(g h)
+# is then about (g h)^6 / 720 ~ 1e-7.
+GROWTH_LIMIT = 0.2
+
+
 def combine(coeffs, ks):
     """`sum_j coeffs[j] * ks[j]` with static coefficients (zeros skipped, ones not
     multiplied), so that a tableau becomes the few operations it needs."""
