@@ -761,9 +761,26 @@ def _from_document(doc, path: str | None, libsbml) -> SBMLModel:
             x0[sid] = amount
         else:
             x0[sid] = amount / vol
+        if not math.isfinite(x0[sid]):
+            what = "amount" if only_amount else f"concentration ({amount!r} / {vol!r})"
+            problems.append((el, f"its initial {what} overflows float64"))
+            del x0[sid], species_comp[sid]
+            continue
         if s.getBoundaryCondition() or s.getConstant():
             constant.add(sid)
 
+    # ids reported above as badly defined (their values, or their compartment's)
+    refused = (
+        (
+            {model.getCompartment(i).getId() for i in range(model.getNumCompartments())}
+            - set(compartments)
+        )
+        | (
+            {model.getParameter(i).getId() for i in range(model.getNumParameters())}
+            - set(params)
+        )
+        | (set(order) - set(x0))
+    )
     reactions: list[Reaction] = []
     for i in range(model.getNumReactions()):
         r = model.getReaction(i)
@@ -780,7 +797,13 @@ def _from_document(doc, path: str | None, libsbml) -> SBMLModel:
                 )
             )
         except (_NotMassAction, ValueError) as e:  # ValueError: from Reaction
-            problems.append((f"reaction {r.getId()!r}", str(e)))
+            message = str(e)
+            # an id whose own definition was refused is not reported again as
+            # unknown in every law that uses it
+            if not any(f"{x!r}" in message for x in refused) or not (
+                "unknown species" in message or "which is not a species" in message
+            ):
+                problems.append((f"reaction {r.getId()!r}", message))
     if problems:
         raise SBMLImportError(problems, path)
 
@@ -892,7 +915,9 @@ def _reaction(
     def matches(key, pattern) -> bool:
         rest = dict(key)
         for s, c in pattern:
-            if rest.pop(s, 0) != c:
+            p = rest.pop(s, 0)
+            # a species that is also a modifier may appear to a higher power
+            if p != c and not (p > c and s in modifiers):
                 return False
         return all(s in modifiers for s in rest)
 
@@ -915,10 +940,17 @@ def _reaction(
                 "of its stoichiometry, optionally times modifiers"
             )
         rate = coeff * sign
-        if rate < 0:
-            direction = "forward" if sign > 0 else "reverse"
+        if rate < 0 and sign < 0:
+            monomial = "*".join(s if e == 1 else f"{s}^{e}" for s, e in key) or "1"
             raise _NotMassAction(
-                f"kinetic law {formula!r} has a negative {direction} rate ({coeff:g})"
+                f"kinetic law {formula!r} adds the products' term {coeff:g}*"
+                f"{monomial}; a reverse term is subtracted (kf*reactants - "
+                "kr*products), so as written the reaction would run backward at a "
+                "negative rate"
+            )
+        if rate < 0:
+            raise _NotMassAction(
+                f"kinetic law {formula!r} has a negative forward rate ({coeff:g})"
             )
         # the reaction's complex in SBML order: the reactants (or products), then
         # the modifiers

@@ -226,11 +226,16 @@ def _warn_tolerance(rtol, dtype) -> None:
         return
     eps = float(jnp.finfo(dtype).eps)
     if rtol < 4 * eps:
+        fix = (
+            "loosen rtol"
+            if jnp.dtype(dtype).itemsize >= 8
+            else "enable float64 with jax.config.update('jax_enable_x64', True) "
+            "before compiling the network, or loosen rtol"
+        )
         warnings.warn(
             f"rtol={rtol:g} is below 4x the {jnp.dtype(dtype).name} machine epsilon "
             f"({eps:.2g}): the solver will take far more steps without gaining "
-            "accuracy. Enable float64 with jax.config.update('jax_enable_x64', True) "
-            "before compiling the network, or loosen rtol.",
+            f"accuracy; {fix}.",
             stacklevel=3,
         )
 

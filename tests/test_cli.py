@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from jaxcrn import load_crn, parse_crn
+from jaxcrn import load_crn, parse_crn, to_sbml
 from jaxcrn._cli import main
 
 
@@ -416,8 +416,32 @@ def test_empty_crn_files(capsys, tmp_path, no_simulation, content):
     for argv in (["simulate", path], ["export", path, "--sbml", tmp_path / "o.xml"]):
         code, out, err = run(capsys, *argv)
         assert_clean_error(code, out, err, names=[path])
-        assert "declares no reactions or species" in err
+        assert "declares no species: it holds nothing" in err
     assert os.listdir(tmp_path) == ["empty.crn"]
+
+
+def test_files_that_are_not_what_the_command_reads(capsys, tmp_path, no_simulation):
+    null = tmp_path / "null.crn"
+    null.write_text("0 -> 0\n")
+    code, out, err = run(capsys, "simulate", null)
+    assert_clean_error(code, out, err, names=[null, "reactions between empty"])
+    code, out, err = run(capsys, "simulate", IRIS_MODEL)
+    assert_clean_error(code, out, err, names=["zip archive", "jaxcrn compile"])
+    for argv, message in (
+        (["simulate", REVERSIBLE, "--rtol", "10"], "--rtol must be below 1"),
+        (["simulate", REVERSIBLE, "--scan", "random:\u00b2"], "positive whole"),
+        (["simulate", REVERSIBLE, "--plot", ".png"], "name the file before"),
+    ):
+        code, out, err = run(capsys, *argv)
+        assert_clean_error(code, out, err, names=[message])
+    empty = tmp_path / "empty.xml"
+    empty.write_text(to_sbml(parse_crn("")))
+    code, out, err = run(capsys, "import", empty, "-o", tmp_path / "e.crn")
+    assert_clean_error(code, out, err, names=[empty, "has no species"])
+    assert not (tmp_path / "e.crn").exists()
+    # no abbreviations: --js is not taken for --json
+    code, out, err = run(capsys, "simulate", REVERSIBLE, "--js")
+    assert code == 2 and "unrecognized arguments: --js" in err
 
 
 def test_crn_line_numbers_and_bytes(capsys, tmp_path, no_simulation):

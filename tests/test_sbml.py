@@ -516,6 +516,16 @@ UNSUPPORTED = {
         _doc(reactions=_reaction("<apply><exp/><ci> S </ci></apply>")),
         r"reaction 'R1': kinetic law 'exp\(S\)' uses 'exp\(S\)' of a species",
     ),
+    "reverse term added": (
+        _doc(
+            reactions=_reaction(
+                "<apply><plus/><apply><times/><ci> k </ci><ci> S </ci></apply>"
+                "<apply><times/><ci> k </ci><ci> P </ci></apply></apply>"
+            )
+        ),
+        r"reaction 'R1': kinetic law 'k \* S \+ k \* P' adds the products' term "
+        r"1\*P; a reverse term is subtracted",
+    ),
     "negative rate": (
         _doc(reactions=_reaction("<apply><times/><cn> -2 </cn><ci> S </ci></apply>")),
         r"reaction 'R1': kinetic law '-2 \* S' has a negative forward rate",
@@ -571,6 +581,49 @@ def test_unsupported_constructs_are_errors_naming_element_and_construct(case):
     with pytest.raises(SBMLImportError, match=message) as info:
         read_sbml_string(text, path="model.xml")
     assert all(line.startswith("model.xml: ") for line in info.value.lines())
+
+
+@pytest.mark.parametrize(
+    "edit, line",
+    [
+        (
+            lambda d: d.replace('id="k" value="1"', 'id="k" value="INF"'),
+            "model.xml: parameter 'k': its value is inf; expected a finite number",
+        ),
+        (
+            lambda d: d.replace('size="1"', 'size="NaN"'),
+            "model.xml: compartment 'c': its size is nan; expected a finite number",
+        ),
+        (
+            lambda d: d.replace('size="1"', 'size="1e-300"').replace(
+                'initialConcentration="1"', 'initialAmount="1e300"'
+            ),
+            "model.xml: species 'S': its initial concentration (1e+300 / 1e-300) "
+            "overflows float64",
+        ),
+    ],
+)
+def test_a_bad_definition_is_reported_once(edit, line):
+    # not again as an unknown symbol in every kinetic law that uses it
+    with pytest.raises(SBMLImportError) as info:
+        read_sbml_string(edit(_doc(reactions=_reaction(MA))), path="model.xml")
+    assert info.value.lines() == [line]
+
+
+def test_a_modifier_that_is_also_a_reactant():
+    # rate k * S^2 for S -> P with S also a modifier: S catalyses its own use
+    text = _doc(
+        reactions=_reaction(
+            "<apply><times/><ci> k </ci><ci> S </ci><ci> S </ci></apply>",
+            extra="",
+        ).replace(
+            "<kineticLaw>",
+            '<listOfModifiers><modifierSpeciesReference species="S"/>'
+            "</listOfModifiers><kineticLaw>",
+        )
+    )
+    crn = read_sbml_string(text).crn
+    assert crn == parse_crn("2 S -> S + P [k=1]\ninit S = 1")
 
 
 def test_all_problems_reported_together():

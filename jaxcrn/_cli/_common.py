@@ -73,6 +73,9 @@ def command(sub, name: str, *, help: str, description: str, examples: str):
         description=_wrap(description),
         epilog=epilog,
         formatter_class=HelpFormatter,
+        # no abbreviations: `--js` would be --json to argparse and not to the
+        # JSON error reporting, and a later option could make one ambiguous
+        allow_abbrev=False,
     )
 
 
@@ -155,15 +158,24 @@ def load_crn_or_fail(path: str):
     from .._crn import CRNSyntaxError, decode_text, parse_crn
 
     data = _open_input(path, "a .crn file")
+    if data[:4] == b"PK\x03\x04":  # a zip archive: an .npz model, most likely
+        raise CLIError(
+            f"{path} is a zip archive (a model .npz?), not a .crn text file; "
+            f"compile a model first: jaxcrn compile {path} -o net.crn"
+        )
     try:
         crn = parse_crn(decode_text(data, path), path=path)
     except CRNSyntaxError as e:
         raise CLIError("\n".join(e.lines(CRNSyntaxError.MAX_SHOWN))) from None
     if not crn.species:
+        what = (
+            "only reactions between empty complexes ('0 -> 0')"
+            if crn.reactions
+            else "nothing (it is empty, blank or only comments)"
+        )
         raise CLIError(
-            f"{path} declares no reactions or species (it is empty, blank or only "
-            "comments); a reaction is a line such as 'A + B -> C' (see the .crn "
-            "format in the README)."
+            f"{path} declares no species: it holds {what}; a reaction is a line "
+            "such as 'A + B -> C' (see the .crn format in the README)."
         )
     return crn
 
@@ -363,6 +375,12 @@ def plot_target(path: str | None) -> tuple[str, str] | None:
     from matplotlib.backend_bases import FigureCanvasBase
 
     formats = FigureCanvasBase.get_supported_filetypes()
+    base = os.path.basename(path)
+    if base.startswith(".") and "." not in base[1:] and base[1:].lower() in formats:
+        raise CLIError(
+            f"--plot {path}: name the file before its extension, e.g. --plot "
+            f"{os.path.join(os.path.dirname(path), 'out' + base)}"
+        )
     root, ext = os.path.splitext(path)
     if ext in ("", "."):
         return (root if ext else path) + ".png", "png"
@@ -600,8 +618,18 @@ def store_error(e: Exception) -> CLIError:
     )
 
 
+def check_rtol(args) -> None:
+    """`--rtol` below 1: a relative tolerance of 1 or more accepts any answer."""
+    if args.rtol >= 1:
+        raise CLIError(
+            f"--rtol must be below 1, got {args.rtol:g} (a relative tolerance of 1 "
+            "or more accepts any answer; the default is 1e-6)."
+        )
+
+
 def check_solver_options(args) -> None:
     check_positive(args, "t1", "rtol", "atol", "steady_tol")
+    check_rtol(args)
     check_positive(args, "max_steps", "chunk_size", integer=True)
 
 

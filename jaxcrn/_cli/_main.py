@@ -46,6 +46,7 @@ def build_parser() -> Parser:
         ),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in _COMMANDS:
@@ -81,6 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # --help
         return e.code if isinstance(e.code, int) else 0
     json_stdout = getattr(args, "json", None) is True
+    import warnings
+
+    def one_line(message, category, *rest, **kwargs):  # not the source line too
+        return f"jaxcrn {args.command}: warning: {message}\n"
+
+    formatwarning, warnings.formatwarning = warnings.formatwarning, one_line
     try:
         return int(args.func(args) or 0)
     except CLIError as e:
@@ -109,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if json_stdout:
             _json_error([f"internal error: {type(e).__name__}: {text}"], 1)
         return 1
+    finally:
+        warnings.formatwarning = formatwarning
 
 
 def entry() -> None:

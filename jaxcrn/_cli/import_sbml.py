@@ -56,6 +56,8 @@ def run(args) -> int:
     except SBMLImportError as e:
         raise CLIError("\n".join(e.lines())) from None
     crn = model.crn
+    if not crn.species:  # every other command refuses such a .crn file
+        raise CLIError(f"{args.sbml}: the model has no species: nothing to simulate.")
     notes = []
     if model.amount_species:
         notes.append(

@@ -10,6 +10,7 @@ from ._common import (
     add_store_options,
     check_model_fits,
     check_positive,
+    check_rtol,
     check_store,
     claim_outputs,
     command,
@@ -140,6 +141,7 @@ def _planned(args, names) -> list[str]:
 
 def run(args) -> int:
     check_positive(args, "t1", "rtol", "atol")
+    check_rtol(args)
     check_positive(args, "limit", "full_limit", "lanes", integer=True)
     names = ["iris", "virus", "mnist14"] if args.dataset == "all" else [args.dataset]
     claim_outputs(args.force, *_planned(args, names), make_parents=True)

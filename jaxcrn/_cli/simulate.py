@@ -549,7 +549,7 @@ def parse_scan(spec: str, crn, seed: int):
 
     def count(text, what):
         t = text.strip()
-        if not t.isdigit() or int(t) < 1:
+        if not (t.isascii() and t.isdigit()) or int(t) < 1:
             raise CLIError(
                 f"--scan {spec}: {what} {text!r} is not a positive whole number."
             )
