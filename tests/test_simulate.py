@@ -96,6 +96,12 @@ SEEDS = {
         "X",
         lambda t: 1e-12 * np.cosh(t),
     ),
+    # a cycle of conversions that multiply, no catalyst: A = eps (e^t + e^-3t) / 2
+    "conversion cycle": (
+        "A -> 2 B\nB -> 2 A\ninit A = 1e-12",
+        "A",
+        lambda t: 0.5e-12 * (np.exp(t) + np.exp(-3 * t)),
+    ),
 }
 
 
@@ -105,7 +111,7 @@ SEEDS = {
     + [
         pytest.param(
             case,
-            ("simulate tsit5", "simulate dense", "batch tsit5", "batch rodas5p"),
+            ("simulate tsit5", "batch tsit5", "batch rodas5p", "batch dense"),
             marks=pytest.mark.slow,
         )
         for case in sorted(SEEDS)
@@ -120,6 +126,7 @@ def test_growth_from_a_seed_below_the_tolerances(case, ways):
     def run(way):
         kind, _, how = way.partition(" ")
         net = compile_crn(parse_crn(text), form="dense" if how == "dense" else "auto")
+        how = None if how == "dense" else how
         i = net.index(name)
         if kind == "simulate":
             solver = diffrax.Tsit5() if how == "tsit5" else None
@@ -140,7 +147,12 @@ def test_growth_from_a_seed_below_the_tolerances(case, ways):
 
 @pytest.mark.slow
 def test_growth_bound_is_none_without_catalysis_and_bounds_the_spectrum():
-    for text in ("A -> B", "A + B <=> C", "G -> G + M\nM -> M + P\nM -> 0\nP -> 0"):
+    for text in (
+        "A -> B",
+        "A + B <=> C",
+        "A <=> B\nB -> C\nC -> A",
+        "G -> G + M\nM -> M + P\nM -> 0\nP -> 0",
+    ):
         net = compile_crn(parse_crn(text))
         assert net.kinetics.growth_terms is None, text
     rng = np.random.default_rng(0)
@@ -149,6 +161,7 @@ def test_growth_bound_is_none_without_catalysis_and_bounds_the_spectrum():
         "2 X + Y -> 3 X [k=2]\nX -> 0 [k=0.5]\n0 -> Y",
         "X + Y -> 2 Y\nY + Z -> 2 Z\nZ + X -> 2 X",
         "X -> X + Y [k=2]\nY -> Y + Z [k=3]\nZ -> Z + X [k=5]\nX -> 0\nY -> 0",
+        "A -> 2 B\nB -> 2 A [k=3]\nB -> 0 [k=0.5]",
     ):
         net = compile_crn(parse_crn(text))
         y = jnp.asarray(rng.uniform(0.01, 2.0, (net.n_species, 8)))

@@ -29,7 +29,7 @@ from .._kinetics import (
     SparseKinetics,
 )
 from .._kinetics._base import host_array
-from .._kinetics._structure import _structure_of
+from .._kinetics._structure import GrowthTerms, _structure_of
 
 
 __all__ = ["LaneParams", "LaneSystem", "StateMap", "build_system"]
@@ -56,6 +56,8 @@ class LaneSystem(eqx.Module):
     force_hi: int = eqx.field(static=True)
     # (forcing rows, decay reactions): None with a common decay rate
     force_matrix: Array | None = None
+    # `kinetics.growth_terms`, read on the host (a dense layout's are data)
+    growth: GrowthTerms | None = eqx.field(static=True, default=None)
 
     @property
     def n_state(self) -> int:
@@ -94,7 +96,10 @@ class LaneSystem(eqx.Module):
     def growth_rate(self, y, p: LaneParams, below=None):
         """Per lane, a bound on catalytic growth (`AbstractKinetics.growth_rate`;
         None: nothing can grow)."""
-        return self.kinetics.growth_rate(y, self.rates_of(p).astype(y.dtype), below)
+        if self.growth is None:
+            return None
+        rates = self.rates_of(p).astype(y.dtype)
+        return self.kinetics.growth_rate(y, rates, below, self.growth)
 
     def factor(self, y, p: LaneParams, lam):
         return self.kinetics.factor(y, self.rates_of(p).astype(y.dtype), lam)
@@ -242,6 +247,7 @@ def build_system(
         lo,
         hi,
         None if common else host_array(full[lo:hi], dtype),
+        kinetics.growth_terms,
     )
     if len(_SYSTEM_CACHE) >= 16:
         _SYSTEM_CACHE.pop(next(iter(_SYSTEM_CACHE)))

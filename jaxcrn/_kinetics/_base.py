@@ -124,7 +124,7 @@ class AbstractKinetics(eqx.Module):
         inside `jax.jit`)."""
         return self.tables.growth_terms
 
-    def growth_rate(self, y, rates, below=None) -> Array | None:
+    def growth_rate(self, y, rates, below=None, terms=None) -> Array | None:
         """A bound `g` on how fast catalysis can make species grow (0 where none
         grows), per lane; None where nothing can (see
         `Stoichiometry.growth_terms`). An L-stable implicit step of size h damps a
@@ -133,8 +133,9 @@ class AbstractKinetics(eqx.Module):
         exp(g h) too): the batch engine and `simulate` keep `g h` bounded
         (`_solvers._common.GROWTH_LIMIT`). `below` (per lane, or a scalar): only
         species with `0 < y < below` count (above it, the error control sees them;
-        at 0, catalysis cannot make them grow)."""
-        terms = self.growth_terms
+        at 0, catalysis cannot make them grow). `terms`: `growth_terms` read
+        earlier (outside a trace), else this layout's."""
+        terms = self.growth_terms if terms is None else terms
         if terms is None:
             return None
         y2, k2, squeeze = _lanes(y, rates)

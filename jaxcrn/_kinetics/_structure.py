@@ -222,7 +222,10 @@ class Stoichiometry:
         species `g_i = J_ii + sum of the catalytic entries C_ij` over the other
         species `j` of its cycle (a strongly connected set of the graph `j -> i`),
         `C_ij = net[r, i] * dv_r/dy_j`: a Gershgorin bound on the growth rate of
-        the catalytic part of the Jacobian. Each term: `coef * k_r * prod(the
+        the catalytic part of the Jacobian. A cycle of first-order conversions
+        that multiply molecules (`A -> 2 B`, `B -> 2 A`) adds, per species `j`,
+        the column sum of its constant block: `sum_r k_r * (the cycle's molecules
+        one reaction r of j makes, net)`. Each term: `coef * k_r * prod(the
         reaction's other reactants)`."""
         net = {
             (int(r), int(sp)): int(c)
@@ -250,8 +253,29 @@ class Stoichiometry:
                         i for i in made.get(r, ()) if i != j
                     )
         cycle_of = {sp: k for k, comp in enumerate(_cycles(edges)) for sp in comp}
+        # cycles of first-order reactions (A -> 2 B, B -> 2 A): their Jacobian block
+        # is a constant Metzler matrix, bounded by its column sums, the net number
+        # of the cycle's molecules one reaction of j makes (0 where they convert
+        # without multiplying, as in A <=> B)
+        first: dict[int, set[int]] = {}
+        for r, lst in enumerate(self.reactants):
+            if len(lst) == 1:
+                first.setdefault(lst[0], set()).update(
+                    i for i in made.get(r, ()) if i != lst[0]
+                )
+        multiplying = []
+        for comp in _cycles(first):
+            members = set(comp)
+            for j in comp:
+                gains = [
+                    (r, sum(net.get((r, i), 0) for i in members))
+                    for r in consumers.get(j, ())
+                    if len(self.reactants[r]) == 1
+                ]
+                if any(c > 0 for _, c in gains):
+                    multiplying.append((j, [(r, c) for r, c in gains if c]))
         species = sorted(auto | set(cycle_of))
-        if not species:
+        if not species and not multiplying:
             return None
         slot, rxn, coef, others = [], [], [], []
 
@@ -274,6 +298,10 @@ class Stoichiometry:
                         for r in consumers[j]:
                             if net.get((r, j), 0) >= 0 and net.get((r, i), 0) > 0:
                                 term(a, r, net[(r, i)], j)
+        for j, gains in multiplying:  # a slot of its own: a column, not a row, sum
+            species.append(j)
+            for r, c in gains:
+                term(len(species) - 1, r, c, j)
         width = max([len(o) for o in others] + [1])
         table = np.full((len(others), width), self.n_species, np.int32)
         for k, o in enumerate(others):

@@ -23,7 +23,7 @@ from jaxtyping import Array, Float, Int
 
 from ._base import AbstractKinetics, GatherSum, ReactantGather, host_array
 from ._lu import DenseLU, LUSchedule, SparseLU, dense_lu_factor, dense_lu_solve
-from ._structure import GrowthTerms, Stoichiometry
+from ._structure import Stoichiometry
 
 
 __all__ = ["DenseKinetics", "SparseKinetics"]
@@ -93,11 +93,6 @@ class DenseKinetics(AbstractKinetics):
     net_t: Float[Array, "species reactions"]
     n_species: int = eqx.field(static=True)
     n_reactions: int = eqx.field(static=True)
-    # from the stoichiometry it was built with: the arrays are data here (traced
-    # inside jax.jit; `jaxcrn.trainable_crn` learns them), so `tables` is not
-    # static; a network whose learnt stoichiometry could catalyse itself would need
-    # it rebuilt
-    growth: GrowthTerms | None = eqx.field(static=True, default=None)
 
     @classmethod
     def build(cls, tables: Stoichiometry, dtype) -> "DenseKinetics":
@@ -106,12 +101,18 @@ class DenseKinetics(AbstractKinetics):
             host_array(_net_matrix(tables), dtype),
             tables.n_species,
             tables.n_reactions,
-            tables.growth_terms,
         )
 
     @property
     def growth_terms(self):
-        return self.growth
+        """From the arrays when they are concrete. The stoichiometry is data in
+        this layout (`trainable_crn` learns it; networks of one shape stack under
+        `jax.vmap`), so inside a trace it is unknown: None (the batch engine reads
+        it on the host, when it builds its lane system)."""
+        try:
+            return self.tables.growth_terms
+        except jax.errors.TracerArrayConversionError:
+            return None
 
     @property
     def tables(self) -> Stoichiometry:
