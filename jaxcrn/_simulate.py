@@ -370,7 +370,10 @@ def simulate(
             it (diffrax 0.7's own choice is 0.01 for any problem, and a first step
             far beyond the fastest reaction's time scale loses mass in rounding).
         stop_when_steady: end integration as soon as `max |dy/dt| <= steady_tol`
-            (a diffrax event), so `t1` is only an upper bound.
+            (a diffrax event), so `t1` is only an upper bound. A species that can
+            grow by catalysis and sits between 0 and `atol / rtol` while it grows
+            (a seed, `A + B -> 2 B` from `B = 1e-12`) is not steady, however
+            slowly it changes yet.
         steady_tol: threshold on `max |dy/dt|` for steady state.
         save_species: save whole states at `ts` (else only the outputs).
         adjoint: diffrax adjoint for gradients (default: recursive checkpointing).
@@ -435,7 +438,10 @@ def simulate(
     if stop_when_steady:
 
         def steady(t, y, args, **kwargs):
-            return jnp.max(jnp.abs(network(t, y, None))) <= steady_tol
+            slow = jnp.max(jnp.abs(network(t, y, None))) <= steady_tol
+            # a seed that has yet to grow is not a steady state
+            g = network.kinetics.growth_rate(y, network.rates, atol / rtol)
+            return slow if g is None else slow & (g <= 0)
 
         event = diffrax.Event(steady)
 

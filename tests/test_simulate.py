@@ -145,6 +145,21 @@ def test_growth_from_a_seed_below_the_tolerances(case, ways):
         )
 
 
+def test_a_seed_that_has_yet_to_grow_is_not_a_steady_state():
+    # max |dy/dt| = 1e-12 <= steady_tol at t = 0: the early stop ended there
+    net = compile_crn(parse_crn("A + B -> 2 B\ninit A = 1\ninit B = 1e-12"))
+    single = simulate(net, net.y_init, jnp.asarray(100.0), stop_when_steady=True)
+    batch = simulate_batch(
+        net, None, 100.0, y0=np.asarray(net.y_init)[None], stop_when_steady=True
+    )
+    for y, t in (
+        (single.y_final, single.t_final),
+        (batch.y_final[0], batch.t_final[0]),
+    ):
+        np.testing.assert_allclose(np.asarray(y), [0.0, 1.0], atol=1e-5)
+        assert 27.6 < float(t) < 100.0  # B crosses 1/2 at t = ln(1e12) = 27.6
+
+
 @pytest.mark.slow
 def test_growth_bound_is_none_without_catalysis_and_bounds_the_spectrum():
     for text in (

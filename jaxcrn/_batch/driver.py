@@ -441,7 +441,9 @@ def simulate_batch(
         save: what is saved at those times: "outputs" (default when the network
             declares outputs) or "species" (every species; the default otherwise).
         stop_when_steady: end each sample once `max |dy/dt| <= steady_tol`; saved
-            values after that time hold the final values.
+            values after that time hold the final values. A species that can
+            grow by catalysis and sits between 0 and `atol / rtol` while it grows
+            (a seed) is not steady, however slowly it changes yet.
         steady_tol: the steady-state threshold (also decides `converged`).
         offset: dual-rail offset added to both rails of every input.
         lanes, chunk_size, workers, exact_inputs: see `plan_batch`.

@@ -294,6 +294,8 @@ def _body(system, stepper, queue, saving, ctl, stop_when_steady, carry: Carry) -
 
     # steadiness of the current state, from f(t0, y) of the step
     steady0 = col_max(jnp.abs(st.f0)) <= ctl.steady_tol
+    if g is not None:  # a seed that has yet to grow is not a steady state
+        steady0 = steady0 & (g <= 0)
     t_steady = jnp.where(
         active,
         jnp.where(steady0, jnp.where(jnp.isinf(ln.t_steady), t0, ln.t_steady), jnp.inf),
