@@ -66,7 +66,7 @@ def test_conservation_laws(dimerisation, y0):
     assert bool(jnp.all(y >= -1e-10))
 
 
-@pytest.mark.parametrize("k", [1e12, 1e20])
+@pytest.mark.parametrize("k", [1e12, pytest.param(1e20, marks=pytest.mark.slow)])
 def test_fast_reactions_conserve_mass_at_the_default_initial_step(k):
     # diffrax 0.7 starts any solve at dt0 = 0.01 when none is given; a Rosenbrock
     # step with k h = 1e10 or more then decays A in one step and loses ~eps k h of
@@ -107,7 +107,14 @@ SEEDS = {
 
 @pytest.mark.parametrize(
     "case, ways",
-    [(case, ("simulate", "batch auto")) for case in sorted(SEEDS)]
+    # the default suite checks catalysis both ways; the cycles and the other
+    # solvers and layouts are slow (run by .ci/run): each way compiles afresh
+    [("autocatalysis", ("simulate", "batch auto"))]
+    + [
+        pytest.param(case, ("simulate", "batch auto"), marks=pytest.mark.slow)
+        for case in sorted(SEEDS)
+        if case != "autocatalysis"
+    ]
     + [
         pytest.param(
             case,
