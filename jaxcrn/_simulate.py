@@ -16,7 +16,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int, Real
 
 from ._network import MassActionNetwork
 from ._solvers import Rodas5P
-from ._solvers._common import GROWTH_LIMIT, hairer_initial_step
+from ._solvers._common import growth_step_limit, hairer_initial_step
 
 
 __all__ = [
@@ -294,7 +294,7 @@ class _GrowthLimited(diffrax.AbstractAdaptiveStepSizeController):
         below = self.inner.atol / self.inner.rtol
         g = self.network.kinetics.growth_rate(y, self.network.rates, below)
         g = jax.lax.stop_gradient(g)
-        return jnp.where(g > 0, GROWTH_LIMIT / jnp.where(g > 0, g, 1.0), jnp.inf)
+        return growth_step_limit(g)
 
     def wrap(self, direction):
         return _GrowthLimited(self.inner.wrap(direction), self.network)

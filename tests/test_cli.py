@@ -541,6 +541,9 @@ def test_argparse_errors_are_one_line_and_a_hint(capsys):
         (["verify", IRIS_MODEL, "iris", "--rates", "1", "--seed", "-1"], "--seed must"),
         (["verify", IRIS_MODEL, "iris", "--max-steps", "2147483648"], "--max-steps"),
         (["train", "iris", "--seed", str(2**64)], "--seed must be an integer from 0"),
+        (["train", "iris", "--threshold", "2"], "--threshold must be in (0, 1]"),
+        (["train", "iris", "--dropout-in", "1"], "--dropout-in must be a rate in"),
+        (["train", "iris", "--dropout-hidden", "nan"], "--dropout-hidden must be"),
     ],
 )
 def test_bad_values_before_anything_runs(capsys, no_simulation, argv, match):

@@ -42,7 +42,11 @@ def _same_printout(got: str, shown: str, atol: float = 1e-9, rtol: float = 1e-6)
 
 def test_same_printout_tells_numbers_apart():
     _same_printout("A 1  5.66284e-12\n62 steps", "A 1  5.66285e-12\n62 steps")
-    for got in ("A 1  5.7e-9\n62 steps", "A 1  5.66e-12\n63 steps", "B 1  5.66e-12\n62 steps"):
+    for got in (
+        "A 1  5.7e-9\n62 steps",
+        "A 1  5.66e-12\n63 steps",
+        "B 1  5.66e-12\n62 steps",
+    ):
         with pytest.raises(AssertionError):
             _same_printout(got, "A 1  5.66285e-12\n62 steps")
 

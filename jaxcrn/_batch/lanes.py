@@ -28,7 +28,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from .._simulate import Status
-from .._solvers._common import GROWTH_LIMIT, hairer_initial_step
+from .._solvers._common import growth_step_limit, hairer_initial_step
 from .steppers import AbstractStepper, lane_where
 from .system import LaneParams, LaneSystem
 
@@ -286,7 +286,7 @@ def _body(system, stepper, queue, saving, ctl, stop_when_steady, carry: Carry) -
     # a species growing by catalysis from below the tolerances' reach: bound g h
     g = system.growth_rate(y, ln.p, ctl.atol / ctl.rtol)
     if g is not None:
-        h = jnp.minimum(h, jnp.where(g > 0, GROWTH_LIMIT / jnp.where(g > 0, g, 1), h))
+        h = jnp.minimum(h, growth_step_limit(g))
     t_next = jnp.minimum(t0 + h, ctl.t1)
     h = t_next - t0
     st = stepper.step(system, t0, h, y, ln.p, ln.stepper_state, ctl)

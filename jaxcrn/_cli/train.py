@@ -120,6 +120,16 @@ def run(args) -> int:
     check_positive(args, "epochs", "batch", "restarts", integer=True)
     check_seed(args)
     check_positive(args, "lr_start", "lr_end", "loss_scale", "threshold")
+    if args.threshold is not None and args.threshold > 1:
+        raise CLIError(
+            f"--threshold must be in (0, 1], got {args.threshold} (weights live in "
+            "[-1, 1]; 0.15 is the paper's value)."
+        )
+    for name in ("dropout_in", "dropout_hidden"):
+        v = getattr(args, name)
+        if v is not None and not 0 <= v < 1:
+            flag = "--" + name.replace("_", "-")
+            raise CLIError(f"{flag} must be a rate in [0, 1), got {v}.")
     import jax.random as jr
 
     from .. import _nn, datasets

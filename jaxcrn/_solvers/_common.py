@@ -16,6 +16,13 @@ import jax.numpy as jnp
 GROWTH_LIMIT = 0.2
 
 
+def growth_step_limit(g):
+    """The longest step, `GROWTH_LIMIT / g`, for a growth-rate bound `g` (inf where
+    nothing grows, `g <= 0`)."""
+    grows = g > 0
+    return jnp.where(grows, GROWTH_LIMIT / jnp.where(grows, g, 1), jnp.inf)
+
+
 def combine(coeffs, ks):
     """`sum_j coeffs[j] * ks[j]` with static coefficients (zeros skipped, ones not
     multiplied), so that a tableau becomes the few operations it needs."""
