@@ -174,6 +174,31 @@ def test_species_saved_on_the_grid():
     np.testing.assert_allclose(res.ys.sum(axis=2), [[1.0] * 5, [3.0] * 5], rtol=1e-9)
 
 
+def test_a_large_network_that_is_not_stiff_takes_explicit_steps():
+    """The automatic choice starts with Tsit5 at any size (a network of hundreds of
+    species that is not stiff needs no factorisation); the answer is the matrix
+    exponential of the linear chain A0 <=> A1 <=> ... <=> A299."""
+    from scipy.linalg import expm
+
+    n = 300
+    text = "\n".join(f"A{i} <=> A{i + 1} [kf=1, kr=0.5]" for i in range(n - 1))
+    net = compile_crn(parse_crn(text + "\ninput a = A0"))
+    plan = plan_batch(net, 2)
+    assert net.n_species == n and plan.stepper == "tsit5 -> rodas5p"
+    x = np.array([[1.0], [2.0]])
+    res = simulate_batch(net, x, 3.0, saveat=None, keep_states=True, **TOL)
+    assert np.all(np.asarray(res.status) == 0)
+    a = np.zeros((n, n))
+    for i in range(n - 1):  # A_i -> A_{i+1} at 1, back at 0.5
+        a[i, i] -= 1.0
+        a[i + 1, i] += 1.0
+        a[i + 1, i + 1] -= 0.5
+        a[i, i + 1] += 0.5
+    order = [net.index(f"A{i}") for i in range(n)]
+    exact = expm(3.0 * a)[:, 0][None, :] * x
+    np.testing.assert_allclose(res.y_final[:, order], exact, rtol=1e-5, atol=1e-9)
+
+
 def test_stiff_samples_continue_with_rodas5p(robertson):
     """Robertson's system: Tsit5 finds it stiff, and Rodas5P continues each sample
     from where Tsit5 stopped; the result equals Rodas5P from the start (to the

@@ -15,12 +15,15 @@ from .system import build_system, common_decay, free_decay_split
 __all__ = ["BatchPlan", "plan_batch"]
 
 SOLVERS = ("auto", "tsit5", "rodas5p", "ros34pw2")
-# networks with at least this many state rows start with Rodas5P under
-# solver="auto"; smaller ones start with Tsit5 and switch each sample that Tsit5
-# finds stiff (benchmarks/solvers.py: the MNIST-14 CRNs are stiff, IRIS and virus
-# are not)
-AUTO_RODAS_MIN_STATE = 256
-# ... and for rate ensembles whose rates differ between samples by this factor or
+# solver="auto" starts every network with Tsit5 and continues each sample that
+# Tsit5 finds stiff with Rodas5P, whatever its size: a large network that is not
+# stiff then takes explicit steps, not factorisations (egfr_net, 356 species: 33.6
+# against 1,165 ms per sample with Rodas5P from the start; random600 110 against
+# 236 ms), and on stiff ones the detour is about even (MNIST-14 reduced, 2,460
+# species: 233-287 against 273-294 ms; full, 5,532 species: 645 against 520 ms;
+# fceri_ji 565 against 682 ms; simulate_batch of 16-256 samples, alternating;
+# `benchmarks/peers.py` has the rows against the peers)
+# ... except rate ensembles whose rates differ between samples by this factor or
 # more: Tsit5 spends many stability-limited steps on the stiffer rate sets before it
 # hands them over (IRIS reduced, 10,000 sets log-uniform in [0.1, 10], t1 = 500:
 # 182 steps per sample through Tsit5 -> Rodas5P, 99 with Rodas5P throughout;
@@ -206,10 +209,9 @@ def plan_batch(
     Arguments:
         network: the compiled network.
         batch: the number of samples.
-        solver: None or "auto" (Tsit5 for networks under 256 state rows, each
-            sample it finds stiff continued by Rodas5P; Rodas5P for larger ones
-            and for rate ensembles whose rates differ 10x or more between
-            samples),
+        solver: None or "auto" (Tsit5, each sample it finds stiff continued by
+            Rodas5P; Rodas5P for rate ensembles whose rates differ 10x or more
+            between samples),
             "tsit5", "rodas5p", "ros34pw2" (3rd order, 4 solves a step, one
             factorisation for several steps: see `RosWStepper`), a
             `jaxcrn.Rodas5P()` or `diffrax.Tsit5()`, or any
@@ -287,8 +289,7 @@ def plan_batch(
     # method
     spread = _rate_spread(rates)
     if name == "auto":
-        stiff = n_state >= AUTO_RODAS_MIN_STATE or spread >= AUTO_RODAS_RATE_SPREAD
-        stepper = "rodas5p" if stiff else "tsit5 -> rodas5p"
+        stepper = "rodas5p" if spread >= AUTO_RODAS_RATE_SPREAD else "tsit5 -> rodas5p"
     elif name == "diffrax":
         stepper = f"diffrax:{type(solver).__name__}"
     else:
