@@ -214,6 +214,15 @@ def test_stiff_samples_continue_with_rodas5p(robertson):
     np.testing.assert_allclose(auto.y_final.sum(axis=1), x[:, 0], rtol=1e-8)
     # an explicit method alone would need far more steps than the switch took
     assert np.max(auto.num_steps) < 2000
+    if jax.default_backend() == "cpu":
+        # the dense layout: two workers in Tsit5, their Rodas5P passes (a LAPACK
+        # LU) one at a time; the same answer, in input order
+        dense = compile_crn(parse_crn(ROBERTSON), form="dense")
+        plan = plan_batch(dense, 4, workers=2, lanes=1)
+        assert plan.workers == 2 and plan.serial_stiff
+        both = simulate_batch(dense, x, 40.0, workers=2, lanes=1, **kw)
+        assert (both.status == Status.OK).all()
+        np.testing.assert_allclose(both.y_final, rodas.y_final, rtol=1e-5, atol=1e-10)
 
 
 def test_ros34pw2_keeps_order_3_with_any_matrix():
@@ -462,6 +471,15 @@ def test_plan_is_printable_and_rejects_unknown_values(iris_nets, dimerisation):
         dense = compile_crn(parse_crn(DIMERISATION), form="dense")
         one = plan_batch(dense, 1000, workers=2, solver="rodas5p")
         assert one.linear_solve == "dense LU" and one.workers == 1
+        big = compile_crn(
+            parse_crn("\n".join(f"A{i} <=> A{i + 1}" for i in range(400))),
+            form="dense",
+        )
+        auto = plan_batch(big, 1000, workers=2)  # Tsit5 wide, Rodas5P in cache
+        assert auto.workers == 2 and auto.serial_stiff
+        assert (
+            auto.lanes == 32 and auto.stiff_lanes == 4 and "(4 in Rodas5P)" in str(auto)
+        )
     with pytest.raises(ValueError, match="'auto', 'tsit5', 'rodas5p'"):
         plan_batch(dimerisation, 10, solver="rodas")
     with pytest.raises(ValueError, match="lanes must be a positive integer"):

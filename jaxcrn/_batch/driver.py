@@ -182,6 +182,11 @@ def _initial(
     return y0, queue, p, k_decay, carry
 
 
+# the Rodas5P passes of a plan with `serial_stiff` (a dense LU on a CPU: LAPACK's LU
+# from two threads at once can deadlock) run one worker at a time
+_SERIAL_STIFF = threading.Lock()
+
+
 class _Share:
     """Run one share: pass 1 with the plan's stepper, pass 2 (Rodas5P) for the
     samples Tsit5 finds stiff."""
@@ -208,9 +213,11 @@ class _Share:
         self.segment = segment
         self.halt = halt  # set: stop at the end of the current segment
 
-    def _sizes(self):
-        """The lane count, save times and saved values of the carry."""
-        return self.plan.lanes, self.saving.ts.shape[0], self.saving.pos.shape[0]
+    def _sizes(self, stiff: bool = False):
+        """The lane count (of the Rodas5P pass with `stiff`), save times and saved
+        values of the carry."""
+        lanes = (stiff and self.plan.stiff_lanes) or self.plan.lanes
+        return lanes, self.saving.ts.shape[0], self.saving.pos.shape[0]
 
     def _loop(self, stepper, queue, carry, counted):
         static = (self.system, stepper, queue, self.saving, self.ctl, self.stop)
@@ -262,7 +269,11 @@ class _Share:
             n_stiff = int(np.sum(L.host_status(record) == Status.STIFF))
             if n_stiff and self.bar is not None:
                 self.bar.set_postfix(f"{n_stiff} stiff: continued with Rodas5P")
-            record = self._continue_stiff(second, queue, record)
+            if self.plan.serial_stiff:
+                with _SERIAL_STIFF:
+                    record = self._continue_stiff(second, queue, record)
+            else:
+                record = self._continue_stiff(second, queue, record)
         steady, t_steady, saved = L.finalize(
             self.system, self.saving, record, p, self.ctl.steady_tol
         )
@@ -283,7 +294,7 @@ class _Share:
         k = host_array(np.concatenate([idx, np.full(pad, status.size)]), np.int32)
         q2, carry = _stiff_queue(
             self.system, queue, record, j, host_array(c), self.ctl, stepper,
-            *self._sizes(),
+            *self._sizes(stiff=True),
         )  # fmt: skip
         real = np.concatenate([idx < self.real, np.zeros(pad, bool)])
         r2 = self._loop(stepper, q2, carry, lambda s: (s >= 0) & real)

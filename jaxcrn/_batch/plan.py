@@ -76,6 +76,8 @@ class BatchPlan:
             per sample, or, when the rates make them differ, one per species).
         n_state: rows of the engine's state.
         lanes: samples integrated side by side per worker.
+        stiff_lanes: lanes of the Rodas5P pass of "tsit5 -> rodas5p" where it
+            differs from `lanes` (a dense LU on a CPU), else None.
         chunk_size: samples per engine call (progress and memory granularity).
         workers: threads, each running an equal share of every chunk.
         devices: the devices the workers run on.
@@ -95,6 +97,9 @@ class BatchPlan:
     devices: tuple[str, ...]
     platform: str
     details: dict = dataclasses.field(default_factory=dict, compare=False)
+    stiff_lanes: int | None = None
+    # the Rodas5P passes of the workers run one at a time (a dense LU on a CPU)
+    serial_stiff: bool = dataclasses.field(default=False, repr=False, compare=False)
     # what the driver runs (not part of the printed plan)
     solver: object = dataclasses.field(default=None, repr=False, compare=False)
     device_objects: tuple = dataclasses.field(default=(), repr=False, compare=False)
@@ -129,7 +134,11 @@ class BatchPlan:
             ("layout", self.layout),
             ("exact inputs", self._exact_str()),
             ("state rows", str(self.n_state)),
-            ("lanes", f"{self.lanes} per worker"),
+            (
+                "lanes",
+                f"{self.lanes} per worker"
+                + (f" ({self.stiff_lanes} in Rodas5P)" if self.stiff_lanes else ""),
+            ),
             ("chunk size", str(self.chunk_size)),
             ("workers", f"{self.workers} on {', '.join(self.devices)}"),
         ]
@@ -327,6 +336,7 @@ def plan_batch(
     # sizes
     if workers is None:
         workers = len(devs) if accel else _cpu_count()
+    lanes_given = lanes
     if lanes is None:
         if accel:
             lanes = ACCELERATOR_LANES
@@ -337,9 +347,18 @@ def plan_batch(
             lanes = 64
         else:
             lanes = CPU_LANES[0]
-        if linear == "dense LU" and not accel:
-            fit = max(1, DENSE_LU_LANE_NUMBERS // max(n_state * n_state, 1))
-            lanes = min(lanes, 1 << fit.bit_length() - 1)
+    # a dense LU on a CPU: few lanes, whose matrices stay in cache, and one worker
+    # at a time; with Tsit5 first, only in the Rodas5P pass
+    dense_cpu = linear == "dense LU" and not accel
+    switch = "->" in stepper
+    stiff_lanes = None
+    if dense_cpu:
+        fit = max(1, DENSE_LU_LANE_NUMBERS // max(n_state * n_state, 1))
+        fit = 1 << fit.bit_length() - 1
+        if lanes_given is None and switch:
+            stiff_lanes = fit
+        elif lanes_given is None:
+            lanes = min(lanes, fit)
     if chunk_size is None:
         if accel:
             chunk_size = lanes * workers
@@ -350,14 +369,24 @@ def plan_batch(
             chunk_size = min(chunk_size, max(workers, SAVED_BUDGET // n_saved))
     chunk_size = min(chunk_size, batch)
     workers = max(1, min(workers, chunk_size))
-    if linear == "dense LU" and not accel and workers > 1:
+    serial = False
+    if dense_cpu and workers > 1:
         # LAPACK's LU called from several threads at once deadlocks in XLA:CPU
         # (jaxlib 0.10: two threads factoring 356 x 356 matrices in a loop hang
-        # for good; 64 x 64 do not): one worker, never a hang
-        workers = 1
-        details["one worker"] = "dense LU (LAPACK from two threads can deadlock)"
+        # for good; 64 x 64 do not): one worker factors at a time, never a hang
+        if switch:
+            serial = True
+            details["rodas5p pass"] = (
+                "one worker at a time (LAPACK's LU from two threads can deadlock)"
+            )
+        else:
+            workers = 1
+            details["one worker"] = "dense LU (LAPACK from two threads can deadlock)"
     share = -(-chunk_size // workers)
     lanes = max(1, min(lanes, share))
+    if stiff_lanes is not None:
+        stiff_lanes = max(1, min(stiff_lanes, share, lanes))
+        stiff_lanes = None if stiff_lanes == lanes else stiff_lanes
     return BatchPlan(
         batch=int(batch),
         stepper=stepper,
@@ -367,6 +396,8 @@ def plan_batch(
         n_state=n_state,
         common_decay=common or not exact,
         lanes=lanes,
+        stiff_lanes=stiff_lanes,
+        serial_stiff=serial,
         chunk_size=chunk_size,
         workers=workers,
         devices=tuple(str(d) for d in devs),
