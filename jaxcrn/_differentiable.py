@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Real
 
 from ._network import MassActionNetwork
-from ._simulate import SimulationResult, simulate
+from ._simulate import SimulationResult, check_solve_args, simulate
 
 
 __all__ = ["ADJOINTS", "simulate_differentiable"]
@@ -80,7 +80,9 @@ def simulate_differentiable(
     omitted). The result is a `SimulationResult` of JAX arrays, differentiable with
     respect to `inputs`, `y0`, `rates`, `offset`, `t1` and array save times, and
     `network`'s own arrays: `jax.grad` with `adjoint="checkpoint"` (default) or
-    `"backsolve"`, `jax.jacfwd`/`jax.jvp` with `adjoint="forward"`. A sample that
+    `"backsolve"` (rates, inputs, `y0` and `offset` only, with a diffrax solver;
+    diffrax's backsolve adjoint differentiates neither end nor save times),
+    `jax.jacfwd`/`jax.jvp` with `adjoint="forward"`. A sample that
     fails is flagged in `status` (its outputs NaN) and never raises. Jit the
     function you differentiate; pass values that change (times, inputs) as arrays
     so that they do not recompile.
@@ -135,6 +137,7 @@ def simulate_differentiable(
             "simulate_differentiable expects a MassActionNetwork (see compile_crn), "
             f"got {type(network).__name__}."
         )
+    check_solve_args(rtol=rtol, atol=atol, t1=t1, max_steps=max_steps, offset=offset)
     dtype = network.y_init.dtype
     batch: dict[str, int] = {}
     args: dict[str, Array | None] = {}

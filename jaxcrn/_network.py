@@ -3,6 +3,7 @@
 from typing import ClassVar
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
@@ -197,12 +198,33 @@ class MassActionNetwork(eqx.Module):
         return pos - neg
 
     def with_rates(self, rates: Float[ArrayLike, " reactions"]) -> "MassActionNetwork":
-        """A copy with new rate constants (same compiled structure, no recompile)."""
+        """A copy with new rate constants (same compiled structure, no recompile).
+        Rate constants are finite and >= 0 (checked when they are concrete; traced
+        ones when the simulation runs)."""
         rates = jnp.asarray(rates, self.rates.dtype)
         if rates.shape != self.rates.shape:
             raise ValueError(
                 f"rates has {rates.shape[0] if rates.ndim else 'no'} entries but the "
                 f"network has {self.n_reactions} reactions."
+            )
+        try:
+            k = np.asarray(rates)
+        except jax.errors.TracerArrayConversionError:
+            k = None
+        if k is not None:
+            bad = ~np.isfinite(k) | (k < 0)
+            if bad.any():
+                j = int(np.argmax(bad))
+                raise ValueError(
+                    f"rates[{j}] = {float(k[j])}: rate constants must be finite and "
+                    ">= 0."
+                )
+        else:
+            rates = eqx.error_if(
+                rates,
+                jnp.any(~jnp.isfinite(rates) | (rates < 0)),
+                "a rate constant is negative or not finite; rate constants must be "
+                "finite and >= 0.",
             )
         return eqx.tree_at(lambda n: n.rates, self, rates)
 

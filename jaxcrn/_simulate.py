@@ -70,9 +70,12 @@ class SimulationResult(eqx.Module):
         converged: True when `status` is OK and the state is steady at `t_final`:
             `max |dy/dt| <= steady_tol`.
         t_converged: the first time from which `max |dy/dt| <= steady_tol` held:
-            the early-stop time with `stop_when_steady`, otherwise the first saved
-            time from which it held at every later saved time (resolution: the
-            spacing of `ts`; `t_final` when no states were saved). `inf` when never.
+            the early-stop time with `stop_when_steady`; otherwise, from
+            `simulate`, the first saved time from which it held at every later
+            saved time (resolution: the spacing of `ts`; `t_final` when no states
+            were saved), and from `simulate_batch` the end of the accepted solver
+            step from which it held for good (resolution: the solver's steps,
+            whatever was saved). `inf` when never.
         num_steps: accepted solver steps.
         num_rejected: rejected solver steps.
         species_names: the species, in state order (static; `network.species`).
@@ -215,6 +218,71 @@ class SimulationResult(eqx.Module):
                 parts.append(f"{k} {s.name.lower()}")
         parts.append(f"steps median {np.median(steps):.0f}, max {steps.max()}")
         return ", ".join(parts)
+
+
+def _host_value(x):
+    """`x` as a float64 NumPy array, or None when it is traced (checked where it is
+    concrete; under `jit`/`grad` the caller's values are its own)."""
+    try:
+        return np.asarray(x, np.float64)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return None
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"expected a real number or array, got {x!r}.") from e
+
+
+def check_solve_args(
+    *, rtol, atol, t1=None, ts=None, steady_tol=None, max_steps=None, offset=None,
+    dt0=None,
+) -> None:  # fmt: skip
+    """A `ValueError` naming the argument and its value for tolerances, end time,
+    save times, steady-state threshold, step budget, offset or first step that no
+    solve can honour (each checked where it is concrete)."""
+    checks = [
+        ("rtol", rtol, lambda v: 0 < v < 1, "a relative tolerance in (0, 1)"),
+        ("atol", atol, lambda v: v >= 0, "an absolute tolerance >= 0"),
+        ("t1", t1, lambda v: v > 0, "a positive finite end time"),
+        ("steady_tol", steady_tol, lambda v: v > 0, "a positive finite threshold"),
+        ("offset", offset, lambda v: v >= 0, "a concentration >= 0"),
+        ("dt0", dt0, lambda v: v > 0, "a positive finite first step"),
+    ]
+    for name, value, ok, what in checks:
+        if value is None:
+            continue
+        v = _host_value(value)
+        if v is None:
+            continue
+        if v.ndim or not (np.isfinite(v) and ok(float(v))):
+            shown = value if np.ndim(value) else float(v)
+            raise ValueError(f"{name} must be {what}, got {shown!r}.")
+    if max_steps is not None and (
+        isinstance(max_steps, bool)
+        or not isinstance(max_steps, int | np.integer)
+        or not 1 <= max_steps <= np.iinfo(np.int32).max
+    ):
+        raise ValueError(
+            f"max_steps must be an integer from 1 to {np.iinfo(np.int32).max}, got "
+            f"{max_steps!r}."
+        )
+    if ts is not None:
+        t = _host_value(ts)
+        end = None if t1 is None else _host_value(t1)
+        if t is None:
+            return
+        bad = [
+            (~np.isfinite(t), "not finite"),
+            (t < 0, "before t = 0"),
+            (np.r_[False, np.diff(t) < 0], "earlier than the time before it"),
+        ]
+        if end is not None and end.ndim == 0:
+            bad.append((t > end, f"after t1 = {float(end):g}"))
+        for mask, why in bad:
+            if np.any(mask):
+                i = int(np.argmax(mask))
+                raise ValueError(
+                    f"saveat[{i}] = {t[i]:g} is {why}: save times must be finite, "
+                    "increasing and within [0, t1]."
+                )
 
 
 def _warn_tolerance(rtol, dtype) -> None:
@@ -410,16 +478,43 @@ def simulate(
         jnp.any(y0 < 0),
         "y0 has a negative concentration; concentrations must be >= 0.",
     )
+    if network.n_species == 0:
+        raise ValueError("the network has no species: there is nothing to simulate.")
+    check_solve_args(
+        rtol=rtol, atol=atol, t1=t1, steady_tol=steady_tol, max_steps=max_steps,
+        dt0=dt0,
+    )  # fmt: skip
     _warn_tolerance(rtol, dtype)
     t1 = jnp.asarray(t1, dtype)
     solver = Rodas5P() if solver is None else solver
     ts = _resolve_ts(saveat, t1, dtype)
+    check_solve_args(rtol=rtol, atol=atol, t1=t1, ts=ts)
+    # the same checks on traced values, when the program runs
+    t1 = eqx.error_if(
+        t1, ~(jnp.isfinite(t1) & (t1 > 0)), "t1 must be a positive finite end time."
+    )
+    if ts is not None:
+        ts = eqx.error_if(
+            ts,
+            ~jnp.all(jnp.isfinite(ts))
+            | jnp.any(ts < 0)
+            | jnp.any(ts > t1)
+            | jnp.any(jnp.diff(ts) < 0),
+            "saveat: save times must be finite, increasing and within [0, t1].",
+        )
 
     def save_outputs(t, y, args):
         return network.read_outputs(y)
 
     # BacksolveAdjoint takes neither `subs` nor `fn`: one flat SaveAt (ts, then t1)
     backsolve = isinstance(adjoint, diffrax.BacksolveAdjoint)
+    if backsolve and isinstance(solver, Rodas5P):
+        raise ValueError(
+            "the backsolve adjoint integrates an augmented state (the state, its "
+            "adjoint and the parameters' cotangents), which Rodas5P (the default "
+            "solver) does not step; pass solver=diffrax.Kvaerno5() or "
+            "diffrax.Tsit5(), or use the default adjoint (checkpoint)."
+        )
     if backsolve and stop_when_steady:
         raise ValueError(
             "stop_when_steady=True cannot be used with diffrax.BacksolveAdjoint "

@@ -209,4 +209,5 @@ def test_bad_arguments_are_named(general, compiled):
             T1,
             stop_when_steady=True,
             adjoint=diffrax.BacksolveAdjoint(),
+            solver=diffrax.Tsit5(),
         )

@@ -14,6 +14,7 @@ from jaxcrn import (
     parse_crn,
     simulate,
     simulate_batch,
+    simulate_differentiable,
 )
 
 
@@ -258,6 +259,60 @@ def test_negative_single_rail_input_is_flagged():
 def test_negative_concentration_is_an_error(dimerisation):
     with pytest.raises(Exception, match="negative concentration"):
         simulate(dimerisation, jnp.array([1.0, -2.0, 0.0]), jnp.asarray(1.0), **TOL)
+
+
+_A_TO_B = "A -> B\ninit A = 1"
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        # each of these returned a result with status OK (an unsorted saveat gave
+        # B(3) = 0.867 instead of 0.950, rtol=-1 a value 1e-3 off), or crashed
+        (dict(saveat=np.array([3.0, 1.0, 5.0])), r"saveat\[1\] = 1 is earlier"),
+        (dict(saveat=np.array([-1.0, 1.0])), r"saveat\[0\] = -1 is before t = 0"),
+        (dict(saveat=np.array([1.0, 10.0])), r"saveat\[1\] = 10 is after t1 = 5"),
+        (dict(saveat=np.array([1.0, np.nan])), r"saveat\[1\] = nan is not finite"),
+        (dict(rtol=-1.0), r"rtol must be a relative tolerance in \(0, 1\), got -1.0"),
+        (dict(atol=float("nan")), "atol must be an absolute tolerance >= 0, got nan"),
+        (dict(steady_tol=float("inf")), "steady_tol must be a positive finite"),
+        (dict(max_steps=2**40), "max_steps must be an integer from 1 to 2147483647"),
+        (dict(max_steps=0), "max_steps must be an integer from 1"),
+        (dict(offset=-1.0), "offset must be a concentration >= 0, got -1.0"),
+        (dict(t1=float("nan")), "t1 must be a positive finite end time"),
+    ],
+)
+def test_meaningless_arguments_are_named(call, match):
+    net = compile_crn(parse_crn(_A_TO_B))
+    kw = dict(call)
+    t1 = kw.pop("t1", 5.0)
+    with pytest.raises(ValueError, match=match):
+        simulate_batch(net, None, t1, y0=np.asarray(net.y_init)[None], **kw)
+    if "offset" not in kw:  # simulate takes a state, not inputs
+        with pytest.raises((ValueError, eqx.EquinoxRuntimeError)):
+            if "saveat" in kw:
+                kw["saveat"] = jnp.asarray(kw["saveat"])
+            simulate(net, net.y_init, jnp.asarray(t1), **kw)
+
+
+def test_no_species_no_outputs_negative_rates_and_backsolve_are_named():
+    empty = compile_crn(parse_crn(""))
+    for run in (
+        lambda: simulate_batch(empty, None, 1.0, y0=np.zeros((1, 0))),
+        lambda: simulate(empty, empty.y_init, jnp.asarray(1.0)),
+    ):
+        with pytest.raises(ValueError, match="no species: there is nothing to"):
+            run()
+    net = compile_crn(parse_crn(_A_TO_B))
+    with pytest.raises(ValueError, match="the network declares no outputs"):
+        simulate_batch(net, None, 1.0, y0=np.asarray(net.y_init)[None], save="outputs")
+    with pytest.raises(ValueError, match=r"rates\[0\] = -1.0: rate constants must"):
+        net.with_rates(jnp.array([-1.0]))
+    # traced rates (simulate_differentiable under grad): checked when it runs
+    with pytest.raises(eqx.EquinoxRuntimeError, match="rate constant is negative"):
+        simulate_differentiable(net, None, 1.0, rates=jnp.array([[-1.0], [1.0]]))
+    with pytest.raises(ValueError, match="backsolve adjoint integrates an augmented"):
+        simulate(net, net.y_init, jnp.asarray(1.0), adjoint=diffrax.BacksolveAdjoint())
 
 
 def test_shape_mismatch_is_an_error(dimerisation):

@@ -27,7 +27,13 @@ import numpy as np
 from .._kinetics._base import host_array
 from .._memory_maps import release_if_near_limit
 from .._progress import Progress
-from .._simulate import SimulationResult, Status, _resolve_ts, _warn_tolerance
+from .._simulate import (
+    SimulationResult,
+    Status,
+    _resolve_ts,
+    _warn_tolerance,
+    check_solve_args,
+)
 from . import lanes as L
 from .distributed import Processes
 from .plan import BatchPlan, plan_batch
@@ -513,6 +519,8 @@ def simulate_batch(
             f"simulate_batch expects a MassActionNetwork (see compile_crn), got "
             f"{type(network).__name__}."
         )
+    if network.n_species == 0:
+        raise ValueError("the network has no species: there is nothing to simulate.")
     x = _check_inputs(network, inputs)
     base = None
     if y0 is not None:
@@ -542,13 +550,20 @@ def simulate_batch(
     save = save or ("outputs" if network.n_outputs else "species")
     if save not in SAVE:
         raise ValueError(f"save={save!r} is not one of {', '.join(map(repr, SAVE))}.")
+    if save == "outputs" and not network.n_outputs:
+        raise ValueError(
+            "save='outputs': the network declares no outputs; save='species'."
+        )
     dtype = network.y_init.dtype
+    check_solve_args(
+        rtol=rtol, atol=atol, t1=t1, steady_tol=steady_tol, max_steps=max_steps,
+        offset=offset,
+    )  # fmt: skip
     _warn_tolerance(rtol, dtype)
     t1_np = np.asarray(t1, dtype)
-    if not bool(t1_np > 0) or not bool(np.isfinite(t1_np)):
-        raise ValueError(f"t1 must be a positive finite time, got {float(t1_np)}.")
     t1_arr = host_array(t1_np)
     ts = _resolve_ts(saveat, t1_arr, dtype)
+    check_solve_args(rtol=rtol, atol=atol, t1=t1_np, ts=ts)
     n_times = 0 if ts is None else int(ts.shape[0])
     n_values = network.n_outputs if save == "outputs" else network.n_species
     if plan is not None and not isinstance(plan, BatchPlan):
