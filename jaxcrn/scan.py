@@ -156,8 +156,8 @@ def _count(name: str, value) -> int:
 def log_uniform(
     network,
     n: int,
-    low: float = 0.1,
-    high: float = 10.0,
+    low: float | None = None,
+    high: float | None = None,
     *,
     factor: float | None = None,
     seed: int = 0,
@@ -168,8 +168,9 @@ def log_uniform(
         network: a `CRN` or a `MassActionNetwork` (for the number of reactions and,
             with `factor`, their rates).
         n: the number of rate sets.
-        low, high: the range of every rate constant, `0 < low <= high`.
-        factor: instead of `[low, high]`, multiply each of the network's rates by a
+        low, high: the range of every rate constant, `0 < low <= high` (default
+            0.1 and 10).
+        factor: instead of `[low, high]` (give one or the other), multiply each of the network's rates by a
             factor log-uniform in `[1/factor, factor]` (`factor >= 1`): a
             perturbation of a network whose rates span many orders of magnitude.
         seed: the seed of NumPy's default generator (the same seed, the same sets).
@@ -186,11 +187,19 @@ def log_uniform(
     n = _count("n", n)
     rng = np.random.default_rng(seed)
     if factor is not None:
+        if low is not None or high is not None:
+            raise ValueError(
+                f"factor={factor!r} perturbs the network's rates; low and high "
+                f"(given: {low!r}, {high!r}) set a range instead: pass one or the "
+                "other."
+            )
         f = _positive_finite("factor", factor)
         if f < 1:
             raise ValueError(f"factor must be >= 1, got {factor!r}.")
         u = rng.uniform(-math.log(f), math.log(f), size=(n, base.size))
         return base[None, :] * np.exp(u)
+    low = 0.1 if low is None else low
+    high = 10.0 if high is None else high
     lo, hi = _positive_finite("low", low), _positive_finite("high", high)
     if lo > hi:
         raise ValueError(f"low = {low!r} is larger than high = {high!r}.")

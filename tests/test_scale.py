@@ -118,6 +118,8 @@ def test_reaction_names_and_errors():
         scan.log_uniform(crn, 3, 2.0, 1.0)
     with pytest.raises(ValueError, match="positive integer"):
         scan.log_uniform(crn, 0)
+    with pytest.raises(ValueError, match="pass one or the other"):
+        scan.log_uniform(crn, 3, low=100.0, high=1000.0, factor=2.0)  # was: factor
     x, r = scan.cross(np.arange(6.0).reshape(3, 2), np.array([[1.0], [2.0]]))
     np.testing.assert_array_equal(x[3:], np.arange(6.0).reshape(3, 2))
     np.testing.assert_array_equal(r[:, 0], [1, 1, 1, 2, 2, 2])
