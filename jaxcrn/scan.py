@@ -170,9 +170,10 @@ def log_uniform(
         n: the number of rate sets.
         low, high: the range of every rate constant, `0 < low <= high` (default
             0.1 and 10).
-        factor: instead of `[low, high]` (give one or the other), multiply each of the network's rates by a
-            factor log-uniform in `[1/factor, factor]` (`factor >= 1`): a
-            perturbation of a network whose rates span many orders of magnitude.
+        factor: instead of `[low, high]` (give one or the other), multiply each
+            of the network's rates by a factor log-uniform in `[1/factor,
+            factor]` (`factor >= 1`): a perturbation of a network whose rates
+            span many orders of magnitude.
         seed: the seed of NumPy's default generator (the same seed, the same sets).
 
     Example:
