@@ -174,6 +174,7 @@ def test_species_saved_on_the_grid():
     np.testing.assert_allclose(res.ys.sum(axis=2), [[1.0] * 5, [3.0] * 5], rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_a_large_network_that_is_not_stiff_takes_explicit_steps():
     """The automatic choice starts with Tsit5 at any size (a network of hundreds of
     species that is not stiff needs no factorisation); the answer is the matrix
@@ -214,15 +215,25 @@ def test_stiff_samples_continue_with_rodas5p(robertson):
     np.testing.assert_allclose(auto.y_final.sum(axis=1), x[:, 0], rtol=1e-8)
     # an explicit method alone would need far more steps than the switch took
     assert np.max(auto.num_steps) < 2000
-    if jax.default_backend() == "cpu":
-        # the dense layout: two workers in Tsit5, their Rodas5P passes (a LAPACK
-        # LU) one at a time; the same answer, in input order
-        dense = compile_crn(parse_crn(ROBERTSON), form="dense")
-        plan = plan_batch(dense, 4, workers=2, lanes=1)
-        assert plan.workers == 2 and plan.serial_stiff
-        both = simulate_batch(dense, x, 40.0, workers=2, lanes=1, **kw)
-        assert (both.status == Status.OK).all()
-        np.testing.assert_allclose(both.y_final, rodas.y_final, rtol=1e-5, atol=1e-10)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="a CPU-only lock")
+def test_dense_lu_workers_take_turns_in_rodas5p():
+    """The dense layout: two workers in Tsit5, their Rodas5P passes (a LAPACK LU,
+    which can deadlock in two threads at once) one at a time; the same answer as
+    Rodas5P from the start, in input order."""
+    x = np.array([[1.0], [0.5], [2.0], [1.5]])
+    kw = dict(saveat=None, keep_states=True, rtol=1e-8, atol=1e-12)
+    rodas = simulate_batch(
+        compile_crn(parse_crn(ROBERTSON)), x, 40.0, solver="rodas5p", **kw
+    )
+    dense = compile_crn(parse_crn(ROBERTSON), form="dense")
+    plan = plan_batch(dense, 4, workers=2, lanes=1)
+    assert plan.workers == 2 and plan.serial_stiff
+    both = simulate_batch(dense, x, 40.0, workers=2, lanes=1, **kw)
+    assert (both.status == Status.OK).all()
+    np.testing.assert_allclose(both.y_final, rodas.y_final, rtol=1e-5, atol=1e-10)
 
 
 def test_ros34pw2_keeps_order_3_with_any_matrix():
