@@ -480,15 +480,14 @@ def simulate(
     )
     if network.n_species == 0:
         raise ValueError("the network has no species: there is nothing to simulate.")
+    t1 = jnp.asarray(t1, dtype)
+    ts = _resolve_ts(saveat, t1, dtype)
     check_solve_args(
-        rtol=rtol, atol=atol, t1=t1, steady_tol=steady_tol, max_steps=max_steps,
-        dt0=dt0,
+        rtol=rtol, atol=atol, t1=t1, ts=ts, steady_tol=steady_tol,
+        max_steps=max_steps, dt0=dt0,
     )  # fmt: skip
     _warn_tolerance(rtol, dtype)
-    t1 = jnp.asarray(t1, dtype)
     solver = Rodas5P() if solver is None else solver
-    ts = _resolve_ts(saveat, t1, dtype)
-    check_solve_args(rtol=rtol, atol=atol, t1=t1, ts=ts)
     # the same checks on traced values, when the program runs
     t1 = eqx.error_if(
         t1, ~(jnp.isfinite(t1) & (t1 > 0)), "t1 must be a positive finite end time."

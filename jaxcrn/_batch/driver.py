@@ -555,15 +555,14 @@ def simulate_batch(
             "save='outputs': the network declares no outputs; save='species'."
         )
     dtype = network.y_init.dtype
-    check_solve_args(
-        rtol=rtol, atol=atol, t1=t1, steady_tol=steady_tol, max_steps=max_steps,
-        offset=offset,
-    )  # fmt: skip
-    _warn_tolerance(rtol, dtype)
     t1_np = np.asarray(t1, dtype)
     t1_arr = host_array(t1_np)
     ts = _resolve_ts(saveat, t1_arr, dtype)
-    check_solve_args(rtol=rtol, atol=atol, t1=t1_np, ts=ts)
+    check_solve_args(
+        rtol=rtol, atol=atol, t1=t1_np, ts=ts, steady_tol=steady_tol,
+        max_steps=max_steps, offset=offset,
+    )  # fmt: skip
+    _warn_tolerance(rtol, dtype)
     n_times = 0 if ts is None else int(ts.shape[0])
     n_values = network.n_outputs if save == "outputs" else network.n_species
     if plan is not None and not isinstance(plan, BatchPlan):
