@@ -23,6 +23,37 @@ from ._kinetics._structure import _structure_of
 __all__ = ["MassActionNetwork", "compile_crn"]
 
 
+def real_array(name: str, value) -> np.ndarray | None:
+    """`value` as a float64 NumPy array, or None when it is traced (checked where it
+    is concrete; under `jit`/`grad` the caller's values are its own). Strings,
+    complex numbers, booleans and other non-numbers are a `TypeError` naming `name`,
+    traced or not: NumPy would read `"5"` as 5 and drop an imaginary part with only
+    a warning."""
+    if isinstance(value, str | bytes):
+        raise TypeError(
+            f"{name} must be a real number or array, got the string {value!r}."
+        )
+    dtype = getattr(value, "dtype", None)  # traced values have one too
+    if dtype is None:
+        try:
+            dtype = np.asarray(value).dtype
+        except (TypeError, ValueError) as e:  # ragged lists, objects NumPy cannot read
+            raise TypeError(
+                f"{name} must be a real number or array, got {value!r}."
+            ) from e
+    kind = np.dtype(dtype).kind
+    if kind not in "iuf":
+        what = {"c": "complex", "b": "boolean", "U": "string", "S": "string"}
+        raise TypeError(
+            f"{name} must be real numbers, got {what.get(kind, 'non-numeric')} "
+            f"{np.dtype(dtype)} values."
+        )
+    try:
+        return np.asarray(value, np.float64)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return None
+
+
 class MassActionNetwork(eqx.Module):
     """A CRN compiled to arrays: mass-action kinetics as a diffrax vector field.
 
@@ -201,6 +232,7 @@ class MassActionNetwork(eqx.Module):
         """A copy with new rate constants (same compiled structure, no recompile).
         Rate constants are finite and >= 0 (checked when they are concrete; traced
         ones when the simulation runs)."""
+        real_array("rates", rates)  # a TypeError for strings and complex values
         rates = jnp.asarray(rates, self.rates.dtype)
         if rates.shape != self.rates.shape:
             raise ValueError(

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, Real
 
-from ._network import MassActionNetwork
+from ._network import MassActionNetwork, real_array
 from ._solvers import Rodas5P
 from ._solvers._common import growth_step_limit, hairer_initial_step
 
@@ -220,17 +220,6 @@ class SimulationResult(eqx.Module):
         return ", ".join(parts)
 
 
-def _host_value(x):
-    """`x` as a float64 NumPy array, or None when it is traced (checked where it is
-    concrete; under `jit`/`grad` the caller's values are its own)."""
-    try:
-        return np.asarray(x, np.float64)
-    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
-        return None
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"expected a real number or array, got {x!r}.") from e
-
-
 def check_solve_args(
     *, rtol, atol, t1=None, ts=None, steady_tol=None, max_steps=None, offset=None,
     dt0=None,
@@ -249,7 +238,7 @@ def check_solve_args(
     for name, value, ok, what in checks:
         if value is None:
             continue
-        v = _host_value(value)
+        v = real_array(name, value)
         if v is None:
             continue
         if v.ndim or not (np.isfinite(v) and ok(float(v))):
@@ -265,8 +254,8 @@ def check_solve_args(
             f"{max_steps!r}."
         )
     if ts is not None:
-        t = _host_value(ts)
-        end = None if t1 is None else _host_value(t1)
+        t = real_array("saveat", ts)
+        end = None if t1 is None else real_array("t1", t1)
         if t is None:
             return
         bad = [
@@ -336,6 +325,7 @@ def _resolve_ts(saveat, t1, dtype) -> Float[Array, " times"] | None:
                 "save times including 0 and t1, so it must be >= 2."
             )
         return jnp.linspace(0.0, 1.0, saveat, dtype=dtype) * t1
+    real_array("saveat", saveat)
     ts = jnp.asarray(saveat, dtype)
     if ts.ndim != 1 or ts.shape[0] == 0:
         raise ValueError(
@@ -463,6 +453,7 @@ def simulate(
             f"{type(network).__name__}."
         )
     dtype = network.y_init.dtype
+    real_array("y0", y0)  # a TypeError for strings and complex values
     y0 = jnp.asarray(y0)
     if not jnp.issubdtype(y0.dtype, jnp.floating):
         y0 = y0.astype(dtype)
@@ -480,6 +471,7 @@ def simulate(
     )
     if network.n_species == 0:
         raise ValueError("the network has no species: there is nothing to simulate.")
+    real_array("t1", t1)
     t1 = jnp.asarray(t1, dtype)
     ts = _resolve_ts(saveat, t1, dtype)
     check_solve_args(
@@ -712,9 +704,28 @@ def convergence_times(
         >>> round(float(ct.abs_time[0]), 2)  # log(100)
         4.61
     """
+    for name, value in (("ts", ts), ("outputs", outputs), ("final", final)):
+        if value is not None:
+            real_array(name, value)
     ts = jnp.asarray(ts)
     outputs = jnp.asarray(outputs)
+    if ts.ndim != 1 or ts.shape[0] == 0:
+        raise ValueError(
+            f"ts has shape {ts.shape}: expected the saved times of one sample, shape "
+            "(times,) with at least one time."
+        )
+    if outputs.ndim != 2 or outputs.shape[0] != ts.shape[0]:
+        raise ValueError(
+            f"outputs has shape {outputs.shape} but ts has {ts.shape[0]} times: "
+            f"expected shape ({ts.shape[0]}, outputs), one sample (jax.vmap "
+            "convergence_times over a batch)."
+        )
     final = outputs[-1] if final is None else jnp.asarray(final, outputs.dtype)
+    if final.shape != outputs.shape[1:]:
+        raise ValueError(
+            f"final has shape {final.shape} but outputs has {outputs.shape[1]} "
+            f"outputs per time: expected shape ({outputs.shape[1]},)."
+        )
     err = jnp.abs(outputs - final[None, :])
     abs_time = _settling_time(ts, err, eps)
     scale = jnp.where(final != 0, rtol * jnp.abs(final), eps)

@@ -2,6 +2,7 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jaxtyping
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -293,6 +294,61 @@ def test_meaningless_arguments_are_named(call, match):
             if "saveat" in kw:
                 kw["saveat"] = jnp.asarray(kw["saveat"])
             simulate(net, net.y_init, jnp.asarray(t1), **kw)
+
+
+@pytest.fixture
+def as_users_run_it():
+    """The suite type-checks jaxcrn's annotations at run time (jaxtyping's import
+    hook), which refuses some bad arguments before jaxcrn sees them. Users run
+    without it; these tests check jaxcrn's own errors."""
+    jaxtyping.config.update("jaxtyping_disable", True)
+    yield
+    jaxtyping.config.update("jaxtyping_disable", False)
+
+
+def test_strings_and_complex_values_are_refused_not_cast(as_users_run_it):
+    # NumPy reads "5" as 5.0 and casts 1 + 1j to 1.0 with only a warning: each ran
+    net = compile_crn(parse_crn(_A_TO_B))
+    y0 = np.asarray(net.y_init)
+    calls = [
+        (lambda: simulate(net, y0 + 1j, 1.0), "y0 must be real numbers, got complex"),
+        (lambda: simulate(net, y0, "5"), "t1 must be a real number or array, got the"),
+        (lambda: simulate(net, y0, 1.0, saveat=["0.5"]), "saveat must be real numbers"),
+        (
+            lambda: jax.vmap(simulate, in_axes=(None, 0, None))(net, y0[None] + 0j, 1),
+            "y0 must be real numbers, got complex",
+        ),
+        (lambda: simulate_batch(net, None, "5", y0=y0[None]), "t1 must be a real"),
+        (lambda: simulate_batch(net, None, 1.0, y0=y0[None] + 1j), "y0 must be real"),
+        (lambda: simulate_batch(net, None, 1.0, y0=[[1.0], [1.0, 0]]), "y0 must be a"),
+        (
+            lambda: simulate_batch(net, None, 1.0, y0=y0, rates=np.array([True])),
+            "rates must be real numbers, got boolean",
+        ),
+        (lambda: net.with_rates(np.array([1 + 0j])), "rates must be real numbers"),
+    ]
+    for call, match in calls:
+        with pytest.raises(TypeError, match=match):
+            call()
+
+
+def test_convergence_times_name_wrong_shapes(as_users_run_it):
+    ts = jnp.linspace(0.0, 1.0, 5)
+    out = jnp.ones((5, 2))
+    for args, match in [
+        ((ts, out[:4]), r"outputs has shape \(4, 2\) but ts has 5 times"),
+        ((ts, out[None]), r"outputs has shape \(1, 5, 2\)"),
+        ((ts[None], out), r"ts has shape \(1, 5\)"),
+        ((ts, out, jnp.ones(3)), r"final has shape \(3,\) but outputs has 2 outputs"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            convergence_times(*args)
+    with pytest.raises(TypeError, match="outputs must be real numbers"):
+        convergence_times(ts, jnp.ones((5, 2), jnp.complex128))
+    # the right shapes still give the closed form: 1 - e^{-t} within 1e-2 at log 100
+    t = jnp.linspace(0.0, 10.0, 1001)
+    ct = convergence_times(t, (1 - jnp.exp(-t))[:, None], jnp.ones(1), eps=1e-2)
+    assert abs(float(ct.abs_time[0]) - np.log(100)) < 0.011
 
 
 def test_no_species_no_outputs_negative_rates_and_backsolve_are_named():

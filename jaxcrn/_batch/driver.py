@@ -26,6 +26,7 @@ import numpy as np
 
 from .._kinetics._base import host_array
 from .._memory_maps import release_if_near_limit
+from .._network import real_array
 from .._progress import Progress
 from .._simulate import (
     SimulationResult,
@@ -60,10 +61,13 @@ SEGMENT_SECONDS = 1.0
 
 
 def _as_float_array(name, value):
-    try:
-        return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be an array of numbers.") from None
+    a = real_array(name, value)
+    if a is None:
+        raise TypeError(
+            f"{name} is a traced value: simulate_batch runs on the host; pass concrete "
+            "arrays (for jit/vmap/grad use jaxcrn.simulate or simulate_differentiable)."
+        )
+    return a
 
 
 def _check_inputs(network, inputs) -> np.ndarray | None:
@@ -555,7 +559,7 @@ def simulate_batch(
             "save='outputs': the network declares no outputs; save='species'."
         )
     dtype = network.y_init.dtype
-    t1_np = np.asarray(t1, dtype)
+    t1_np = _as_float_array("t1", t1).astype(dtype)
     t1_arr = host_array(t1_np)
     ts = _resolve_ts(saveat, t1_arr, dtype)
     check_solve_args(
