@@ -25,10 +25,10 @@ __all__ = ["MassActionNetwork", "compile_crn"]
 
 def real_array(name: str, value) -> np.ndarray | None:
     """`value` as a float64 NumPy array, or None when it is traced (checked where it
-    is concrete; under `jit`/`grad` the caller's values are its own). Strings,
-    complex numbers, booleans and other non-numbers are a `TypeError` naming `name`,
-    traced or not: NumPy would read `"5"` as 5 and drop an imaginary part with only
-    a warning."""
+    is concrete; under `jit`/`grad` the caller's values are its own). Booleans read
+    as 0 and 1. Strings, complex numbers and other non-numbers are a `TypeError`
+    naming `name`, traced or not: NumPy would read `"5"` as 5 and drop an imaginary
+    part with only a warning."""
     if isinstance(value, str | bytes):
         raise TypeError(
             f"{name} must be a real number or array, got the string {value!r}."
@@ -42,8 +42,8 @@ def real_array(name: str, value) -> np.ndarray | None:
                 f"{name} must be a real number or array, got {value!r}."
             ) from e
     kind = np.dtype(dtype).kind
-    if kind not in "iuf":
-        what = {"c": "complex", "b": "boolean", "U": "string", "S": "string"}
+    if kind not in "biuf":
+        what = {"c": "complex", "U": "string", "S": "string", "O": "object"}
         raise TypeError(
             f"{name} must be real numbers, got {what.get(kind, 'non-numeric')} "
             f"{np.dtype(dtype)} values."

@@ -322,14 +322,19 @@ def test_strings_and_complex_values_are_refused_not_cast(as_users_run_it):
         (lambda: simulate_batch(net, None, 1.0, y0=y0[None] + 1j), "y0 must be real"),
         (lambda: simulate_batch(net, None, 1.0, y0=[[1.0], [1.0, 0]]), "y0 must be a"),
         (
-            lambda: simulate_batch(net, None, 1.0, y0=y0, rates=np.array([True])),
-            "rates must be real numbers, got boolean",
+            lambda: simulate_batch(net, None, 1.0, y0=y0, rates=np.array([None])),
+            "rates must be real numbers, got object",
         ),
         (lambda: net.with_rates(np.array([1 + 0j])), "rates must be real numbers"),
     ]
     for call, match in calls:
         with pytest.raises(TypeError, match=match):
             call()
+    # booleans are 0 and 1: the same result as the floats
+    on = simulate_batch(net, None, 1.0, y0=np.array([[True, False]]))
+    np.testing.assert_array_equal(
+        on.y_final, simulate_batch(net, None, 1.0, y0=y0).y_final
+    )
 
 
 def test_convergence_times_name_wrong_shapes(as_users_run_it):
