@@ -30,7 +30,7 @@ from ._crn import CRN
 from ._differentiable import simulate_differentiable
 from ._kinetics._base import host_array
 from ._memory_maps import release_if_near_limit
-from ._network import MassActionNetwork, compile_crn
+from ._network import MassActionNetwork, compile_crn, real_array
 
 
 __all__ = ["Experiment", "FitResult", "fit_rates"]
@@ -72,7 +72,7 @@ class Experiment:
 
     def __post_init__(self):
         label = f"experiment {self.name!r}" if self.name else "the experiment"
-        times = np.asarray(self.times, dtype=np.float64)
+        times = real_array(f"{label}: times", self.times)
         if times.ndim != 1 or times.size == 0:
             raise ValueError(f"{label}: times has shape {times.shape}; expected (n,).")
         if not np.all(np.isfinite(times)) or times.min() < 0:
@@ -91,7 +91,7 @@ class Experiment:
             )
         if len(set(observed)) != len(observed):
             raise ValueError(f"{label}: observed lists a name twice: {observed}.")
-        values = np.asarray(self.values, dtype=np.float64)
+        values = real_array(f"{label}: values", self.values)
         if values.ndim == 1 and len(observed) == 1:
             values = values[:, None]
         if values.shape != (times.size, len(observed)):
@@ -104,7 +104,7 @@ class Experiment:
         if not np.any(np.isfinite(values)):
             raise ValueError(f"{label}: every value is missing (NaN).")
         sigma = 1.0 if self.sigma is None else self.sigma
-        sigma = np.broadcast_to(np.asarray(sigma, dtype=np.float64), values.shape)
+        sigma = np.broadcast_to(real_array(f"{label}: sigma", sigma), values.shape)
         if not np.all(np.isfinite(sigma)) or sigma.min() <= 0:
             raise ValueError(f"{label}: sigma must be finite and > 0.")
         init = dict(self.init or {})
@@ -115,7 +115,7 @@ class Experiment:
                 )
         inputs = None
         if self.inputs is not None:
-            inputs = np.atleast_1d(np.asarray(self.inputs, dtype=np.float64))
+            inputs = np.atleast_1d(real_array(f"{label}: inputs", self.inputs))
         object.__setattr__(self, "times", times)
         object.__setattr__(self, "values", values)
         object.__setattr__(self, "observed", observed)
@@ -887,7 +887,7 @@ def fit_rates(
         if not isinstance(e, Experiment):
             raise TypeError(f"data[{i}] is a {type(e).__name__}, not an Experiment.")
     n = network.n_reactions
-    k0 = np.asarray(network.rates if rates is None else rates, dtype=np.float64)
+    k0 = real_array("rates", network.rates if rates is None else rates)
     if k0.shape != (n,):
         raise ValueError(f"rates has shape {k0.shape}; the CRN has {n} reactions.")
     free = np.ones(n, bool)

@@ -295,8 +295,10 @@ def cross(inputs, rates) -> tuple[np.ndarray, np.ndarray]:
         >>> x[:, 0].tolist(), r[:, 0].tolist()
         ([1.0, 2.0, 1.0, 2.0], [1.0, 1.0, 5.0, 5.0])
     """
-    x = np.asarray(inputs, dtype=np.float64)
-    k = np.asarray(rates, dtype=np.float64)
+    from ._network import real_array
+
+    x = real_array("inputs", inputs)
+    k = real_array("rates", rates)
     if x.ndim != 2 or k.ndim != 2:
         raise ValueError(
             f"inputs has shape {x.shape} and rates {k.shape}; expected (n, inputs) "

@@ -9,6 +9,7 @@ from hypothesis import given, strategies as st
 from hypothesis.extra.numpy import arrays
 
 from jaxcrn import (
+    Experiment,
     Status,
     compile_crn,
     convergence_times,
@@ -17,6 +18,7 @@ from jaxcrn import (
     simulate_batch,
     simulate_differentiable,
 )
+from jaxcrn.scan import cross
 
 
 TOL = dict(rtol=1e-9, atol=1e-11)
@@ -326,6 +328,16 @@ def test_strings_and_complex_values_are_refused_not_cast(as_users_run_it):
             "rates must be real numbers, got object",
         ),
         (lambda: net.with_rates(np.array([1 + 0j])), "rates must be real numbers"),
+        (lambda: simulate_differentiable(net, None, "2"), "t1 must be a real number"),
+        (
+            lambda: simulate_differentiable(net, None, 2.0, y0=y0 + 1j),
+            "y0 must be real numbers, got complex",
+        ),
+        (
+            lambda: Experiment(times=[1, 2], observed=["B"], values=[0.5 + 1j, 0.8]),
+            "the experiment: values must be real numbers, got complex",
+        ),
+        (lambda: cross(np.ones((1, 1)), np.array([["1"]])), "rates must be real"),
     ]
     for call, match in calls:
         with pytest.raises(TypeError, match=match):
