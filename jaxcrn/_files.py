@@ -2,11 +2,12 @@
 
 `check_outputs` is called before any work is done and refuses a target that exists
 (unless `overwrite`), that is a directory or not a regular file, whose folder does not
-exist, or that is named twice. `write_outputs` then writes atomically: each file goes
-to a temporary file in the target's folder and is renamed over the target only once
-complete; on any failure the temporaries are removed, so a target is never
-half-written and nothing stray is left behind. Several files are staged first and
-renamed together at the end.
+exist, that is named twice, or that is one of the files the command reads.
+`write_outputs` then writes atomically: each file goes to a temporary file in the
+target's folder and is renamed over the target only once complete (through a
+symbolic link, to the file it names); on any failure the temporaries are removed,
+so a target is never half-written and nothing stray is left behind. Several files
+are staged first and renamed together at the end.
 
 Errors are the built-in ones (`FileExistsError`, `IsADirectoryError`,
 `FileNotFoundError`, `PermissionError`, `ValueError` for a name given twice) with a
@@ -111,8 +112,11 @@ def check_outputs(
     *,
     overwrite: bool = False,
     make_parents: bool = False,
+    reads: Iterable[str | os.PathLike | None] = (),
 ) -> list[str]:
-    """`check_output` for each path (None skipped), and no file named twice.
+    """`check_output` for each path (None skipped), no file named twice, and none
+    of the files in `reads` (what the caller reads: even with `overwrite`, writing
+    one would replace the input it is made from).
 
     Example:
         >>> check_outputs(["/tmp/a.txt", "/tmp/./a.txt"], overwrite=True)
@@ -122,6 +126,7 @@ def check_outputs(
     """  # noqa: E501
     out: list[str] = []
     seen: dict[str, str] = {}
+    read = {_key(os.fspath(r)): os.fspath(r) for r in reads if r is not None}
     for path in paths:
         if path is None:
             continue
@@ -133,6 +138,13 @@ def check_outputs(
                 if p == seen[k]
                 else f"{p} and {seen[k]} are the same file; give each output its own "
                 "name."
+            )
+        if k in read:
+            raise ValueError(
+                f"{p} is also an input of this command"
+                + ("" if read[k] == p else f" ({read[k]})")
+                + ": writing it would replace the file being read; give the output "
+                "another name."
             )
         seen[k] = p
         out.append(p)
@@ -195,14 +207,16 @@ def write_outputs(
     mode = 0o666 & ~_umask()
     try:
         for p, content in zip(paths, contents, strict=True):
-            parent, name = os.path.split(os.path.abspath(p))
+            # through a symbolic link: replace the file it names, keep the link
+            target = os.path.realpath(p) if os.path.islink(p) else p
+            parent, name = os.path.split(os.path.abspath(target))
             try:
                 fd, tmp = tempfile.mkstemp(
                     prefix=f".{name[:64]}.", suffix=".tmp", dir=parent
                 )
             except OSError as e:
                 raise OSError(f"cannot write {p}: {e.strerror or e}.") from None
-            staged.append((tmp, p))
+            staged.append((tmp, target))
             try:
                 with os.fdopen(fd, "wb") as f:
                     _write(f, content)

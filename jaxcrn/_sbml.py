@@ -449,7 +449,7 @@ def _poly(node, resolve, libsbml) -> _Poly:
                 raise _NotMassAction(f"cannot evaluate {cb!r}^{exp!r}") from e
         if not float(exp).is_integer() or exp < 0:
             raise _NotMassAction(
-                f"raises a species to the power {exp:g} (mass action needs a "
+                f"raises a species to the power {exp!r} (mass action needs a "
                 "non-negative integer power)"
             )
         if exp > MAX_ORDER:

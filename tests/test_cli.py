@@ -427,6 +427,21 @@ def test_files_that_are_not_what_the_command_reads(capsys, tmp_path, no_simulati
     assert_clean_error(code, out, err, names=[null, "reactions between empty"])
     code, out, err = run(capsys, "simulate", IRIS_MODEL)
     assert_clean_error(code, out, err, names=["zip archive", "jaxcrn compile"])
+    sbml = tmp_path / "model.xml"
+    sbml.write_text(to_sbml(parse_crn("A -> B")))
+    code, out, err = run(capsys, "simulate", sbml)
+    assert_clean_error(code, out, err, names=["an SBML model", "jaxcrn import"])
+    gz = tmp_path / "net.crn.gz"
+    gz.write_bytes(__import__("gzip").compress(b"A -> B\n"))
+    code, out, err = run(capsys, "simulate", gz)
+    assert_clean_error(code, out, err, names=["gzip-compressed"])
+    semi = tmp_path / "x.csv"
+    semi.write_text("x;y\n1;2\n")
+    code, out, err = run(capsys, "simulate", RELU, "--inputs", semi)
+    assert_clean_error(code, out, err, names=["separated by semicolons"])
+    code, out, err = run(capsys, "export", REVERSIBLE, "--sbml", "-")
+    assert_clean_error(code, out, err, names=["'-' is not standard output"])
+    assert not os.path.exists("-")
     for argv, message in (
         (["simulate", REVERSIBLE, "--rtol", "10"], "--rtol must be below 1"),
         (["simulate", REVERSIBLE, "--scan", "random:\u00b2"], "positive whole"),
@@ -591,8 +606,11 @@ def test_output_files_checked_first(capsys, tmp_path, no_simulation):
     assert os.listdir(tmp_path) == []  # nothing written, no temporaries
     assert run(capsys, "compile", IRIS_MODEL, "-o", out, "--sbml", xml)[0] == 0
     assert sorted(os.listdir(tmp_path)) == ["net.crn", "net.xml"]
+    before = out.read_text()
     code, o, err = run(capsys, "export", out, "--sbml", out, "--force")
-    assert code == 0  # export reads the file first, then replaces it: allowed
+    # even with --force: the .crn would be gone for good, replaced by its SBML
+    assert_clean_error(code, o, err)
+    assert "also an input of this command" in err and out.read_text() == before
     assert sorted(os.listdir(tmp_path)) == ["net.crn", "net.xml"]
 
 

@@ -40,8 +40,40 @@ def test_import_without_output_prints_the_crn(capsys):
 
     code, stdout, err = run(capsys, "import", BIOMODEL)
     assert code == 0
-    assert stdout == format_crn(load_sbml(BIOMODEL))
+    head = "# imported from BIOMD0000000072.xml: Yi2003_GproteinCycle: 7 species"
+    assert stdout == f"{head}, 8 reactions\n" + format_crn(load_sbml(BIOMODEL))
     assert err.startswith("# Yi2003_GproteinCycle")
+
+
+def test_the_written_crn_says_which_values_are_amounts(capsys, tmp_path):
+    # the terminal said so, the file did not: a later simulate printed A's amount
+    # under "concentration" with nothing in the file to say otherwise
+    import libsbml
+
+    doc = libsbml.SBMLDocument(3, 2)
+    m = doc.createModel()
+    m.setId("m")
+    c = m.createCompartment()
+    c.setId("c"), c.setSize(3.0), c.setConstant(True)
+    for sid, only_amounts in (("A", True), ("B", False)):
+        sp = m.createSpecies()
+        sp.setId(sid), sp.setCompartment("c"), sp.setInitialConcentration(1.0)
+        sp.setHasOnlySubstanceUnits(only_amounts), sp.setBoundaryCondition(False)
+        sp.setConstant(False)
+    k = m.createParameter()
+    k.setId("k"), k.setValue(1.3), k.setConstant(True)
+    r = m.createReaction()
+    r.setId("r"), r.setReversible(False)
+    for ref, sid in ((r.createReactant(), "A"), (r.createProduct(), "B")):
+        ref.setSpecies(sid), ref.setStoichiometry(1), ref.setConstant(True)
+    r.createKineticLaw().setMath(libsbml.parseL3Formula("k*A"))
+    xml = tmp_path / "m.xml"
+    xml.write_text(libsbml.writeSBMLToString(doc))
+    code, _, err = run(capsys, "import", xml, "-o", tmp_path / "net.crn")
+    assert code == 0, err
+    first = (tmp_path / "net.crn").read_text().splitlines()[0]
+    assert first.startswith("# imported from m.xml: m: 2 species, ")
+    assert "amounts for A" in first
 
 
 def test_import_errors_are_one_line_each(capsys, tmp_path):

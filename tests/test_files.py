@@ -73,6 +73,23 @@ def test_the_same_file_twice(tmp_path):
     assert check_outputs([a, None, b], overwrite=True) == [str(a), str(b)]
 
 
+def test_an_input_is_never_an_output_and_links_are_written_through(tmp_path):
+    src = tmp_path / "net.crn"
+    src.write_text("A -> B\n")
+    os.symlink(src, tmp_path / "alias.crn")
+    for out in (src, tmp_path / "alias.crn", f"{tmp_path}/./net.crn"):
+        with pytest.raises(ValueError, match="also an input of this command"):
+            check_outputs([out], overwrite=True, reads=[src])
+    assert src.read_text() == "A -> B\n"
+    # --force on a link replaces the file it names; the link stays a link
+    target = tmp_path / "result.txt"
+    target.write_text("old")
+    os.symlink(target, tmp_path / "latest.txt")
+    write_output(tmp_path / "latest.txt", "new", overwrite=True)
+    assert os.path.islink(tmp_path / "latest.txt") and target.read_text() == "new"
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+
+
 def test_make_parents(tmp_path):
     path = tmp_path / "x" / "y" / "z.txt"
     write_outputs({path: "z"}, make_parents=True)

@@ -251,7 +251,15 @@ def test_store_refuses_other_runs_and_damage(relu, tmp_path):
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="holds other files"):
         simulate_batch(relu, x, 10.0, store=tmp_path / "other")
-    (path / "chunks" / "000001.npz").write_bytes(b"damaged")
+    # chunk 0's file copied over chunk 1's held samples 0-2 in rows 3-5, status OK
+    chunks = path / "chunks"
+    (chunks / "000001.npz").write_bytes((chunks / "000000.npz").read_bytes())
+    for damage in ("copied", b"damaged"):
+        if damage != "copied":
+            (chunks / "000001.npz").write_bytes(damage)
+        with pytest.raises(ValueError, match="000001.npz is not the file written for"):
+            simulate_batch(relu, x, 10.0, store=path, resume=True, saveat=None)
+    os.remove(chunks / "000001.npz")
     with pytest.raises(ValueError, match="chunk 1 is listed as done but cannot be"):
         simulate_batch(relu, x, 10.0, store=path, resume=True, saveat=None)
     with pytest.raises(TypeError, match="JAX devices"):
@@ -335,11 +343,13 @@ def test_cli_rates_csv_and_scan_forms(capsys, tmp_path):
     ]
     for text, match in [
         ("0.5,2\n1,1\n", "line 1: reaction '0.5'.*must be a header"),
-        ("0,0\n1,2\n", "reaction 0 .'0'. is named twice"),
+        ("k0,0\n1,2\n", "reaction 0 .'0'. is named twice"),
         ("0,Q -> A\n1,2\n", "no such reaction"),
-        ("0,1\n1\n", "line 2: 1 values, but the header names 2"),
-        ("0,1\n1,-2\n", "line 2: the rate of reaction 1 is -2"),
-        ("0\n", "a header but no rate sets"),
+        ("k0,1\n1\n", "line 2: 1 values, but the header names 2"),
+        ("k0,1\n1,-2\n", "line 2: the rate of reaction 1 is -2"),
+        ("k0\n", "a header but no rate sets"),
+        # no header: the first set would have been read as indices 1, 2, 0
+        ("1,2,0\n5,0.1,3\n", "line 1: '1,2,0' holds only numbers.*'k1,k2,k0'"),
     ]:
         sets.write_text(text)
         code, _, err = run(capsys, "simulate", crn, "--rates-csv", sets)

@@ -7,8 +7,9 @@ A store is a folder:
                         fingerprint of every argument that decides the results
                         (network, inputs, y0, rates, t1, times, tolerances, method)
     chunks/000003.npz   samples [3 c, 4 c) as a `SimulationResult` file
-    index.json          the index: which chunks are done (`index-<p>.json` for
-                        process p > 0 of a multi-process run)
+    index.json          the index: which chunks are done, with the sha256 of each
+                        chunk's file (`index-<p>.json` for process p > 0 of a
+                        multi-process run)
 
 Every file is written through `jaxcrn._files` (a temporary file in the same folder,
 flushed to disk, then renamed over the target), so a file that exists is complete.
@@ -16,6 +17,8 @@ A chunk is done when the index lists it, and the index is rewritten only after t
 chunk's file is in place: a chunk killed mid-write is never listed, and a chunk
 written but not yet listed is simply computed again. Resuming reads the index,
 checks that `store.json` describes the same run, and computes the other chunks.
+A chunk read back must have the hash the index lists for it: a file replaced,
+copied over another chunk's or edited is damage, never another chunk's results.
 """
 
 import datetime
@@ -51,6 +54,15 @@ def digest(*arrays) -> str | None:
         a = np.ascontiguousarray(np.asarray(a))
         h.update(f"{a.dtype.str}{a.shape}".encode())
         h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def file_digest(path: str) -> str:
+    """sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
     return h.hexdigest()
 
 
@@ -149,6 +161,7 @@ class Store:
             **fingerprint,
         }
         self._done: set[int] = set()
+        self._hashes: dict[int, str] = {}  # chunk -> sha256 of its file, as listed
         meta_path = os.path.join(self.path, META)
         if create:
             self._create_or_check(meta_path, resume)
@@ -242,23 +255,36 @@ class Store:
         return os.path.join(self.path, name)
 
     def read_index(self) -> set[int]:
-        """The chunks listed as done by any process's index file."""
+        """The chunks listed as done by any process's index file (and, kept for
+        `read`, the hash listed for each)."""
         done: set[int] = set()
         if not os.path.isdir(self.path):
             return done
         for name in sorted(os.listdir(self.path)):
             if not INDEX.fullmatch(name):
                 continue
-            data = _read_json(os.path.join(self.path, name), "store index")
+            path = os.path.join(self.path, name)
+            data = _read_json(path, "store index")
             chunks = data.get("done", [])
             if not isinstance(chunks, list) or not all(
                 isinstance(c, int) and 0 <= c for c in chunks
             ):
+                raise ValueError(f"{path}: 'done' must be a list of chunk numbers.")
+            hashes = data.get("sha256", {})
+            if not isinstance(hashes, dict) or not all(
+                isinstance(h, str) and k.isdigit() for k, h in hashes.items()
+            ):
                 raise ValueError(
-                    f"{os.path.join(self.path, name)}: 'done' must be a list of "
-                    "chunk numbers."
+                    f"{path}: 'sha256' must map chunk numbers to file hashes."
+                )
+            missing = [c for c in chunks if str(c) not in hashes]
+            if missing:
+                raise ValueError(
+                    f"{path}: chunk {missing[0]} is listed as done without the hash "
+                    "of its file; the store is damaged."
                 )
             done.update(chunks)
+            self._hashes.update({int(k): h for k, h in hashes.items()})
         return done
 
     def done(self) -> set[int]:
@@ -296,33 +322,55 @@ class Store:
                 f"{rows}."
             )
         arrays = to_arrays(result)
-        write_output(
-            self.chunk_path(k), lambda f: np.savez(f, **arrays), overwrite=True
-        )
-        mine = {c for c in self._own_index() if c != k} | {k}
+        path = self.chunk_path(k)
+        write_output(path, lambda f: np.savez(f, **arrays), overwrite=True)
+        own = self._own_index()
+        own[k] = file_digest(path)
         self._done.add(k)
+        self._hashes[k] = own[k]
         index = {
             "format": FORMAT,
             "batch": self.batch,
             "chunk_size": self.chunk_size,
-            "done": sorted(mine),
-            "samples_done": sum(self._rows(c) for c in mine),
+            "done": sorted(own),
+            "samples_done": sum(self._rows(c) for c in own),
+            "sha256": {str(c): own[c] for c in sorted(own)},
         }
         write_output(
             self._index_path(self.process), to_json(index) + "\n", overwrite=True
         )
 
-    def _own_index(self) -> set[int]:
+    def _own_index(self) -> dict[int, str]:
+        """This process's index: chunk -> the hash of its file."""
         path = self._index_path(self.process)
         if not os.path.exists(path):
-            return set()
-        return set(_read_json(path, "store index").get("done", []))
+            return {}
+        data = _read_json(path, "store index")
+        hashes = data.get("sha256", {})
+        return {c: hashes[str(c)] for c in data.get("done", [])}
 
     def read(self, k: int):
         """The `SimulationResult` of chunk `k` (listed as done)."""
         from .._results import load
 
         path = self.chunk_path(k)
+        if k not in self._hashes:  # written by another process since opening
+            self.read_index()
+        want = self._hashes.get(k)
+        try:
+            have = file_digest(path)
+        except OSError as e:
+            raise ValueError(
+                f"store {self.path}: chunk {k} is listed as done but cannot be read "
+                f"({e.strerror or e}); the store is damaged: remove its number from "
+                "the index files to compute it again."
+            ) from None
+        if have != want:
+            raise ValueError(
+                f"store {self.path}: {path} is not the file written for chunk {k} "
+                "(its sha256 differs from the index's); the store is damaged: remove "
+                "the file and its number from the index files to compute it again."
+            )
         try:
             res = load(path)
         except (OSError, ValueError) as e:

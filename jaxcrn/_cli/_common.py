@@ -163,6 +163,13 @@ def load_crn_or_fail(path: str):
             f"{path} is a zip archive (a model .npz?), not a .crn text file; "
             f"compile a model first: jaxcrn compile {path} -o net.crn"
         )
+    if data[:2] == b"\x1f\x8b":
+        raise CLIError(f"{path} is gzip-compressed; decompress it first (gunzip).")
+    if b"<sbml" in data[:4096].lower():
+        raise CLIError(
+            f"{path} is an SBML model, not a .crn text file; convert it first: "
+            f"jaxcrn import {path} -o net.crn"
+        )
     try:
         crn = parse_crn(decode_text(data, path), path=path)
     except CRNSyntaxError as e:
@@ -251,6 +258,13 @@ def read_csv_rows(path: str) -> list[tuple[int, list[str]]]:
         if "field larger than field limit" in msg:
             msg = f"a value is longer than {limit:,} characters"
         raise CLIError(f"{path}, line {reader.line_num}: {msg}.") from None
+    for sep, name in ((";", "semicolons"), ("\t", "tabs")):
+        if rows and all(len(r) == 1 for _, r in rows) and sep in rows[0][1][0]:
+            raise CLIError(
+                f"{path}, line {rows[0][0]}: the values are separated by {name}; "
+                "jaxcrn reads comma-separated values (save the file as CSV with "
+                "commas)."
+            )
     return rows
 
 
@@ -319,15 +333,22 @@ def _cli_words(e: Exception) -> str:
 
 
 def claim_outputs(
-    force: bool, *paths: str | None, make_parents: bool = False
+    force: bool, *paths: str | None, make_parents: bool = False, reads=()
 ) -> list[str]:
     """Check every output path before any work is done (exists without --force, a
-    directory, no such folder, the same file twice): a CLIError if one cannot be
-    written."""
+    directory, no such folder, the same file twice, one of the command's input
+    files `reads`): a CLIError if one cannot be written."""
     from .._files import check_outputs
 
+    if "-" in paths:  # would be a file named "-" in the working folder
+        raise CLIError(
+            "'-' is not standard output here: name the file to write (commands that "
+            "can print their result do so when the output option is left out)."
+        )
     try:
-        return check_outputs(paths, overwrite=force, make_parents=make_parents)
+        return check_outputs(
+            paths, overwrite=force, make_parents=make_parents, reads=reads
+        )
     except FileExistsError as e:
         raise CLIError(_cli_words(e)) from None
     except (OSError, ValueError) as e:

@@ -121,7 +121,7 @@ def run(args) -> int:
     from .._nn import load_metadata
     from .._nn2crn import count_reactions, is_noncompetitive, nn_to_crn, reduce_crn
 
-    claim_outputs(args.force, args.output, args.sbml)
+    claim_outputs(args.force, args.output, args.sbml, reads=[args.model])
     setup_jax(args)  # float64: the biases become the CRN's init values exactly
     model = load_model_or_fail(args.model)
     meta = load_metadata(args.model)

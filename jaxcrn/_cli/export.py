@@ -38,7 +38,7 @@ def add(sub) -> None:
 
 def run(args) -> int:
     crn = load_crn_or_fail(args.crn)
-    claim_outputs(args.force, args.sbml)
+    claim_outputs(args.force, args.sbml, reads=[args.crn])
     write_files({args.sbml: sbml_or_fail(crn, args.crn)}, args.force)
     print(
         f"wrote {args.sbml} ({len(crn.species)} species, {len(crn.reactions)} "

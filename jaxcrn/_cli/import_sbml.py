@@ -46,7 +46,7 @@ def run(args) -> int:
     from .._crn import format_crn
     from .._sbml import SBMLImportError, read_sbml
 
-    claim_outputs(args.force, args.output)
+    claim_outputs(args.force, args.output, reads=[args.sbml])
     try:
         model = read_sbml(args.sbml)
     except ImportError as e:
@@ -73,10 +73,14 @@ def run(args) -> int:
         + ("" if len(crn.reactions) == 1 else "s")
         + "".join(f"; {n}" for n in notes)
     )
+    # the file says what the terminal does: which values are amounts, which held
+    text = f"# imported from {os.path.basename(args.sbml)}: {summary}\n" + format_crn(
+        crn
+    )
     if args.output is None:
-        sys.stdout.write(format_crn(crn))
+        sys.stdout.write(text)
         print(f"# {summary}", file=sys.stderr)
         return 0
-    write_files({args.output: format_crn(crn)}, args.force)
+    write_files({args.output: text}, args.force)
     print(f"wrote {os.fspath(args.output)} ({summary})")
     return 0

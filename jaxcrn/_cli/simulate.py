@@ -121,9 +121,11 @@ def add(sub) -> None:
         "--rates-csv",
         metavar="CSV",
         help="rate sets, one per line, under a header line naming the reactions: "
-        "by index from 0 ('3'), as 'k3' or 'R3' (the ids of `jaxcrn export "
-        "--sbml`), or as written in the file without the rate ('A + B -> C'); "
-        "reactions not named keep the file's rates (default: the file's rates)",
+        "as 'k3' or 'R3' (index from 0; the ids of `jaxcrn export --sbml`), as "
+        "written in the file without the rate ('A + B -> C'), or by bare index "
+        "('3') beside at least one such name (a first line of numbers alone reads "
+        "as a rate set and is refused); reactions not named keep the file's rates "
+        "(default: the file's rates)",
     )
     rates.add_argument(
         "--scan",
@@ -224,7 +226,11 @@ def run(args) -> int:
     if args.preprocess and not args.inputs:
         raise CLIError("--preprocess applies to --inputs; give --inputs CSV.")
     plot = plot_target(args.plot)
-    claim_outputs(args.force, plot[0] if plot else None)
+    claim_outputs(
+        args.force,
+        plot[0] if plot else None,
+        reads=[args.crn, args.inputs, args.rates_csv],
+    )
     check_store(args)
     x = lines = None
     if args.inputs:
@@ -504,6 +510,16 @@ def read_rates_csv(path: str, crn):
                 f"{path}, line {head_line}: reaction {i} ({cell!r}) is named twice."
             )
         cols.append(i)
+    if all(_CSV_NUMBER.fullmatch(cell) for cell in head):
+        # a file without a header would lose its first rate set, and the others
+        # would land on the reactions that set's values name
+        named = ",".join(f"k{i}" for i in cols)
+        raise CLIError(
+            f"{path}, line {head_line}: {','.join(head)!r} holds only numbers, so it "
+            "reads as a rate set as well as a header; the first line must name the "
+            f"reactions: write {named!r} for these indices (or 'R3', or the "
+            "reaction as written in the file)."
+        )
     if len(rows) == 1:
         raise CLIError(f"{path} has a header but no rate sets.")
     base = np.array([r.rate for r in crn.reactions], dtype=np.float64)

@@ -114,7 +114,7 @@ def run(args) -> int:
             f"--rates must be an integer from 0 to {MAX_COUNT}, got {args.rates}."
         )
     check_seed(args)
-    claim_outputs(args.force, args.json)
+    claim_outputs(args.force, args.json, reads=[args.model])
     check_store(args)
     setup_jax(args)
     import numpy as np
