@@ -262,6 +262,10 @@ def test_store_refuses_other_runs_and_damage(relu, tmp_path):
     os.remove(chunks / "000001.npz")
     with pytest.raises(ValueError, match="chunk 1 is listed as done but cannot be"):
         simulate_batch(relu, x, 10.0, store=path, resume=True, saveat=None)
+    meta = json.loads((path / "store.json").read_text())
+    (path / "store.json").write_text(json.dumps(meta | {"format": "jaxcrn.store/1"}))
+    with pytest.raises(ValueError, match="written by another jaxcrn version"):
+        simulate_batch(relu, x, 10.0, store=path, resume=True, saveat=None)
     with pytest.raises(TypeError, match="JAX devices"):
         simulate_batch(relu, x, 10.0, devices=["cpu"])
 

@@ -35,7 +35,7 @@ from .._files import to_json, write_output
 
 __all__ = ["Store", "fingerprint_of"]
 
-FORMAT = "jaxcrn.store/1"
+FORMAT = "jaxcrn.store/2"  # 2: the index lists each chunk file's sha256
 META = "store.json"
 INDEX = re.compile(r"index(?:-([0-9]+))?\.json")
 # keys of store.json that say how it was made, not what was run
@@ -213,9 +213,16 @@ class Store:
 
     def _check(self, held: dict, meta_path: str) -> None:
         if held.get("format") != FORMAT:
+            fmt = held.get("format")
+            if isinstance(fmt, str) and fmt.startswith("jaxcrn.store/"):
+                raise ValueError(
+                    f"{meta_path}: a result store in format {fmt!r}, written by "
+                    f"another jaxcrn version; this one reads {FORMAT!r}. Start a new "
+                    "store (another folder) to run it again."
+                )
             raise ValueError(
-                f"{meta_path}: not a jaxcrn result store (format "
-                f"{held.get('format')!r}, expected {FORMAT!r})."
+                f"{meta_path}: not a jaxcrn result store (format {fmt!r}, expected "
+                f"{FORMAT!r})."
             )
         want = {k: v for k, v in self.meta.items() if k not in INFO}
         have = {k: v for k, v in held.items() if k not in INFO}
