@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Real
 
-from ._network import MassActionNetwork, real_array
+from ._network import MassActionNetwork, check_real
 from ._simulate import SimulationResult, check_solve_args, simulate
 
 
@@ -42,7 +42,7 @@ def _adjoint(adjoint) -> diffrax.AbstractAdjoint:
 def _batched(name, value, width, what, dtype):
     """`value` as a float array of shape `(width,)` (shared) or `(batch, width)`;
     returns `(array, batch or None)`."""
-    real_array(name, value)  # a TypeError for strings and complex values
+    check_real(name, value)
     a = jnp.asarray(value)
     if not jnp.issubdtype(a.dtype, jnp.floating):
         a = a.astype(dtype)
@@ -171,7 +171,7 @@ def simulate_differentiable(
             batch[name] = b
     ts = None
     if saveat is not None and not isinstance(saveat, int):
-        real_array("saveat", saveat)
+        check_real("saveat", saveat)
         ts = jnp.asarray(saveat, dtype)
         if ts.ndim == 2:
             batch["saveat"] = ts.shape[0]
@@ -189,7 +189,7 @@ def simulate_differentiable(
         )
     if 0 in sizes:
         raise ValueError("the batch is empty: nothing to simulate.")
-    real_array("t1", t1)
+    check_real("t1", t1)
     t1 = jnp.asarray(t1, dtype)
     if t1.ndim != 0:
         raise ValueError(f"t1 must be a scalar, got shape {t1.shape}.")

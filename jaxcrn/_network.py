@@ -23,17 +23,16 @@ from ._kinetics._structure import _structure_of
 __all__ = ["MassActionNetwork", "compile_crn"]
 
 
-def real_array(name: str, value) -> np.ndarray | None:
-    """`value` as a float64 NumPy array, or None when it is traced (checked where it
-    is concrete; under `jit`/`grad` the caller's values are its own). Booleans read
-    as 0 and 1. Strings, complex numbers and other non-numbers are a `TypeError`
-    naming `name`, traced or not: NumPy would read `"5"` as 5 and drop an imaginary
-    part with only a warning."""
+def check_real(name: str, value) -> None:
+    """A `TypeError` naming `name` unless `value` holds real numbers (integers,
+    floats or booleans, which read as 0 and 1), traced or not: NumPy would read
+    `"5"` as 5 and drop an imaginary part with only a warning. An array's dtype
+    decides, so a device array is not copied to the host."""
     if isinstance(value, str | bytes):
         raise TypeError(
             f"{name} must be a real number or array, got the string {value!r}."
         )
-    dtype = getattr(value, "dtype", None)  # traced values have one too
+    dtype = getattr(value, "dtype", None)  # arrays, traced ones included
     if dtype is None:
         try:
             dtype = np.asarray(value).dtype
@@ -48,6 +47,13 @@ def real_array(name: str, value) -> np.ndarray | None:
             f"{name} must be real numbers, got {what.get(kind, 'non-numeric')} "
             f"{np.dtype(dtype)} values."
         )
+
+
+def real_array(name: str, value) -> np.ndarray | None:
+    """`value` as a float64 NumPy array after `check_real`, or None when it is
+    traced (checked where it is concrete; under `jit`/`grad` the caller's values
+    are its own)."""
+    check_real(name, value)
     try:
         return np.asarray(value, np.float64)
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
@@ -232,7 +238,7 @@ class MassActionNetwork(eqx.Module):
         """A copy with new rate constants (same compiled structure, no recompile).
         Rate constants are finite and >= 0 (checked when they are concrete; traced
         ones when the simulation runs)."""
-        real_array("rates", rates)  # a TypeError for strings and complex values
+        check_real("rates", rates)
         rates = jnp.asarray(rates, self.rates.dtype)
         if rates.shape != self.rates.shape:
             raise ValueError(

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, Real
 
-from ._network import MassActionNetwork, real_array
+from ._network import MassActionNetwork, check_real, real_array
 from ._solvers import Rodas5P
 from ._solvers._common import growth_step_limit, hairer_initial_step
 
@@ -325,7 +325,7 @@ def _resolve_ts(saveat, t1, dtype) -> Float[Array, " times"] | None:
                 "save times including 0 and t1, so it must be >= 2."
             )
         return jnp.linspace(0.0, 1.0, saveat, dtype=dtype) * t1
-    real_array("saveat", saveat)
+    check_real("saveat", saveat)
     ts = jnp.asarray(saveat, dtype)
     if ts.ndim != 1 or ts.shape[0] == 0:
         raise ValueError(
@@ -453,7 +453,7 @@ def simulate(
             f"{type(network).__name__}."
         )
     dtype = network.y_init.dtype
-    real_array("y0", y0)  # a TypeError for strings and complex values
+    check_real("y0", y0)
     y0 = jnp.asarray(y0)
     if not jnp.issubdtype(y0.dtype, jnp.floating):
         y0 = y0.astype(dtype)
@@ -471,7 +471,7 @@ def simulate(
     )
     if network.n_species == 0:
         raise ValueError("the network has no species: there is nothing to simulate.")
-    real_array("t1", t1)
+    check_real("t1", t1)
     t1 = jnp.asarray(t1, dtype)
     ts = _resolve_ts(saveat, t1, dtype)
     check_solve_args(
@@ -706,7 +706,7 @@ def convergence_times(
     """
     for name, value in (("ts", ts), ("outputs", outputs), ("final", final)):
         if value is not None:
-            real_array(name, value)
+            check_real(name, value)
     ts = jnp.asarray(ts)
     outputs = jnp.asarray(outputs)
     if ts.ndim != 1 or ts.shape[0] == 0:
