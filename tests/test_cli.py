@@ -537,6 +537,10 @@ def test_argparse_errors_are_one_line_and_a_hint(capsys):
         (["simulate", REVERSIBLE, "--eps", "0"], "--eps must be a positive"),
         (["simulate", REVERSIBLE, "--set", "A=1e999"], "finite and >= 0"),
         (["simulate", REVERSIBLE, "--set", "A=\u0661"], "is not a number"),
+        (
+            ["simulate", REVERSIBLE, "--set", "A=2", "--set", "A=3"],
+            "A is already set to 2; set each species once",
+        ),
         (["simulate", REVERSIBLE, "--plot", "p.xyz"], "unsupported format '.xyz'"),
         (["simulate", REVERSIBLE, "--preprocess"], "--preprocess applies to --inputs"),
         (

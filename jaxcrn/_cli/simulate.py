@@ -163,6 +163,11 @@ def _parse_sets(items, crn) -> dict[str, float]:
         v = float(value)
         if not (v >= 0 and v < float("inf")):
             raise CLIError(f"--set {item!r}: concentrations must be finite and >= 0.")
+        if name in out:  # the last one would win without a word
+            raise CLIError(
+                f"--set {item!r}: {name} is already set to {out[name]:g}; set each "
+                "species once."
+            )
         out[name] = v
     return out
 
