@@ -228,6 +228,10 @@ def test_reproduce_checks_models_and_data_before_any_work(capsys, tmp_path):
     code, text, err = run(capsys, *argv)
     assert_clean_error(code, text, err, names=["iris.npz", "10 inputs and 4 outputs"])
     assert not out.exists()
+    # the shapes fit, the metadata names another dataset: refused, not run on iris
+    other = _iris_variant(tmp_path, "m.npz", lambda m: m.update(dataset="virus"))
+    code, text, err = run(capsys, "verify", other, "iris", "--limit", "2")
+    assert_clean_error(code, text, err, names=["was trained on virus", "not iris"])
     # a missing MNIST folder is found before iris and virus run
     argv = ["reproduce", "all", "--data", tmp_path / "none", "--no-figures"]
     code, text, err = run(capsys, *argv, "--out", out)

@@ -212,12 +212,20 @@ def sbml_or_fail(crn, source: str) -> str:
 def check_model_fits(model, path: str, name: str, dataset) -> None:
     """The network from `path` reads the dataset's features and gives one output
     per class, or a CLIError saying which model the command needs."""
+    from .._nn import load_metadata
+
     n_in, n_out = model.layer_sizes[0], model.layer_sizes[-1]
     if (n_in, n_out) != (dataset.n_features, dataset.n_classes):
         raise CLIError(
             f"{path} is a network with {n_in} inputs and {n_out} outputs, but {name} "
             f"has {dataset.n_features} features and {dataset.n_classes} classes: "
             f"pass a model trained on {name}."
+        )
+    trained_on = load_metadata(path).get("dataset")
+    if isinstance(trained_on, str) and trained_on != name:  # shapes can agree
+        raise CLIError(
+            f"{path} was trained on {trained_on} (its metadata says so), not {name}: "
+            f"pass a model trained on {name}, or name {trained_on} as the dataset."
         )
 
 
