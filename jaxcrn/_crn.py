@@ -297,7 +297,7 @@ class CRN:
                 raise ValueError(f"Species {name} has two `init` values.")
             seen.add(name)
             try:
-                value = float(value)
+                value = float(value) + 0.0  # -0 is 0
             except (TypeError, ValueError):
                 raise ValueError(
                     f"init {name} must be a number, got {value!r}."

@@ -1,3 +1,4 @@
+import math
 import os
 
 import pytest
@@ -64,6 +65,10 @@ def test_round_trip_extreme_floats():
         (("A", 5e-324),),
     )
     assert parse_crn(format_crn(crn)) == crn
+    # -0 is 0: it was kept, and printed back as "init A = -0"
+    zero = parse_crn("A -> B\ninit A = -0")
+    assert math.copysign(1.0, dict(zero.init)["A"]) == 1.0
+    assert "init A = 0\n" in format_crn(zero)
 
 
 def test_repeated_species_are_merged():

@@ -540,7 +540,7 @@ def read_rates_csv(path: str, crn):
         for j, c in enumerate(row):
             if not _CSV_NUMBER.fullmatch(c):
                 raise CLIError(f"{where}: {c[:40]!r} is not a number.")
-            v = float(c)
+            v = float(c) + 0.0  # -0 is 0
             if not (v >= 0 and v < float("inf")):
                 raise CLIError(
                     f"{where}: the rate of reaction {cols[j]} is {c}; rate constants "
