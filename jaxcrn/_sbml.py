@@ -573,8 +573,12 @@ def read_sbml(path: str | os.PathLike) -> SBMLModel:
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path} is a directory; expected an SBML file.")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such file.")
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file.") from None
+    except OSError as e:  # too long a name, no permission to look, ...
+        raise OSError(f"cannot read {path}: {e.strerror or e}.") from None
     doc = libsbml.readSBMLFromFile(path)
     return _from_document(doc, path, libsbml)
 

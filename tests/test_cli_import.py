@@ -85,6 +85,8 @@ def test_import_errors_are_one_line_each(capsys, tmp_path):
     assert not (tmp_path / "x.crn").exists()
     code, _, err = run(capsys, "import", tmp_path / "missing.xml")
     assert code == 2 and "no such file" in err
+    code, _, err = run(capsys, "import", tmp_path / ("x" * 300 + ".xml"))
+    assert code == 2 and "name too long" in err and "no such file" not in err
     # a rule: named, exit 2, nothing written
     model = tmp_path / "rule.xml"
     with open(BIOMODEL, encoding="utf-8") as f:

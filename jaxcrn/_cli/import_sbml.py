@@ -51,7 +51,7 @@ def run(args) -> int:
         model = read_sbml(args.sbml)
     except ImportError as e:
         raise CLIError(str(e)) from None
-    except (FileNotFoundError, IsADirectoryError) as e:
+    except OSError as e:  # no such file, a directory, a name too long, ...
         raise CLIError(str(e)) from None
     except SBMLImportError as e:
         raise CLIError("\n".join(e.lines())) from None
