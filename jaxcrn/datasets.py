@@ -16,6 +16,7 @@ import gzip
 import io
 import json
 import os
+import re
 from importlib import resources
 
 import numpy as np
@@ -202,6 +203,8 @@ _VIRUS_DIR = "virus-gse73072"
 _VIRUS_COHORTS = ("DEE3", "DEE4", "DEE1", "DEE2", "DEE5", "UVA", "DUKE")
 _VIRUS_TABLE = "virus_gse73072.csv"
 _VIRUS_PERM = "virus_split_permutation.json"
+# a decimal number as the raw tables write them (float() also takes "5_5", "nan")
+_PLAIN_NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 
 def _virus_raw_dir(path: str | os.PathLike | None) -> str:
@@ -250,53 +253,154 @@ def derive_virus_table(path: str | os.PathLike | None = None) -> dict:
     """
     folder = _virus_raw_dir(path)
 
-    def read_csv(name):
-        with open(os.path.join(folder, name), newline="") as f:
-            return list(csv.reader(f))
+    def fail(name, line, what):
+        where = os.path.join(folder, name) + (f", line {line}" if line else "")
+        return ValueError(
+            f"{where}: {what}. The raw files are those of "
+            "marko-vasic/dmp:data-repo/datasets/virus; datasets.virus() without a "
+            "folder uses the table shipped with jaxcrn."
+        )
+
+    def read_csv(name, width=None):
+        """`(line, row)` of the non-blank rows; every row as wide as the first."""
+        try:
+            with open(os.path.join(folder, name), newline="", encoding="utf-8") as f:
+                rows = [(i, r) for i, r in enumerate(csv.reader(f), 1) if r]
+        except FileNotFoundError:
+            raise fail(name, 0, "missing") from None
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            raise fail(name, 0, f"cannot be read ({e})") from None
+        if not rows:
+            raise fail(name, 0, "empty")
+        width = width or len(rows[0][1])
+        for line, row in rows:
+            if len(row) != width:
+                raise fail(name, line, f"{len(row)} cells where the header has {width}")
+        return rows
+
+    def number(name, line, text):
+        if not _PLAIN_NUMBER.fullmatch(text) or not np.isfinite(float(text)):
+            raise fail(name, line, f"{text[:40]!r} is not a finite number")
+        return float(text)
 
     subjects = {}
     for cohort in _VIRUS_COHORTS:
-        for row in read_csv(f"icml2020dataset_GSE73072_{cohort}.csv")[1:]:
-            if not row:
-                continue
+        name = f"icml2020dataset_GSE73072_{cohort}.csv"
+        for line, row in read_csv(name, width=6)[1:]:
             subject, _sham, _symptomatic, infected, onset, offset = row
-            infected = infected == "1"
-            span = (float(onset), float(offset)) if infected else (0.0, 0.0)
-            subjects[f"{cohort}#{subject}"] = (infected, *span)
+            if infected not in ("0", "1"):
+                raise fail(name, line, f"infected is {infected!r}, not 0 or 1")
+            key = f"{cohort}#{subject}"
+            if key in subjects:
+                raise fail(name, line, f"subject {subject} is listed twice")
+            if infected == "1":  # the uninfected have no onset (NaN)
+                subjects[key] = (
+                    True,
+                    number(name, line, onset),
+                    number(name, line, offset),
+                )
+            else:
+                subjects[key] = (False, 0.0, 0.0)
 
     active = {}
-    for row in read_csv("icml2020dataset_GSE73072_sample.csv")[1:]:
-        if not row:
-            continue
+    name = "icml2020dataset_GSE73072_sample.csv"
+    for line, row in read_csv(name)[1:]:
         tokens = row[1].split()
         if len(tokens) == 7:  # "DEE 4" is written with a space
             tokens = [tokens[0], tokens[1] + tokens[2], *tokens[3:]]
+        if len(tokens) != 6 or not tokens[3].rstrip(",").isdigit():
+            raise fail(
+                name,
+                line,
+                f"title {row[1][:60]!r} is not 'VIRUS COHORT Subject N, Hour H'",
+            )
         _virus, cohort, _, subject, _, hour = tokens
         key = f"{cohort}#{int(subject.rstrip(','))}"
         if key not in subjects:
-            raise ValueError(f"sample {row[0]}: subject {key} is in no cohort table.")
+            raise fail(
+                name, line, f"sample {row[0]}: subject {key} is in no cohort table"
+            )
+        if row[0] in active:
+            raise fail(name, line, f"sample {row[0]} is listed twice")
         infected, onset, offset = subjects[key]
-        active[row[0]] = infected and onset <= float(hour) < offset
+        active[row[0]] = infected and onset <= number(name, line, hour) < offset
 
-    table = read_csv("icml2020dataset_GSE73072_4labels.csv")
-    accessions = table[0][1:]
-    probes = [r[0] for r in table[1:11]]
-    values = [r[1:] for r in table[1:11]]
-    labels = table[11][1:]
-    label_names = sorted(set(labels))
+    name = "icml2020dataset_GSE73072_4labels.csv"
+    table = read_csv(name)
+    shipped = _virus_shipped()
+    if len(table) != 12:
+        first = ", ".join(shipped["probes"][:3])
+        raise fail(
+            name,
+            0,
+            f"{len(table)} rows; expected a header, the 10 probes ({first}, ...) and "
+            "the labels",
+        )
+    accessions = table[0][1][1:]
+    if len(set(accessions)) != len(accessions):
+        raise fail(name, table[0][0], "a sample accession is listed twice")
+    probes = [r[0] for _, r in table[1:11]]
+    if probes != shipped["probes"]:
+        raise fail(name, 0, f"the probes are {probes}, expected {shipped['probes']}")
+    labels = table[11][1][1:]
+    names = shipped["label_names"]
+    for i, lab in enumerate(labels):
+        if lab not in names:
+            raise fail(
+                name,
+                table[11][0],
+                f"the label of {accessions[i]} is {lab!r}, "
+                f"not one of {', '.join(names)}",
+            )
     keep = [i for i, a in enumerate(accessions) if active.get(a, False)]
-    raw = np.array([[values[j][i] for j in range(10)] for i in keep], dtype=object)
-    with open(os.path.join(folder, "dmp_split_permutation.json")) as f:
-        perm = np.asarray(json.load(f)["perm"], dtype=np.int64)
-    return {
+    for line, row in table[1:11]:
+        for i in keep:
+            number(name, line, row[1 + i])
+    raw = np.array([[table[1 + j][1][1 + i] for j in range(10)] for i in keep], object)
+    name = "dmp_split_permutation.json"
+    try:
+        with open(os.path.join(folder, name), encoding="utf-8") as f:
+            perm = json.load(f)["perm"]
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in perm):
+            raise TypeError("not a list of whole numbers")
+        perm = np.asarray(perm, dtype=np.int64)
+    except FileNotFoundError:
+        raise fail(name, 0, "missing") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise fail(
+            name,
+            0,
+            f"expected a JSON object with 'perm', a list of whole "
+            f"numbers ({type(e).__name__}: {e})",
+        ) from None
+    derived = {
         "accession": np.array([accessions[i] for i in keep]),
-        "label": np.array([label_names.index(labels[i]) for i in keep], np.int64),
+        "label": np.array([names.index(labels[i]) for i in keep], np.int64),
         "raw": raw,
         "x": raw.astype(np.float32),
         "probes": probes,
-        "label_names": label_names,
+        "label_names": list(names),
         "perm": perm,
     }
+    # the paper's table: a raw folder that derives anything else is not its data
+    for key in ("accession", "label", "raw", "perm"):
+        got, want = derived[key], shipped[key]
+        if got.shape != want.shape:
+            raise ValueError(
+                f"the raw files in {folder} give {key} of shape {got.shape}, but the "
+                f"paper's table has {want.shape}: they are not the published "
+                "GSE73072 files (or one was edited)."
+            )
+        diff = np.flatnonzero((got != want).reshape(len(got), -1).any(axis=1))
+        if diff.size:
+            k = int(diff[0])
+            raise ValueError(
+                f"the raw files in {folder} give another {key} for sample "
+                f"{derived['accession'][k]} ({got[k]!r} against {want[k]!r} in the "
+                f"paper's table; {diff.size} samples differ): they are not the "
+                "published GSE73072 files (or one was edited)."
+            )
+    return derived
 
 
 def _virus_shipped() -> dict:

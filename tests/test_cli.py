@@ -232,6 +232,14 @@ def test_reproduce_checks_models_and_data_before_any_work(capsys, tmp_path):
     other = _iris_variant(tmp_path, "m.npz", lambda m: m.update(dataset="virus"))
     code, text, err = run(capsys, "verify", other, "iris", "--limit", "2")
     assert_clean_error(code, text, err, names=["was trained on virus", "not iris"])
+
+    def swap(m):  # the model read its features in another order
+        f = m["preprocessing"]["features"]
+        f[0], f[1] = f[1], f[0]
+
+    other = _iris_variant(tmp_path, "m2.npz", swap)
+    code, text, err = run(capsys, "verify", other, "iris", "--limit", "2")
+    assert_clean_error(code, text, err, names=["reads feature 0 as ['sepal width"])
     # a missing MNIST folder is found before iris and virus run
     argv = ["reproduce", "all", "--data", tmp_path / "none", "--no-figures"]
     code, text, err = run(capsys, *argv, "--out", out)

@@ -133,6 +133,75 @@ def test_virus_table_matches_the_raw_files(shared_datasets, virus):
         assert not left_out & set(virus.split(s).ids)
 
 
+def _edited_raw_copy(shared_datasets, tmp_path, name, edit):
+    import shutil
+
+    folder = os.path.join(shared_datasets, "virus-gse73072")
+    if not os.path.isdir(folder):
+        pytest.skip("raw GSE73072 files not found")
+    copy = tmp_path / "raw"
+    shutil.copytree(folder, copy)
+    path = copy / name
+    path.write_text(edit(path.read_text()), encoding="utf-8")
+    return copy
+
+
+def _cells(edit):
+    """An edit of the 4labels table as rows of cells."""
+
+    def apply(text):
+        rows = [line.split(",") for line in text.split("\n")]
+        edit(rows)
+        return "\n".join(",".join(r) for r in rows)
+
+    return apply
+
+
+_T4 = "icml2020dataset_GSE73072_4labels.csv"
+
+
+def _kept(value):
+    """Set probe 3 of the first sample the table keeps to `value`."""
+
+    def edit(rows):
+        rows[3][rows[0].index(datasets._virus_shipped()["accession"][0])] = value
+
+    return _cells(edit)
+
+
+@pytest.mark.parametrize(
+    "name, edit, message",
+    [
+        # each of these loaded, or trained a model, with other numbers and no word
+        (_T4, _kept("nan"), "'nan' is not a finite"),
+        (_T4, _kept("5_5"), "'5_5' is not a finite"),
+        (
+            _T4,
+            _cells(lambda r: r[3].append("4.2")),
+            "line 4: .* cells where the header",
+        ),
+        (_T4, _cells(lambda r: r[11].__setitem__(7, "H1N1")), "'H1N1', not one of"),
+        (_T4, _cells(lambda r: r.insert(11, ["1_at"] + r[10][1:])), "13 rows"),
+        (_T4, _cells(lambda r: r.insert(1, r.pop(2))), "the probes are"),
+        (_T4, lambda t: t.replace("4.4313", "4.4314"), "another raw for sample"),
+        # these raised bare IndexError/KeyError/TypeError (an "internal error")
+        (_T4, lambda t: "", "4labels.csv: empty"),
+        ("dmp_split_permutation.json", lambda t: "{}", "expected a JSON object"),
+        (
+            "icml2020dataset_GSE73072_DEE3.csv",
+            lambda t: t.rstrip("\r\n") + "\n9,0,1,1,x\n",
+            "5 cells where the header has 6",
+        ),
+    ],
+)
+def test_edited_raw_virus_files_are_refused(
+    shared_datasets, tmp_path, name, edit, message
+):
+    copy = _edited_raw_copy(shared_datasets, tmp_path, name, edit)
+    with pytest.raises(ValueError, match=message):
+        datasets.virus(copy)
+
+
 def test_virus_missing_raw_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="icml2020dataset_GSE73072_4labels.csv"):
         datasets.virus(tmp_path)

@@ -221,11 +221,25 @@ def check_model_fits(model, path: str, name: str, dataset) -> None:
             f"has {dataset.n_features} features and {dataset.n_classes} classes: "
             f"pass a model trained on {name}."
         )
-    trained_on = load_metadata(path).get("dataset")
+    meta = load_metadata(path)
+    trained_on = meta.get("dataset")
     if isinstance(trained_on, str) and trained_on != name:  # shapes can agree
         raise CLIError(
             f"{path} was trained on {trained_on} (its metadata says so), not {name}: "
             f"pass a model trained on {name}, or name {trained_on} as the dataset."
+        )
+    pre = meta.get("preprocessing")
+    features = pre.get("features") if isinstance(pre, dict) else None
+    have = (dataset.preprocessing or {}).get("features")
+    if isinstance(features, list) and have is not None and features != list(have):
+        k = next(
+            (i for i, (a, b) in enumerate(zip(features, have)) if a != b),
+            min(len(features), len(have)),
+        )
+        raise CLIError(
+            f"{path} reads feature {k} as {features[k : k + 1]}, but the {name} data "
+            f"here has {list(have)[k : k + 1]} there: the model expects its inputs in "
+            "another order (or other data)."
         )
 
 
