@@ -17,6 +17,7 @@ import io
 import json
 import os
 import re
+import zlib
 from importlib import resources
 
 import numpy as np
@@ -487,7 +488,7 @@ _MNIST_FILES = {
 
 def _find_mnist(path: str | os.PathLike | None) -> dict[str, str]:
     if path is None:
-        path = os.environ.get("JAXCRN_DATA")
+        path = os.environ.get("JAXCRN_DATA") or None  # empty: unset, as for virus
     if path is None:
         raise FileNotFoundError(
             "no MNIST folder given: pass `path` (CLI: --data) or set JAXCRN_DATA to "
@@ -497,6 +498,7 @@ def _find_mnist(path: str | os.PathLike | None) -> dict[str, str]:
             "downloads; the files are at http://yann.lecun.com/exdb/mnist/."
         )
     path = os.fspath(path)
+    best: dict[str, str] = {}
     for folder in (path, os.path.join(path, _MNIST_DIR)):
         found = {}
         for key, name in _MNIST_FILES.items():
@@ -506,10 +508,13 @@ def _find_mnist(path: str | os.PathLike | None) -> dict[str, str]:
                     break
         if len(found) == len(_MNIST_FILES):
             return found
-    missing = [n for k, n in _MNIST_FILES.items() if k not in found]
+        best = found if len(found) > len(best) else best
+    missing = [n for k, n in _MNIST_FILES.items() if k not in best]
+    where = os.path.dirname(next(iter(best.values()))) if best else None
     raise FileNotFoundError(
         f"MNIST files not found in {path!r} (nor in {os.path.join(path, _MNIST_DIR)!r})"
-        f": missing {', '.join(missing)}. Put the four IDX files "
+        + (f": {where!r} has {len(best)} of the four, " if where else ": ")
+        + f"missing {', '.join(missing)}. Put the four IDX files "
         + ", ".join(f"{f}.gz" for f in _MNIST_FILES.values())
         + " (gzipped or not) in that folder. jaxcrn never downloads."
     )
@@ -517,8 +522,14 @@ def _find_mnist(path: str | os.PathLike | None) -> dict[str, str]:
 
 def _read_idx(filename: str, magic: int) -> np.ndarray:
     opener = gzip.open if filename.endswith(".gz") else open
-    with opener(filename, "rb") as f:
-        data = f.read()
+    try:
+        with opener(filename, "rb") as f:
+            data = f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise ValueError(
+            f"{filename}: not a readable gzip file ({e or type(e).__name__}); the "
+            "download is truncated or corrupt: fetch it again (or gunzip it to check)."
+        ) from None
     got = int.from_bytes(data[:4], "big")
     if got != magic:
         raise ValueError(f"{filename}: IDX magic number {got}, expected {magic}.")
@@ -588,13 +599,22 @@ def mnist14(
     train_labels = _read_idx(files["train_labels"], 2049)
     test_images = _read_idx(files["test_images"], 2051)
     test_labels = _read_idx(files["test_labels"], 2049)
-    if train_images.shape != (60_000, 28, 28) or test_images.shape != (10_000, 28, 28):
-        raise ValueError(
-            f"expected 60000 and 10000 images of 28 x 28, got {train_images.shape} and "
-            f"{test_images.shape}."
-        )
-    if len(train_labels) != 60_000 or len(test_labels) != 10_000:
-        raise ValueError("expected 60000 training and 10000 test labels.")
+    for key, a, shape in (
+        ("train_images", train_images, (60_000, 28, 28)),
+        ("test_images", test_images, (10_000, 28, 28)),
+        ("train_labels", train_labels, (60_000,)),
+        ("test_labels", test_labels, (10_000,)),
+    ):
+        if a.shape != shape:
+            raise ValueError(
+                f"{files[key]}: holds an array of shape {a.shape}, expected {shape} "
+                "(the official MNIST file)."
+            )
+        if key.endswith("labels") and a.max(initial=0) > 9:
+            i = int(np.argmax(a > 9))
+            raise ValueError(
+                f"{files[key]}: label {i} is {int(a[i])}; MNIST labels are 0 to 9."
+            )
     mean_train = train_images.sum(axis=0, dtype=np.int64) / (255.0 * 60_000)
     mean_test = test_images.sum(axis=0, dtype=np.int64) / (255.0 * 10_000)
     x_train = _center_and_downscale(train_images, mean_train)

@@ -305,6 +305,25 @@ def test_idx_reader_rejects_corrupt_files(tmp_path):
         datasets._read_idx(str(path), 2051)
     path.write_bytes((2049).to_bytes(4, "big") + (3).to_bytes(4, "big") + b"\x01" * 3)
     assert datasets._read_idx(str(path), 2049).tolist() == [1, 1, 1]
+    # a truncated download: gzip's own EOFError, which named no file
+    gz = tmp_path / "labels.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes())[:-6])
+    with pytest.raises(ValueError, match="labels.gz: not a readable gzip file"):
+        datasets._read_idx(str(gz), 2049)
+
+
+def test_mnist_messages_name_the_folder_and_the_one_file_missing(tmp_path, monkeypatch):
+    for name in datasets._MNIST_FILES.values():
+        if name != "t10k-labels-idx1-ubyte":
+            (tmp_path / f"{name}.gz").write_bytes(b"")
+    with pytest.raises(FileNotFoundError) as e:
+        datasets.mnist14(tmp_path)
+    assert "has 3 of the four, missing t10k-labels-idx1-ubyte. Put" in str(e.value)
+    # an empty JAXCRN_DATA is unset (it read the working folder), as for virus
+    monkeypatch.setenv("JAXCRN_DATA", "")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no MNIST folder given"):
+        datasets.mnist14()
 
 
 # -------------------------------------------------------------------------- misc
