@@ -231,7 +231,7 @@ def save(result, path, *, overwrite: bool = False) -> None:
 
 
 def load(path):
-    from ._simulate import SimulationResult
+    from ._simulate import SimulationResult, Status
 
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -286,6 +286,37 @@ def load(path):
             raise ValueError(
                 f"{path}: {key} has dtype {data[key].dtype}; expected numbers."
             )
+    # the arrays agree with each other: times, species and outputs
+    nb = len(batch)
+    n_out = data["outputs_final"].shape[nb:]
+    n_sp = data["y_final"].shape[nb:]
+    if data["ts"].ndim != nb + 1 or len(n_out) != 1 or len(n_sp) != 1:
+        raise ValueError(
+            f"{path}: ts, y_final and outputs_final have shapes {data['ts'].shape}, "
+            f"{data['y_final'].shape} and {data['outputs_final'].shape}; expected "
+            "the batch shape and one more axis (times, species, outputs)."
+        )
+    n_t = data["ts"].shape[-1]
+    want = {"outputs": (*batch, n_t, *n_out), "ys": (*batch, n_t, *n_sp)}
+    for key, shape in want.items():
+        if key in data and data[key].shape != shape:
+            raise ValueError(
+                f"{path}: {key} has shape {data[key].shape}, expected {shape} (from "
+                "ts and the final values)."
+            )
+    for key in ("status", "num_steps", "num_rejected"):
+        if data[key].dtype.kind not in "iu":
+            raise ValueError(
+                f"{path}: {key} has dtype {data[key].dtype}; expected integers."
+            )
+    codes = {int(c) for c in Status}
+    bad = ~np.isin(data["status"], sorted(codes))
+    if bad.any():
+        i = tuple(int(j) for j in np.unravel_index(int(np.argmax(bad)), batch))
+        raise ValueError(
+            f"{path}: status{list(i)} is {int(data['status'][i])}, not a Status code "
+            f"({', '.join(f'{int(c)} {c.name}' for c in Status)})."
+        )
     names = {}
     for key in _NAMES:
         v = data.get(key, np.zeros(0, np.str_))

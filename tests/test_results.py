@@ -227,6 +227,23 @@ def test_load_checks_shapes(tmp_path, batch):
     np.savez(tmp_path / "bad.npz", **entries)
     with pytest.raises(ValueError, match=r"t_final has shape \(2,\), expected \(3,\)"):
         SimulationResult.load(tmp_path / "bad.npz")
+    # arrays that disagree with each other, and status codes that are none: these
+    # loaded, then to_dataframe failed far from the file (or built a wrong table)
+    with zipfile.ZipFile(path) as z:
+        good = {n[:-4]: np.load(z.open(n)) for n in z.namelist()}
+    n_t = good["ts"].shape[-1]
+    for edit, message in [
+        (
+            dict(outputs=good["outputs"][:, :-1]),
+            f"outputs has shape .*, expected \\(3, {n_t}",
+        ),
+        (dict(ts=good["ts"][:, 0]), "expected the batch shape and one more axis"),
+        (dict(status=np.array([0, 99, 0])), r"status\[1\] is 99, not a Status code"),
+        (dict(status=np.array([0.0, 1.5, 0.0])), "status has dtype float64; expected"),
+    ]:
+        np.savez(tmp_path / "bad.npz", **(good | edit))
+        with pytest.raises(ValueError, match=message):
+            SimulationResult.load(tmp_path / "bad.npz")
 
 
 @pytest.mark.slow
