@@ -343,6 +343,14 @@ def test_loaded_ternary_zeros_stay_zero(tmp_path):
             },
             "set it to 'ternary'",
         ),
+        (
+            {
+                "W0": np.ones((2, 2)),
+                "b0": np.zeros(2),
+                "metadata": np.array('{"format": "other.Model", "version": 3}'),
+            },
+            "format 'other.Model', version 3; this jaxcrn reads",
+        ),
     ],
 )
 def test_load_rejects_bad_files(tmp_path, arrays, match):
@@ -370,6 +378,11 @@ def test_save_never_overwrites_silently(tmp_path):
     save_model(model, path, overwrite=True)
     with pytest.raises(ValueError, match="contradicts the model"):
         save_model(model, path, metadata={"quantization": "ternary"}, overwrite=True)
+    # a diverged training run: the file it wrote could not be loaded back
+    nan = eqx.tree_at(lambda m: m.layers[0].bias, model, model.layers[0].bias * np.nan)
+    with pytest.raises(ValueError, match="must be finite .* was not written"):
+        save_model(nan, tmp_path / "nan.npz")
+    assert not (tmp_path / "nan.npz").exists()
 
 
 def test_checkpoint_keeps_latent_weights(tmp_path):
@@ -558,6 +571,16 @@ def test_truncated_and_corrupt_archives(tmp_path):
     path = tmp_path / "flipped.npz"
     path.write_bytes(bytes(flipped))
     with pytest.raises(ValueError, match=str(path)):
+        load_model(path)
+    # one bit in a directory entry (a comment length, 0 -> 256): zipfile then lists
+    # fewer arrays without an error, and a 4-8 network without metadata loaded
+    hidden = bytearray(data)
+    entries = [i for i in range(len(data)) if data.startswith(b"PK\x01\x02", i)]
+    hidden[entries[1] + 33] ^= 0x01  # the second entry's comment length, high byte
+    path.write_bytes(bytes(hidden))
+    with pytest.raises(
+        ValueError, match="directory says it holds .* the file is damaged"
+    ):
         load_model(path)
 
 

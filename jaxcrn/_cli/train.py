@@ -216,6 +216,6 @@ def run(args) -> int:
         if args.checkpoint is not None:
             _nn.save_checkpoint(model, args.checkpoint, overwrite=args.force)
             print(f"wrote {args.checkpoint}")
-    except OSError as e:
+    except (OSError, ValueError) as e:  # ValueError: non-finite biases
         raise CLIError(str(e).replace(" (overwrite=True)", "")) from None
     return 0

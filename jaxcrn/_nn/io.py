@@ -100,6 +100,12 @@ def save_model(
     text = json.dumps(meta, default=_json_default)
     arrays: dict[str, np.ndarray] = {}
     for i, (w, b) in enumerate(quantized_params(model)):
+        if not np.all(np.isfinite(b)):
+            j = int(np.argmax(~np.isfinite(b)))
+            raise ValueError(
+                f"b{i}[{j}] is {b[j]}: the model's biases must be finite (did training "
+                f"diverge?); {os.fspath(path)} was not written."
+            )
         arrays[f"W{i}"] = w.astype(np.int8)
         arrays[f"b{i}"] = b
     arrays["metadata"] = np.array(text)
@@ -107,6 +113,22 @@ def save_model(
 
 
 _ARRAY_NAME = re.compile(r"([Wb])(\d+)")
+
+
+def _zip_directory_count(path: str) -> int | None:
+    """The number of files the end-of-central-directory record lists (None when it
+    is not found or is a ZIP64 placeholder): `zipfile` reads the directory entry by
+    entry, and a damaged entry can end it early without an error."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - 65_557))  # the record, and a comment of up to 64 KiB
+        tail = f.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) < at + 22:
+        return None
+    total = int.from_bytes(tail[at + 10 : at + 12], "little")
+    return None if total == 0xFFFF else total
 
 
 _EXPECTED = (
@@ -197,6 +219,12 @@ def _read_npz(path: str | os.PathLike) -> tuple[Params, dict]:
         ) from None
     with zf:
         infos = zf.infolist()
+        listed = _zip_directory_count(path)
+        if listed is not None and listed != len(infos):
+            raise ValueError(
+                f"{path}: the archive's directory says it holds {listed} arrays, but "
+                f"{len(infos)} can be read: the file is damaged; save the model again."
+            )
         if len(infos) > _MAX_MEMBERS:
             raise ValueError(f"{path} holds {len(infos)} files; {_EXPECTED}.")
         members: dict[str, zipfile.ZipInfo] = {}
@@ -227,6 +255,12 @@ def _read_npz(path: str | os.PathLike) -> tuple[Params, dict]:
                 ) from None
             if not isinstance(meta, dict):
                 raise ValueError(f"{path}: metadata must be a JSON object.")
+            if meta.get("format", _FORMAT) != _FORMAT or meta.get("version", 1) != 1:
+                raise ValueError(
+                    f"{path}: metadata says format {meta.get('format')!r}, version "
+                    f"{meta.get('version')!r}; this jaxcrn reads {_FORMAT!r} version "
+                    "1 (a file of another program, or of a newer jaxcrn)."
+                )
         found: dict[str, dict[int, np.ndarray]] = {"W": {}, "b": {}}
         unexpected = []
         for name in sorted(names):
