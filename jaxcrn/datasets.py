@@ -506,6 +506,9 @@ def _find_mnist(path: str | os.PathLike | None) -> dict[str, str]:
                 if os.path.isfile(os.path.join(folder, candidate)):
                     found[key] = os.path.join(folder, candidate)
                     break
+            plain = os.path.join(folder, name)
+            if found.get(key, "").endswith(".gz") and os.path.isfile(plain):
+                _same_bytes_or_fail(found[key], plain)
         if len(found) == len(_MNIST_FILES):
             return found
         best = found if len(found) > len(best) else best
@@ -518,6 +521,22 @@ def _find_mnist(path: str | os.PathLike | None) -> dict[str, str]:
         + ", ".join(f"{f}.gz" for f in _MNIST_FILES.values())
         + " (gzipped or not) in that folder. jaxcrn never downloads."
     )
+
+
+def _same_bytes_or_fail(gz: str, plain: str) -> None:
+    """Both a file and its .gz: the .gz is read, so they must hold the same bytes."""
+    with open(plain, "rb") as f:
+        data = f.read()
+    try:
+        with gzip.open(gz, "rb") as f:
+            same = f.read() == data
+    except (EOFError, gzip.BadGzipFile, zlib.error):
+        return  # _read_idx names the broken .gz
+    if not same:
+        raise ValueError(
+            f"{gz} and {plain} are both there but hold different data; keep only the "
+            "right one."
+        )
 
 
 def _read_idx(filename: str, magic: int) -> np.ndarray:

@@ -319,6 +319,15 @@ def test_mnist_messages_name_the_folder_and_the_one_file_missing(tmp_path, monke
     with pytest.raises(FileNotFoundError) as e:
         datasets.mnist14(tmp_path)
     assert "has 3 of the four, missing t10k-labels-idx1-ubyte. Put" in str(e.value)
+    # a file and its .gz that differ: the .gz was read without a word
+    labels = tmp_path / "t10k-labels-idx1-ubyte"
+    header = (2049).to_bytes(4, "big") + (3).to_bytes(4, "big")
+    labels.write_bytes(header + b"\x07\x01\x02")
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(
+        gzip.compress(header + b"\x08\x01\x02")
+    )
+    with pytest.raises(ValueError, match="both there but hold different data"):
+        datasets.mnist14(tmp_path)
     # an empty JAXCRN_DATA is unset (it read the working folder), as for virus
     monkeypatch.setenv("JAXCRN_DATA", "")
     monkeypatch.chdir(tmp_path)
