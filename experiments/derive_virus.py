@@ -25,7 +25,9 @@ def main(argv: list[str]) -> int:
     if raw is None:
         print(__doc__, file=sys.stderr)
         return 2
-    t = derive_virus_table(raw)
+    t = derive_virus_table(
+        raw, check=False
+    )  # this writes the table it is checked against
     out = os.path.join(os.path.dirname(__file__), "..", "jaxcrn", "data")
     with open(os.path.join(out, "virus_gse73072.csv"), "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
