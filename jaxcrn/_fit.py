@@ -323,34 +323,27 @@ def _problem(network: MassActionNetwork, data: Sequence[Experiment]) -> _Problem
     return _Problem(y0, inputs, times, values, weights, observe, t1, tuple(counts))
 
 
-def _rate_index(network_labels: Sequence[str], key, what: str) -> int:
-    if isinstance(key, int | np.integer) and not isinstance(key, bool):
-        if not 0 <= int(key) < len(network_labels):
-            raise ValueError(
-                f"{what}: reaction index {key} is out of range (the CRN has "
-                f"{len(network_labels)} reactions)."
-            )
-        return int(key)
+def _rate_index(crn, key, what: str) -> int:
+    """`scan.reaction_index` (an index, `"3"`, `"k3"`, `"R3"` or the reaction's
+    text; a trailing `[k=...]` is ignored), its errors prefixed by `what`."""
+    from .scan import reaction_index
+
     if isinstance(key, str):
-        text = key.split("[")[0].strip()
-        matches = [i for i, lab in enumerate(network_labels) if lab == text]
-        if len(matches) == 1:
-            return matches[0]
-        raise ValueError(
-            f"{what}: {key!r} matches {len(matches)} reactions; give a reaction "
-            "index or the reaction's text as format_crn prints it (e.g. 'A + B -> C')."
-        )
-    raise ValueError(f"{what}: {key!r} is not a reaction index or reaction text.")
+        key = key.split("[")[0].strip()
+    try:
+        return reaction_index(crn, key)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{what}: {e}") from None
 
 
-def _bounds(bounds, labels, n) -> tuple[np.ndarray, np.ndarray]:
+def _bounds(bounds, crn, labels, n) -> tuple[np.ndarray, np.ndarray]:
     lo = np.zeros(n)
     hi = np.full(n, np.inf)
     if bounds is None:
         return lo, hi
     if isinstance(bounds, Mapping):
         for key, pair in bounds.items():
-            i = _rate_index(labels, key, "bounds")
+            i = _rate_index(crn, key, "bounds")
             lo[i], hi[i] = pair
     else:
         a, b = bounds
@@ -816,8 +809,9 @@ def fit_rates(
             compiled `MassActionNetwork`.
         data: one `Experiment` or several.
         rates: starting rate constants, shape `(reactions,)`, all > 0 where free.
-        fixed: reactions whose rate constants are not fitted: indices, or the
-            reaction's text as `format_crn` prints it (`"A + B -> C"`).
+        fixed: a list of reactions whose rate constants are not fitted, named as
+            `scan.reaction_index` takes them: indices, `"k3"`/`"R3"`, or the
+            reaction's text (`"A + B -> C"`).
         bounds: `(lower, upper)` for every rate constant (scalars or arrays of
             shape `(reactions,)`), or a dict `{reaction: (lower, upper)}`.
         optimizer: None for Levenberg-Marquardt (Jacobian as `jacobian` says;
@@ -891,8 +885,13 @@ def fit_rates(
     if k0.shape != (n,):
         raise ValueError(f"rates has shape {k0.shape}; the CRN has {n} reactions.")
     free = np.ones(n, bool)
+    if isinstance(fixed, str | int):  # "B -> C" was read one character at a time
+        raise TypeError(
+            f"fixed must be a list of reactions, got {fixed!r}; write "
+            f"fixed=[{fixed!r}]."
+        )
     for key in fixed:
-        free[_rate_index(labels, key, "fixed")] = False
+        free[_rate_index(crn, key, "fixed")] = False
     if not free.any():
         raise ValueError("every rate constant is fixed: there is nothing to fit.")
     bad = free & ~(np.isfinite(k0) & (k0 > 0))
@@ -902,7 +901,7 @@ def fit_rates(
             f"the starting rate of reaction {i} ({labels[i]}) is {k0[i]}; free rate "
             "constants must start > 0 (they are fitted as logarithms)."
         )
-    lo, hi = _bounds(bounds, labels, n)
+    lo, hi = _bounds(bounds, crn, labels, n)
     outside = free & ((k0 < lo) | (k0 > hi))
     if outside.any():
         i = int(np.flatnonzero(outside)[0])

@@ -219,6 +219,12 @@ def batch_outputs(
         )
     if samples is None:
         samples = list(range(min(max_samples, outs.shape[0])))
+    samples = list(samples)
+    if not samples:
+        raise ValueError(
+            "no samples to draw: the batch is empty or samples=[] was given; pass "
+            "the indices of one or more samples."
+        )
     names = list(
         class_names
         or result.class_names
@@ -494,5 +500,7 @@ def save_figure(
     def render(ext):
         return lambda f: fig.savefig(f, format=ext, dpi=dpi, bbox_inches="tight")
 
+    if isinstance(formats, str):  # "png" was read as the formats p, n, g
+        formats = (formats,)
     files = {f"{stem}.{ext}": render(ext) for ext in formats}
     return write_outputs(files, overwrite=overwrite, make_parents=True)

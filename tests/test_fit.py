@@ -178,8 +178,15 @@ def test_bad_input_is_named():
         fit_rates(CRN, data, rates=[0.0, 1.0, 1.0])
     with pytest.raises(ValueError, match="every rate constant is fixed"):
         fit_rates(CRN, data, fixed=[0, 1, 2])
-    with pytest.raises(ValueError, match="matches 0 reactions"):
+    with pytest.raises(ValueError, match="fixed: reaction 'A -> D': the network has"):
         fit_rates(CRN, data, fixed=["A -> D"])
+    with pytest.raises(TypeError, match="fixed must be a list of reactions"):
+        fit_rates(CRN, data, fixed="A -> B")
+    # the names scan takes ("k2" was refused), the text with or without its rate
+    from jaxcrn._fit import _rate_index
+
+    for name in (2, "2", "k2", "R2", "C -> D", "C -> D  [k=1]"):
+        assert _rate_index(CRN, name, "fixed") == 2
     with pytest.raises(ValueError, match="outside its bounds"):
         fit_rates(CRN, data, rates=START, bounds=(0.6, 10.0))
 

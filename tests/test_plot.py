@@ -84,6 +84,8 @@ def test_batch_outputs_mark_the_argmax(batch, single):
         assert marker[0].get_ydata()[0] == pytest.approx(finals[k, am])
     with pytest.raises(ValueError, match="needs a batched result"):
         plot.batch_outputs(single)
+    with pytest.raises(ValueError, match="no samples to draw"):  # ZeroDivisionError
+        plot.batch_outputs(batch, samples=[])
 
 
 def test_outputs_muted_highlight():
@@ -136,6 +138,9 @@ def test_paper_figures_and_save(tmp_path):
     assert (tmp_path / "fig3.png").read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["fig3.pdf", "fig3.png"]  # no temporaries
     plot.save_figure(axes, str(tmp_path / "fig3"), overwrite=True)
+    # one format as a string: it was read as the formats "p", "n", "g"
+    (one,) = plot.save_figure(axes, str(tmp_path / "one"), formats="png")
+    assert one.endswith("one.png") and os.path.isfile(one)
     three = traces[:, :3]
     assert len(plot.full_vs_reduced(ts, three, three, class_names=list("abc"))) == 2
     ax = plot.misclassified(ts, three, true=0, predicted=2, class_names=list("abc"))
