@@ -467,9 +467,11 @@ def format_crn(crn: CRN, *, header: bool = True) -> str:
 _A = re.ASCII  # \s, \d and \w mean ASCII only: no Unicode digits or spaces
 _TERM = re.compile(r"\s*(?:([0-9]+)(?:\s*\*\s*|\s+))?([A-Za-z_][A-Za-z0-9_]*)\s*", _A)
 _GLUED = re.compile(r"([0-9]+)\s*([A-Za-z_][A-Za-z0-9_]*)", _A)
-_NUMBER = re.compile(
-    r"\s*([-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?inf|nan)\s*", _A
-)
+_DECIMAL = r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+# a plain decimal number, the one syntax of numbers in jaxcrn's text files (.crn,
+# CSV, the raw dataset tables); float() also takes "5_5", "nan" and "١"
+DECIMAL_NUMBER = re.compile(_DECIMAL, _A)
+_NUMBER = re.compile(rf"\s*({_DECIMAL}|[-+]?inf|nan)\s*", _A)
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 

@@ -309,8 +309,7 @@ def load(path):
             raise ValueError(
                 f"{path}: {key} has dtype {data[key].dtype}; expected integers."
             )
-    codes = {int(c) for c in Status}
-    bad = ~np.isin(data["status"], sorted(codes))
+    bad = ~np.isin(data["status"], [int(c) for c in Status])
     if bad.any():
         i = tuple(int(j) for j in np.unravel_index(int(np.argmax(bad)), batch))
         raise ValueError(

@@ -16,11 +16,12 @@ import gzip
 import io
 import json
 import os
-import re
 import zlib
 from importlib import resources
 
 import numpy as np
+
+from ._crn import DECIMAL_NUMBER
 
 
 __all__ = [
@@ -210,8 +211,6 @@ _VIRUS_PROBES = tuple(
     for n in (10000, 10002, 10003, 10004, 10005, 10009, 10013, 10014, 10016, 10019)
 )
 _VIRUS_LABELS = ("h1n1", "h3n2", "hrv", "rsv")
-# a decimal number as the raw tables write them (float() also takes "5_5", "nan")
-_PLAIN_NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 
 def _virus_raw_dir(path: str | os.PathLike | None) -> str:
@@ -292,7 +291,7 @@ def derive_virus_table(
         return rows
 
     def number(name, line, text):
-        if not _PLAIN_NUMBER.fullmatch(text) or not np.isfinite(float(text)):
+        if not DECIMAL_NUMBER.fullmatch(text) or not np.isfinite(float(text)):
             raise fail(name, line, f"{text[:40]!r} is not a finite number")
         return float(text)
 
@@ -340,9 +339,8 @@ def derive_virus_table(
 
     name = "icml2020dataset_GSE73072_4labels.csv"
     table = read_csv(name)
-    expected = {"probes": list(_VIRUS_PROBES), "label_names": list(_VIRUS_LABELS)}
     if len(table) != 12:
-        first = ", ".join(expected["probes"][:3])
+        first = ", ".join(_VIRUS_PROBES[:3])
         raise fail(
             name,
             0,
@@ -353,10 +351,10 @@ def derive_virus_table(
     if len(set(accessions)) != len(accessions):
         raise fail(name, table[0][0], "a sample accession is listed twice")
     probes = [r[0] for _, r in table[1:11]]
-    if probes != expected["probes"]:
-        raise fail(name, 0, f"the probes are {probes}, expected {expected['probes']}")
+    if probes != list(_VIRUS_PROBES):
+        raise fail(name, 0, f"the probes are {probes}, expected {list(_VIRUS_PROBES)}")
     labels = table[11][1][1:]
-    names = expected["label_names"]
+    names = list(_VIRUS_LABELS)
     for i, lab in enumerate(labels):
         if lab not in names:
             raise fail(

@@ -15,6 +15,8 @@ import sys
 import textwrap
 from collections.abc import Iterable, Sequence
 
+from .._crn import DECIMAL_NUMBER
+
 
 class CLIError(Exception):
     """A user-facing error: printed as one line per message on stderr, exit 2."""
@@ -253,9 +255,7 @@ def load_dataset(name: str, data: str | None):
 
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
-_CSV_NUMBER = re.compile(
-    r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", re.ASCII
-)
+_CSV_NUMBER = DECIMAL_NUMBER
 
 
 def read_csv_rows(path: str) -> list[tuple[int, list[str]]]:
