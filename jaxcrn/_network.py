@@ -60,6 +60,37 @@ def real_array(name: str, value) -> np.ndarray | None:
         return None
 
 
+def check_fits(name: str, value, dtype, subject=None) -> None:
+    """A `ValueError` unless every finite non-zero number of `value` (host data) is
+    a normal number of `dtype`: a larger one would become inf, and a smaller one 0,
+    since XLA flushes subnormal numbers to zero (a rate constant of 1e-50 in float32
+    deletes its reaction without a word). `subject(index)` names an entry (default
+    `name[i, j]`)."""
+    a = np.asarray(value, np.float64)
+    info = np.finfo(np.dtype(dtype))
+    mag = np.abs(a)
+    if np.dtype(dtype) == np.float32:
+        fix = (
+            "compute in float64 (jax.config.update('jax_enable_x64', True) before "
+            "compiling the network; on the command line, leave out --float32)"
+        )
+    else:
+        fix = "rescale the units (e.g. concentrations in nM rather than M)"
+    for bad, what, bound, becomes in (
+        (np.isfinite(a) & (mag > info.max), "above", "largest", "inf"),
+        ((mag > 0) & (mag < info.tiny), "below", "smallest normal", "0"),
+    ):
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            where = f"{name}[{', '.join(map(str, idx))}]" if idx else name
+            limit = info.max if becomes == "inf" else info.tiny
+            raise ValueError(
+                f"{where if subject is None else subject(idx)} = {a[idx]:g} is {what} "
+                f"the range of {np.dtype(dtype).name} ({bound} {float(limit):.4g}): it "
+                f"would be computed as {becomes}. To keep it, {fix}."
+            )
+
+
 class MassActionNetwork(eqx.Module):
     """A CRN compiled to arrays: mass-action kinetics as a diffrax vector field.
 
@@ -238,7 +269,9 @@ class MassActionNetwork(eqx.Module):
         """A copy with new rate constants (same compiled structure, no recompile).
         Rate constants are finite and >= 0 (checked when they are concrete; traced
         ones when the simulation runs)."""
-        check_real("rates", rates)
+        given = real_array("rates", rates)
+        if given is not None:
+            check_fits("rates", given, self.rates.dtype)
         rates = jnp.asarray(rates, self.rates.dtype)
         if rates.shape != self.rates.shape:
             raise ValueError(
@@ -348,6 +381,12 @@ def compile_crn(crn: CRN, *, form: str = "auto", dtype=None) -> MassActionNetwor
     for s, v in crn.init:
         y_init[index[s]] = v
     rates = np.array([r.rate for r in crn.reactions], dtype=np.float64)
+    check_fits(
+        "rates", rates, dtype,
+        lambda i: f"the rate constant of reaction {i[0]} "
+        f"({' '.join(crn.reactions[i[0]].text().split())})",
+    )  # fmt: skip
+    check_fits("y_init", y_init, dtype, lambda i: f"init {species[i[0]]}")
     return MassActionNetwork(
         rates=host_array(rates, dtype),
         y_init=host_array(y_init, dtype),

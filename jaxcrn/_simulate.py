@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, Real
 
-from ._network import MassActionNetwork, check_real, real_array
+from ._network import MassActionNetwork, check_fits, check_real, real_array
 from ._solvers import Rodas5P
 from ._solvers._common import growth_step_limit, hairer_initial_step
 
@@ -453,8 +453,9 @@ def simulate(
             f"{type(network).__name__}."
         )
     dtype = network.y_init.dtype
-    check_real("y0", y0)
-    y0 = jnp.asarray(y0)
+    given = real_array("y0", y0)
+    with np.errstate(over="ignore"):  # values beyond the dtype: check_fits below
+        y0 = jnp.asarray(y0)
     if not jnp.issubdtype(y0.dtype, jnp.floating):
         y0 = y0.astype(dtype)
     if y0.shape != (network.n_species,):
@@ -463,7 +464,10 @@ def simulate(
             " for a batch use jax.vmap(simulate, in_axes=(None, 0, None)) or "
             "simulate_batch."
         )
-    dtype = y0.dtype
+    dtype = y0.dtype  # the computation's
+    if given is not None:
+        names = network.species
+        check_fits("y0", given, dtype, lambda i: f"y0[{i[0]}] ({names[i[0]]})")
     y0 = eqx.error_if(
         y0,
         jnp.any(y0 < 0),

@@ -349,6 +349,43 @@ def test_strings_and_complex_values_are_refused_not_cast(as_users_run_it):
     )
 
 
+def test_values_outside_the_dtype_are_refused_not_rounded_to_inf_or_0(as_users_run_it):
+    # in float32, k = 1e-50 was stored as 0 (the reaction vanished without a word)
+    # and k = 1e308 as inf (NumPy's overflow warning, then a failed sample)
+    f32 = jnp.float32
+    for text, match in [
+        ("A -> B [k=1e-50]\ninit A = 1", r"reaction 0 \(A -> B \[k=1e-50\]\) = 1e-50 "),
+        ("A -> B [k=1e308]", r"above the range of float32 \(largest 3.403e\+38\)"),
+        ("A -> B\ninit A = 1e39", "init A = 1e.39 is above"),
+        ("A -> B\ninit B = 1e-40", "init B = 1e-40 is below the range of float32"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            compile_crn(parse_crn(text), dtype=f32)
+        compile_crn(parse_crn(text))  # float64 holds them
+    with pytest.raises(ValueError, match="below the range of float64"):
+        compile_crn(parse_crn("A -> B [k=1e-310]"))
+    net = compile_crn(parse_crn("A -> B\ninput a = A"), dtype=f32)
+    calls = [
+        (lambda: simulate_batch(net, [[1e40]], 1.0), r"inputs\[0, 0\] \(input a\)"),
+        (
+            lambda: simulate_batch(net, [[1.0], [2.0]], 1.0, rates=[[1.0], [1e-45]]),
+            r"rates\[1, 0\] \(reaction 0\) = 1e-45 is below",
+        ),
+        (
+            lambda: simulate_batch(net, [[1.0]], 1.0, y0=[0.0, 1e-39]),
+            r"y0\[0, 1\] \(species B\)",
+        ),
+        (lambda: net.with_rates([1e39]), r"rates\[0\] = 1e\+39 is above"),
+    ]
+    for call, match in calls:
+        with pytest.raises(ValueError, match=match + ".*jax_enable_x64"):
+            call()
+    # small but normal float32 values are kept: A -> B at k = 1e-30 to t1 = 1e30
+    slow = compile_crn(parse_crn("A -> B [k=1e-30]\ninit A = 1"), dtype=f32)
+    res = simulate_batch(slow, None, 1e30, y0=np.asarray(slow.y_init))
+    np.testing.assert_allclose(res.y_final[0], [np.exp(-1), 1 - np.exp(-1)], rtol=1e-4)
+
+
 def test_convergence_times_name_wrong_shapes(as_users_run_it):
     ts = jnp.linspace(0.0, 1.0, 5)
     out = jnp.ones((5, 2))

@@ -26,7 +26,7 @@ import numpy as np
 
 from .._kinetics._base import host_array
 from .._memory_maps import release_if_near_limit
-from .._network import real_array
+from .._network import check_fits, real_array
 from .._progress import Progress
 from .._simulate import (
     SimulationResult,
@@ -104,10 +104,14 @@ def _check_inputs(network, inputs) -> np.ndarray | None:
                 f"{network.input_names[col]} is a single species (non-negative only); "
                 "declare it dual-rail (input x = P - N) to allow negative values."
             )
+    check_fits(
+        "inputs", x, network.rates.dtype,
+        lambda i: f"inputs[{i[0]}, {i[1]}] (input {network.input_names[i[1]]})",
+    )  # fmt: skip
     return x
 
 
-def _check_rows(name, value, width, what, quantity, labels):
+def _check_rows(name, value, width, what, quantity, labels, dtype):
     """A `(n, width)` array (or `(width,)`, one row shared by every sample) of
     finite, non-negative numbers; errors name the row, the column and its label.
     `what`: the columns ("species"); `quantity`: the values ("concentrations");
@@ -127,6 +131,7 @@ def _check_rows(name, value, width, what, quantity, labels):
             f"{name}[{i}, {j}] ({labels[j]}) = {a[i, j]}: {quantity} must be finite "
             "and >= 0."
         )
+    check_fits(name, a, dtype, lambda i: f"{name}[{i[0]}, {i[1]}] ({labels[i[1]]})")
     return a
 
 
@@ -530,14 +535,16 @@ def simulate_batch(
     if y0 is not None:
         labels = [f"species {sp}" for sp in network.species]
         base = _check_rows(
-            "y0", y0, network.n_species, "species", "concentrations", labels
-        )
+            "y0", y0, network.n_species, "species", "concentrations", labels,
+            network.rates.dtype,
+        )  # fmt: skip
     rate_rows = None
     if rates is not None:
         labels = [f"reaction {r}" for r in range(network.n_reactions)]
         rate_rows = _check_rows(
-            "rates", rates, network.n_reactions, "reactions", "rate constants", labels
-        )
+            "rates", rates, network.n_reactions, "reactions", "rate constants",
+            labels, network.rates.dtype,
+        )  # fmt: skip
     if x is None and network.n_inputs:
         raise ValueError(
             f"The network has {network.n_inputs} inputs "
