@@ -11,9 +11,10 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Real
 
-from ._network import MassActionNetwork, check_real
+from ._network import MassActionNetwork, check_fits, check_real, real_array
 from ._simulate import SimulationResult, check_solve_args, simulate
 
 
@@ -42,10 +43,13 @@ def _adjoint(adjoint) -> diffrax.AbstractAdjoint:
 def _batched(name, value, width, what, dtype):
     """`value` as a float array of shape `(width,)` (shared) or `(batch, width)`;
     returns `(array, batch or None)`."""
-    check_real(name, value)
-    a = jnp.asarray(value)
+    given = real_array(name, value)
+    with np.errstate(over="ignore"):  # values beyond the dtype: check_fits below
+        a = jnp.asarray(value)
     if not jnp.issubdtype(a.dtype, jnp.floating):
         a = a.astype(dtype)
+    if given is not None:
+        check_fits(name, given, a.dtype)
     if a.ndim == 1 and a.shape[0] == width:
         return a, None
     if a.ndim == 2 and a.shape[1] == width:

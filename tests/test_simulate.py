@@ -376,6 +376,12 @@ def test_values_outside_the_dtype_are_refused_not_rounded_to_inf_or_0(as_users_r
             r"y0\[0, 1\] \(species B\)",
         ),
         (lambda: net.with_rates([1e39]), r"rates\[0\] = 1e\+39 is above"),
+        (
+            lambda: simulate_differentiable(
+                net, [[1.0]], 1.0, rates=np.array([1e-45], np.float32)
+            ),
+            r"rates\[0\] = 1.4013e-45 is below",
+        ),
     ]
     for call, match in calls:
         with pytest.raises(ValueError, match=match + ".*jax_enable_x64"):
