@@ -134,6 +134,35 @@ def test_valid_csv_with_a_byte_order_mark_and_crlf(capsys, tmp_path):
     assert outs[0][1][1][0] == pytest.approx(2.0, abs=1e-6)  # max(0, 2), line 3
 
 
+def test_values_beyond_float32_are_refused(tmp_path):
+    # a new process: --float32 sets JAX's precision for the whole process
+    import subprocess
+    import sys
+
+    crn = tmp_path / "small.crn"
+    crn.write_text("A -> B [k=1e-50]\ninit A = 1\noutput b = B\n")
+    for argv, match in [
+        ([str(crn), "--float32"], "reaction 0 (A -> B [k=1e-50]) = 1e-50 is below"),
+        ([os.path.join(EXAMPLES, "reversible.crn"), "--float32", "--set", "A=1e39"],
+         "--set A = 1e+39 is above the range of float32"),
+    ]:  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-m", "jaxcrn", "simulate", *argv, "--t1", "1"],
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert match in proc.stderr and "leave out --float32" in proc.stderr
+        assert "internal error" not in proc.stderr
+    # without --float32 (float64) the same file runs
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxcrn", "simulate", str(crn), "--t1", "1"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_bad_values(capsys):
     crn = os.path.join(EXAMPLES, "reversible.crn")
     assert run(capsys, "simulate", crn, "--set", "Q=1")[0] == 2

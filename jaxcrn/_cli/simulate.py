@@ -259,10 +259,17 @@ def run(args) -> int:
     import numpy as np
 
     from .._batch import simulate_batch
-    from .._network import compile_crn
+    from .._network import check_fits, compile_crn
     from .._simulate import Status, simulate
 
-    net = compile_crn(crn)
+    try:
+        net = compile_crn(crn)
+        if sets:
+            dtype = net.y_init.dtype
+            for name, value in sets.items():
+                check_fits("--set", value, dtype, lambda i, n=name: f"--set {n}")
+    except ValueError as e:
+        raise CLIError(f"{args.crn}: {e}") from None
     if sets:
         idx = jnp.asarray([net.index(s) for s in sets])
         net = _with_init(net, idx, jnp.asarray(list(sets.values()), net.y_init.dtype))
