@@ -435,6 +435,33 @@ def test_one_plan_runs_every_batch_size_on_one_program(dimerisation):
         simulate_batch(dimerisation, x, 5.0, plan={"lanes": 4})
 
 
+def test_batch_sizes_of_one_size_class_share_a_program(dimerisation):
+    """Without a plan, a batch smaller than a chunk is padded to a power of two per
+    worker: batches of 9 to 16 samples per worker run the program the first one
+    compiled (each new batch size cost 3-10 s of compiling before), with each
+    sample's answer and steps as in a batch of its own, and the samples split evenly
+    over the workers."""
+    rng = np.random.default_rng(9)
+    x = rng.uniform(0.2, 2.0, (32, 2))
+    kw = dict(saveat=4, rtol=1e-8, atol=1e-11, workers=2)
+    first = simulate_batch(dimerisation, x[:20], 5.0, **kw)
+    for n in (17, 25, 32):
+        assert plan_batch(dimerisation, n, workers=2).share_size == 16
+        got, compiled = _compilations(
+            lambda n=n: simulate_batch(dimerisation, x[:n], 5.0, **kw)
+        )
+        assert compiled == 0, n
+        m = min(n, 20)
+        np.testing.assert_array_equal(got.num_steps[:m], first.num_steps[:m])
+        np.testing.assert_allclose(
+            got.outputs[:m], first.outputs[:m], rtol=1e-12, atol=1e-14
+        )
+    alone = simulate_batch(dimerisation, x[24:25], 5.0, **kw)
+    np.testing.assert_array_equal(alone.num_steps[0], got.num_steps[24])
+    assert plan_batch(dimerisation, 33, workers=2).share_size == 32
+    assert plan_batch(dimerisation, 5000, workers=2, chunk_size=1000).share_size == 500
+
+
 # -- statuses and errors ---------------------------------------------------------------
 
 

@@ -37,7 +37,7 @@ from .._simulate import (
 )
 from . import lanes as L
 from .distributed import Processes
-from .plan import BatchPlan, plan_batch
+from .plan import BatchPlan, bucket, plan_batch
 from .steppers import DiffraxStepper, Rodas5PStepper, RosWStepper, Tsit5Stepper
 from .store import META, Store, digest, fingerprint_of
 from .system import (
@@ -302,7 +302,7 @@ class _Share:
         if idx.size == 0:
             return record
         c = idx.size
-        m2 = _bucket(c)
+        m2 = bucket(c)
         # padding: gathers repeat the last stiff sample, scatters drop (index m)
         pad = m2 - c
         j = host_array(np.concatenate([idx, np.repeat(idx[-1:], pad)]), np.int32)
@@ -364,11 +364,6 @@ def _merge_stiff(record: L.Record, r2: L.Record, k) -> L.Record:
 
 class _Halted(Exception):
     """A worker stopped because the caller was interrupted."""
-
-
-def _bucket(k: int) -> int:
-    """Pad a pass-2 batch to few distinct sizes (one compilation each)."""
-    return 8 if k <= 8 else 1 << (k - 1).bit_length()
 
 
 def _steppers(plan: BatchPlan, ctl):
@@ -874,18 +869,28 @@ class _Engine:
         """Samples `[start, stop)` (at most one chunk) as a `SimulationResult`."""
         plan = self.plan
         workers = plan.workers
-        per = -(-plan.chunk_size // workers)
+        per = plan.share_size
         devs = plan.device_objects
         m = stop - start
         dtype = self.dtype
+        # the samples split evenly over the workers, each share padded to `per`
+        # rows by repeating its last sample (padding rows end at once)
+        q = -(-m // workers)
+        real_rows = [max(0, min(q, m - i * q)) for i in range(workers)]
+        pick = np.concatenate(
+            [
+                start + i * q + np.minimum(np.arange(per), max(r - 1, 0))
+                for i, r in enumerate(real_rows)
+            ]
+        )
+        pick = np.minimum(pick, stop - 1)
 
         def rows_of(a):
             if a is None:
                 return None
             if a.shape[0] == 1:
                 return np.repeat(a, per * workers, axis=0)
-            c = a[start:stop]
-            return np.concatenate([c, np.repeat(c[-1:], per * workers - m, axis=0)])
+            return a[pick]
 
         xc, bc, rc = rows_of(self.x), rows_of(self.base), rows_of(self.rate_rows)
         results = [None] * workers
@@ -916,7 +921,7 @@ class _Engine:
                     self.segment,
                     halt,
                 )
-                real = max(0, min(per, m - i * per))
+                real = real_rows[i]
                 out = share(
                     network, forcing, rows, put(xc), put(bc), put(rc), off, real
                 )
@@ -940,6 +945,10 @@ class _Engine:
                 raise
         if errors:
             raise errors[0]
+        results = [
+            jax.tree_util.tree_map(lambda a, r=r: a[:r], out)
+            for out, r in zip(results, real_rows, strict=True)
+        ]
         return _assemble(
             results,
             m,
@@ -971,11 +980,8 @@ def _place(tree, device):
 def _assemble(results, m, network, smap, saving, ts, save, keep_states, dtype):
     """One chunk's `SimulationResult` (NumPy, network order) from the shares."""
 
-    def cat(i, state_axis=False):
-        arrs = [r[i] for r in results]
-        if state_axis:
-            return np.concatenate(arrs, axis=1)[:, :m]
-        return np.concatenate(arrs, axis=0)[:m]
+    def cat(i):
+        return np.concatenate([r[i] for r in results], axis=0)[:m]
 
     y0_net = cat(0)
     rec = [r[1] for r in results]

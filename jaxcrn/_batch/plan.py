@@ -79,6 +79,9 @@ class BatchPlan:
         stiff_lanes: lanes of the Rodas5P pass of "tsit5 -> rodas5p" where it
             differs from `lanes` (a dense LU on a CPU), else None.
         chunk_size: samples per engine call (progress and memory granularity).
+        share_size: rows of each worker's share of a chunk: its samples, padded
+            to a power of two (at most the share of a full chunk) so that one
+            compiled program serves every batch size that rounds to it.
         workers: threads, each running an equal share of every chunk.
         devices: the devices the workers run on.
         platform: the JAX platform.
@@ -93,6 +96,7 @@ class BatchPlan:
     n_state: int
     lanes: int
     chunk_size: int
+    share_size: int
     workers: int
     devices: tuple[str, ...]
     platform: str
@@ -140,12 +144,19 @@ class BatchPlan:
                 + (f" ({self.stiff_lanes} in Rodas5P)" if self.stiff_lanes else ""),
             ),
             ("chunk size", str(self.chunk_size)),
+            ("share size", f"{self.share_size} rows per worker"),
             ("workers", f"{self.workers} on {', '.join(self.devices)}"),
         ]
         for k, v in self.details.items():
             rows.append((k.replace("_", " "), str(v)))
         width = max(len(k) for k, _ in rows)
         return "BatchPlan\n" + "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+def bucket(k: int) -> int:
+    """`k` rows padded to few distinct sizes (8, 16, 32, ...): one compilation
+    each."""
+    return 8 if k <= 8 else 1 << (k - 1).bit_length()
 
 
 def _cpu_count() -> int:
@@ -367,6 +378,7 @@ def plan_batch(
             chunk_size = max(CPU_CHUNK, 8 * lanes * workers, big)
         if n_saved:
             chunk_size = min(chunk_size, max(workers, SAVED_BUDGET // n_saved))
+    full_chunk = chunk_size
     chunk_size = min(chunk_size, batch)
     workers = max(1, min(workers, chunk_size))
     serial = False
@@ -382,7 +394,10 @@ def plan_batch(
         else:
             workers = 1
             details["one worker"] = "dense LU (LAPACK from two threads can deadlock)"
-    share = -(-chunk_size // workers)
+    # a batch smaller than a chunk is padded to a power of two per worker (the
+    # padding rows end at once): one compiled program per size class, not one per
+    # batch size (3-10 s each)
+    share = min(-(-full_chunk // workers), bucket(-(-chunk_size // workers)))
     lanes = max(1, min(lanes, share))
     if stiff_lanes is not None:
         stiff_lanes = max(1, min(stiff_lanes, share, lanes))
@@ -399,6 +414,7 @@ def plan_batch(
         stiff_lanes=stiff_lanes,
         serial_stiff=serial,
         chunk_size=chunk_size,
+        share_size=share,
         workers=workers,
         devices=tuple(str(d) for d in devs),
         platform=platform,
