@@ -90,6 +90,7 @@ if TYPE_CHECKING:
         ConvergenceTimes as ConvergenceTimes,
         SimulationResult as SimulationResult,
         Status as Status,
+        ToleranceWarning as ToleranceWarning,
         convergence_times as convergence_times,
         simulate as simulate,
     )

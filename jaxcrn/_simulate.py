@@ -23,6 +23,7 @@ __all__ = [
     "ConvergenceTimes",
     "SimulationResult",
     "Status",
+    "ToleranceWarning",
     "convergence_times",
     "simulate",
 ]
@@ -274,6 +275,12 @@ def check_solve_args(
                 )
 
 
+class ToleranceWarning(UserWarning):
+    """The tolerances cannot give the accuracy they seem to promise (`rtol` below
+    what the dtype resolves). `warnings.simplefilter("error",
+    jaxcrn.ToleranceWarning)` makes it an error."""
+
+
 def _warn_tolerance(rtol, dtype) -> None:
     """Warn when `rtol` is below what `dtype` can resolve: the step-size controller
     then chases round-off and takes 10-100x more steps for no accuracy."""
@@ -293,6 +300,7 @@ def _warn_tolerance(rtol, dtype) -> None:
             f"rtol={rtol:g} is below 4x the {jnp.dtype(dtype).name} machine epsilon "
             f"({eps:.2g}): the solver will take far more steps without gaining "
             f"accuracy; {fix}.",
+            ToleranceWarning,
             stacklevel=3,
         )
 
@@ -420,7 +428,10 @@ def simulate(
         solver: any diffrax solver; default `Rodas5P()` (stiff, uses the network's
             structured linear solver). `diffrax.Tsit5()` is faster for non-stiff
             networks.
-        rtol, atol: step-size tolerances; below 1e-8 needs float64.
+        rtol, atol: step-size tolerances (each step's error within `atol + rtol *
+            |y|`; `atol` in the network's concentration units, see
+            `simulate_batch`); `rtol` below 5e-7 needs float64 (a
+            `ToleranceWarning` says so).
         max_steps: solver steps before giving up (status MAX_STEPS).
         saveat: None (save the final state only), an int `n` (n evenly spaced times
             from 0 to t1), or an array of times.

@@ -11,6 +11,7 @@ from hypothesis.extra.numpy import arrays
 from jaxcrn import (
     Experiment,
     Status,
+    ToleranceWarning,
     compile_crn,
     convergence_times,
     parse_crn,
@@ -478,6 +479,10 @@ def test_tolerance_below_float32_precision_warns():
     # rtol 1e-9 cannot be resolved in float32: the controller would chase round-off
     net = compile_crn(parse_crn("A -> B\ninit A = 1"), dtype=jnp.float32)
     y0 = jnp.asarray([1.0, 0.0], jnp.float32)
-    with pytest.warns(UserWarning, match="machine epsilon"):
+    with pytest.warns(ToleranceWarning, match="machine epsilon"):
         res = simulate(net, y0, 1.0, rtol=1e-9, atol=1e-6, saveat=None)
     np.testing.assert_allclose(res.y_final, [np.exp(-1), 1 - np.exp(-1)], atol=1e-5)
+    with pytest.warns(ToleranceWarning, match="machine epsilon"):
+        batch = simulate_batch(net, None, 1.0, y0=y0[None], rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(batch.y_final[0], res.y_final, atol=1e-5)
+    assert issubclass(ToleranceWarning, UserWarning)

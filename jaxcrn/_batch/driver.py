@@ -437,6 +437,10 @@ def simulate_batch(
     solve their linear systems by the network's structure (block substitution for
     layered networks, a sparse LU scheduled from the stoichiometry otherwise).
 
+    The computation runs in the network's dtype (`network.rates.dtype`): float64
+    when `jax.config.update("jax_enable_x64", True)` ran before `compile_crn`,
+    otherwise float32 (about 7 digits; values outside its range are refused).
+
     Inputs are validated first: a non-finite value, a negative value for a
     single-species input, a negative concentration or rate constant raises
     `ValueError` naming the row and column. A sample whose solve fails is flagged in
@@ -454,7 +458,13 @@ def simulate_batch(
             `(reactions,)`; default `network.rates`.
         solver: None (automatic), "tsit5", "rodas5p", "ros34pw2", `Rodas5P()`,
             `diffrax.Tsit5()` or any diffrax adaptive solver; see `plan_batch`.
-        rtol, atol: step-size tolerances.
+        rtol, atol: step-size tolerances: each step's error estimate is kept
+            within `atol + rtol * |y|` for every species. `atol` is in the
+            network's concentration units: in molar units 1e-9 is a nanomolar,
+            the scale on which many signalling and oscillating models work, so
+            use 1e-12 or less there (or express concentrations in uM or nM).
+            `rtol` below 4x the dtype's epsilon (5e-7 in float32) needs float64
+            (a `ToleranceWarning` says so).
         max_steps: steps (accepted + rejected) per sample before giving up.
         saveat: values are saved at these times: an int `n` (n evenly spaced times
             from 0 to t1, default 201), an array of times, or None (final values
