@@ -396,7 +396,6 @@ def _initial_step(network, y0, t1, rtol, atol):
     return jnp.where(jnp.isfinite(h), h, jnp.asarray(0.01, h.dtype))
 
 
-@eqx.filter_jit
 def simulate(
     network: MassActionNetwork,
     y0: Float[ArrayLike, " species"],
@@ -424,7 +423,7 @@ def simulate(
         network: the compiled network.
         y0: initial concentrations, shape `(species,)`, all finite and >= 0 (see
             `network.initial_state(x)` to build it from an input vector).
-        t1: end time. Pass an array: Python floats are static and recompile.
+        t1: end time (a number or a 0-d array; a new value does not recompile).
         solver: any diffrax solver; default `Rodas5P()` (stiff, uses the network's
             structured linear solver). `diffrax.Tsit5()` is faster for non-stiff
             networks.
@@ -479,11 +478,12 @@ def simulate(
     if given is not None:
         names = network.species
         check_fits("y0", given, dtype, lambda i: f"y0[{i[0]}] ({names[i[0]]})")
-    y0 = eqx.error_if(
-        y0,
-        jnp.any(y0 < 0),
-        "y0 has a negative concentration; concentrations must be >= 0.",
-    )
+    if given is not None and (given < 0).any():
+        i = int(np.argmax(given < 0))
+        raise ValueError(
+            f"y0[{i}] ({network.species[i]}) = {given[i]:g}: y0 has a negative "
+            "concentration; concentrations must be >= 0."
+        )
     if network.n_species == 0:
         raise ValueError("the network has no species: there is nothing to simulate.")
     check_real("t1", t1)
@@ -494,12 +494,55 @@ def simulate(
         max_steps=max_steps, dt0=dt0,
     )  # fmt: skip
     _warn_tolerance(rtol, dtype)
-    solver = Rodas5P() if solver is None else solver
-    # the same checks on traced values, when the program runs
-    t1 = eqx.error_if(
-        t1, ~(jnp.isfinite(t1) & (t1 > 0)), "t1 must be a positive finite end time."
+    # under jit, vmap or grad the values are checked when the program runs; a
+    # concrete call was checked above, with errors that name the value, and its
+    # program carries no checks of its own (t1 is an array here, so a new end time
+    # does not compile a new program)
+    traced = any(
+        isinstance(leaf, jax.core.Tracer)
+        for leaf in jax.tree_util.tree_leaves((y0, t1, ts))
     )
-    if ts is not None:
+    return _simulate(
+        network, y0, t1, ts,
+        solver=Rodas5P() if solver is None else solver, rtol=rtol, atol=atol,
+        max_steps=max_steps, dt0=dt0, stop_when_steady=stop_when_steady,
+        steady_tol=steady_tol, save_species=save_species, adjoint=adjoint,
+        runtime_checks=traced,
+    )  # fmt: skip
+
+
+@eqx.filter_jit
+def _simulate(
+    network: MassActionNetwork,
+    y0,
+    t1,
+    ts,
+    *,
+    solver,
+    rtol,
+    atol,
+    max_steps,
+    dt0,
+    stop_when_steady,
+    steady_tol,
+    save_species,
+    adjoint,
+    runtime_checks: bool,
+) -> SimulationResult:
+    dtype = y0.dtype
+    if runtime_checks:
+        y0 = eqx.error_if(
+            y0,
+            jnp.any(y0 < 0),
+            "y0 has a negative concentration; concentrations must be >= 0.",
+        )
+        # the same checks on traced values, when the program runs
+        t1 = eqx.error_if(
+            t1,
+            ~(jnp.isfinite(t1) & (t1 > 0)),
+            "t1 must be a positive finite end time.",
+        )
+    if runtime_checks and ts is not None:
         ts = eqx.error_if(
             ts,
             ~jnp.all(jnp.isfinite(ts))

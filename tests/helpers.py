@@ -114,3 +114,21 @@ class Payload:
         import os
 
         return (os.mkdir, (self.path,))
+
+
+def compilations(fn):
+    """`fn()` and how many XLA programs it compiled."""
+    import jax.monitoring
+
+    count = [0]
+
+    def on(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            count[0] += 1
+
+    jax.monitoring.register_event_duration_secs_listener(on)
+    try:
+        out = fn()
+    finally:
+        jax.monitoring.unregister_event_duration_listener(on)
+    return out, count[0]

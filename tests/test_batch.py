@@ -24,7 +24,7 @@ from jaxcrn import (
 )
 from jaxcrn._kinetics import layered as layered_mod
 
-from .helpers import forward, random_params
+from .helpers import compilations, forward, random_params
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -385,24 +385,6 @@ def test_per_sample_rates_and_states(dimerisation):
         np.testing.assert_allclose(res.y_final[i], ref.y_final, rtol=1e-7)
 
 
-def _compilations(fn):
-    """`fn()` and how many XLA programs it compiled."""
-    import jax.monitoring
-
-    count = [0]
-
-    def on(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            count[0] += 1
-
-    jax.monitoring.register_event_duration_secs_listener(on)
-    try:
-        out = fn()
-    finally:
-        jax.monitoring.unregister_event_duration_listener(on)
-    return out, count[0]
-
-
 def test_one_plan_runs_every_batch_size_on_one_program(dimerisation):
     """`simulate_batch(..., plan=)`: batches smaller than the plan's chunk (padded,
     the padding ending at once) and larger ones (several chunks) give the answers of
@@ -415,7 +397,7 @@ def test_one_plan_runs_every_batch_size_on_one_program(dimerisation):
     plan = plan_batch(dimerisation, 6, workers=2, rates=rates[:6])
     first = simulate_batch(dimerisation, x[:6], 5.0, rates=rates[:6], plan=plan, **kw)
     for n in (1, 4, 13):
-        got, compiled = _compilations(
+        got, compiled = compilations(
             lambda n=n: simulate_batch(
                 dimerisation, x[:n], 5.0, rates=rates[:n], plan=plan, **kw
             )
@@ -447,7 +429,7 @@ def test_batch_sizes_of_one_size_class_share_a_program(dimerisation):
     first = simulate_batch(dimerisation, x[:20], 5.0, **kw)
     for n in (17, 25, 32):
         assert plan_batch(dimerisation, n, workers=2).share_size == 16
-        got, compiled = _compilations(
+        got, compiled = compilations(
             lambda n=n: simulate_batch(dimerisation, x[:n], 5.0, **kw)
         )
         assert compiled == 0, n

@@ -134,33 +134,38 @@ def test_valid_csv_with_a_byte_order_mark_and_crlf(capsys, tmp_path):
     assert outs[0][1][1][0] == pytest.approx(2.0, abs=1e-6)  # max(0, 2), line 3
 
 
-def test_values_beyond_float32_are_refused(tmp_path):
-    # a new process: --float32 sets JAX's precision for the whole process
+def test_values_beyond_float32_are_refused(capsys, tmp_path):
+    # --float32 sets JAX's precision for the whole process: both refusals in one new
+    # process (each reports before anything is compiled)
     import subprocess
     import sys
 
     crn = tmp_path / "small.crn"
     crn.write_text("A -> B [k=1e-50]\ninit A = 1\noutput b = B\n")
-    for argv, match in [
+    cases = [
         ([str(crn), "--float32"], "reaction 0 (A -> B [k=1e-50]) = 1e-50 is below"),
         ([os.path.join(EXAMPLES, "reversible.crn"), "--float32", "--set", "A=1e39"],
          "--set A = 1e+39 is above the range of float32"),
-    ]:  # fmt: skip
-        proc = subprocess.run(
-            [sys.executable, "-m", "jaxcrn", "simulate", *argv, "--t1", "1"],
-            capture_output=True,
-            text=True,
-        )
-        assert proc.returncode == 2, proc.stderr
-        assert match in proc.stderr and "leave out --float32" in proc.stderr
-        assert "internal error" not in proc.stderr
-    # without --float32 (float64) the same file runs
+    ]  # fmt: skip
+    script = (
+        "import sys\nfrom jaxcrn._cli import main\n"
+        f"for argv in {[a + ['--t1', '1'] for a, _ in cases]!r}:\n"
+        "    code = main(['simulate', *argv])\n"
+        "    print(f'@@ {code}', file=sys.stderr, flush=True)\n"
+    )
     proc = subprocess.run(
-        [sys.executable, "-m", "jaxcrn", "simulate", str(crn), "--t1", "1"],
-        capture_output=True,
-        text=True,
+        [sys.executable, "-c", script], capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
+    parts = proc.stderr.split("@@ ")
+    assert len(parts) == 3, proc.stderr
+    for (_, match), err, tail in zip(cases, parts[:2], parts[1:], strict=True):
+        assert tail.startswith("2"), proc.stderr  # exit code 2: an error of the file
+        assert match in err and "leave out --float32" in err
+        assert "internal error" not in err
+    # without --float32 (float64, as this process runs) the same file runs
+    code, _, err = run(capsys, "simulate", crn, "--t1", "1")
+    assert code == 0, err
 
 
 def test_bad_values(capsys):

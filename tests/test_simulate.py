@@ -21,6 +21,8 @@ from jaxcrn import (
 )
 from jaxcrn.scan import cross
 
+from .helpers import compilations
+
 
 TOL = dict(rtol=1e-9, atol=1e-11)
 
@@ -261,8 +263,28 @@ def test_negative_single_rail_input_is_flagged():
 
 
 def test_negative_concentration_is_an_error(dimerisation):
-    with pytest.raises(Exception, match="negative concentration"):
-        simulate(dimerisation, jnp.array([1.0, -2.0, 0.0]), jnp.asarray(1.0), **TOL)
+    # a concrete y0 is named before anything is compiled; under vmap (traced) the
+    # program checks it when it runs
+    y0 = jnp.array([1.0, -2.0, 0.0])
+    with pytest.raises(ValueError, match=r"y0\[1\] \(\w+\) = -2: y0 has a negative"):
+        simulate(dimerisation, y0, 1.0, **TOL)
+    with pytest.raises(eqx.EquinoxRuntimeError, match="negative concentration"):
+        jax.vmap(lambda y: simulate(dimerisation, y, 1.0, **TOL).y_final)(y0[None])
+
+
+def test_a_new_end_time_compiles_nothing(dimerisation):
+    y0 = jnp.array([1.0, 0.5, 0.0])
+    first = simulate(dimerisation, y0, 1.0, saveat=5, **TOL)
+    second, compiled = compilations(
+        lambda: simulate(dimerisation, y0, 2.0, saveat=5, **TOL)
+    )
+    assert compiled == 0
+    assert float(second.t_final) == 2.0 and float(first.t_final) == 1.0
+    for res in (first, second):  # A + C and B + C are conserved
+        assert int(res.status) == Status.OK
+        a, b, c = np.asarray(res.y_final)
+        np.testing.assert_allclose([a + c, b + c], [1.0, 0.5], rtol=1e-8)
+    assert np.asarray(second.y_final)[2] > np.asarray(first.y_final)[2]  # C grows
 
 
 _A_TO_B = "A -> B\ninit A = 1"

@@ -260,7 +260,7 @@ def run(args) -> int:
 
     from .._batch import simulate_batch
     from .._network import check_fits, compile_crn
-    from .._simulate import Status, simulate
+    from .._simulate import Status
 
     try:
         net = compile_crn(crn)
@@ -312,15 +312,23 @@ def run(args) -> int:
             _write_plot(args, plot, axes[0].figure)
         report_failures("simulate", status, batch.where(args))
         return 0 if bool(np.all(status == Status.OK)) else 1
-    y0 = net.y_init
-    res = simulate(net, y0, jnp.asarray(args.t1, y0.dtype), saveat=201, **kw)
-    _print_single(args, net, np.asarray(y0), res)
+    # one sample through the batch engine: its programs have no host callbacks, so
+    # the compilation cache keeps them for the next command (diffrax's solve checks
+    # its arguments through callbacks, and JAX does not store such programs)
+    # (Rodas5P unless --solver says otherwise, as for one sample before)
+    y0 = np.asarray(net.y_init)
+    if args.solver == "auto":
+        kw["solver"] = "rodas5p"
+    res = simulate_batch(
+        net, None, args.t1, y0=y0[None], saveat=201, save="species", **kw
+    )
+    _print_single(args, net, y0, res)
     if plot:
         from .. import plot as plots
 
         _write_plot(args, plot, plots.trajectories(res).figure)
     report_failures("simulate", res.status)
-    return 0 if int(res.status) == Status.OK else 1
+    return 0 if int(res.status[0]) == Status.OK else 1
 
 
 def _print_single(args, net, y0, res) -> None:
@@ -328,11 +336,11 @@ def _print_single(args, net, y0, res) -> None:
 
     from .._simulate import Status
 
-    status = Status(int(res.status))
-    final = clip_concentrations(res.y_final, atol=args.atol, rtol=args.rtol)
-    steady = bool(res.converged)
-    t_steady = float(res.t_converged)
-    outputs = np.asarray(res.outputs_final, dtype=np.float64)
+    status = Status(int(res.status[0]))
+    final = clip_concentrations(res.y_final[0], atol=args.atol, rtol=args.rtol)
+    steady = bool(res.converged[0])
+    t_steady = float(res.t_converged[0])
+    outputs = np.asarray(res.outputs_final[0], dtype=np.float64)
     if args.json:
         obj = {
             "t1": args.t1,
@@ -343,7 +351,7 @@ def _print_single(args, net, y0, res) -> None:
             },
             "steady_state": steady,
             "t_steady": json_num(t_steady),
-            "solver_steps": int(res.num_steps),
+            "solver_steps": int(res.num_steps[0]),
         }
         print(json.dumps(obj, allow_nan=False))
         return
@@ -362,7 +370,7 @@ def _print_single(args, net, y0, res) -> None:
             f"not at a steady state by t1 (max|dy/dt| > {args.steady_tol:g}); try a "
             "larger --t1"
         )
-    print(f"\nt1 = {args.t1:g}: {what}; {int(res.num_steps)} solver steps")
+    print(f"\nt1 = {args.t1:g}: {what}; {int(res.num_steps[0])} solver steps")
 
 
 class _Batch:
