@@ -47,7 +47,10 @@ def use_compilation_cache(
     them back instead of compiling them again. Sets JAX's own persistent cache
     (`jax_compilation_cache_dir`) for the whole process, at most 1 GiB, least
     recently used entries dropped first; programs compiled in under 0.2 s are not
-    kept.
+    kept. The batch engine's programs (`simulate_batch`, `fit_rates`, `scan`, every
+    command) are kept; those of `simulate` and `simulate_differentiable` are not:
+    diffrax's solve checks its arguments through host callbacks, and JAX does not
+    store programs with callbacks.
 
     Arguments:
         path: the cache folder, created if missing. Default: `$JAXCRN_CACHE`, else
