@@ -447,6 +447,23 @@ def test_batch_sizes_of_one_size_class_share_a_program(dimerisation):
 # -- statuses and errors ---------------------------------------------------------------
 
 
+def test_fast_kinetics_take_steps_far_below_1e_12():
+    """`300 A -> S` from A = 1.1-2: the first reaction time is 1e-17-1e-90, so the
+    first steps are that short. Both the initial step and the test for a failed
+    step had floors in absolute time (1e-12, 5e-14) and every sample ended as
+    non-finite at t = 0 where diffrax solved it; now each follows the closed form
+    A(t) = (A0^(1-n) + n (n-1) k t)^(1/(1-n))."""
+    n, k, t1 = 300, 2.0, 10.0
+    net = compile_crn(parse_crn(f"{n} A -> S [k={k}]"))
+    a0 = np.array([1.1, 1.5, 2.0])
+    y0 = np.stack([a0, np.zeros(3)], axis=1)
+    res = simulate_batch(net, None, t1, y0=y0, saveat=None, save="species")
+    assert (res.status == Status.OK).all()
+    a = np.exp(np.log(a0 ** (1 - n) + n * (n - 1) * k * t1) / (1 - n))
+    np.testing.assert_allclose(res.y_final[:, 0], a, rtol=1e-5)
+    np.testing.assert_allclose(res.y_final[:, 1], (a0 - a) / n, rtol=1e-5)
+
+
 @pytest.mark.slow
 def test_out_of_steps_and_overflow_are_flagged_per_sample(iris_nets):
     _, _, reduced = iris_nets

@@ -319,8 +319,10 @@ def run(args) -> int:
     y0 = np.asarray(net.y_init)
     if args.solver == "auto":
         kw["solver"] = "rodas5p"
+    # declared inputs not given are 0: the state is the file's init values
+    zero = np.zeros((1, net.n_inputs)) if net.n_inputs else None
     res = simulate_batch(
-        net, None, args.t1, y0=y0[None], saveat=201, save="species", **kw
+        net, zero, args.t1, y0=y0[None], saveat=201, save="species", **kw
     )
     _print_single(args, net, y0, res)
     if plot:

@@ -74,4 +74,8 @@ def hairer_initial_step(f, y0, t0, t1, order, rtol, atol):
         jnp.maximum(1e-6, h0 * 1e-3),
         (0.01 / jnp.maximum(d1, d2)) ** (1.0 / (order + 1)),
     )
-    return jnp.clip(jnp.minimum(100 * h0, h1), 1e-12, jnp.maximum(t1 - t0, 1e-12)), f0
+    # no floor in absolute time: a network whose fastest reaction runs at 1e15 /s
+    # needs first steps far below 1e-12 (the floor was 1e-12, and such networks
+    # failed where diffrax, which has none, solved them)
+    lo = 1e3 * jnp.finfo(y0.dtype).tiny
+    return jnp.clip(jnp.minimum(100 * h0, h1), lo, jnp.maximum(t1 - t0, lo)), f0
