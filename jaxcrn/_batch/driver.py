@@ -955,7 +955,7 @@ class _Engine:
                 raise
         if errors:
             raise errors[0]
-        results = [
+        results = [  # each share's real rows
             jax.tree_util.tree_map(lambda a, r=r: a[:r], out)
             for out, r in zip(results, real_rows, strict=True)
         ]
@@ -988,18 +988,19 @@ def _place(tree, device):
 
 
 def _assemble(results, m, network, smap, saving, ts, save, keep_states, dtype):
-    """One chunk's `SimulationResult` (NumPy, network order) from the shares."""
+    """One chunk's `SimulationResult` (NumPy, network order) from the shares'
+    real rows (`m` in all)."""
 
     def cat(i):
-        return np.concatenate([r[i] for r in results], axis=0)[:m]
+        return np.concatenate([r[i] for r in results], axis=0)
 
     y0_net = cat(0)
     rec = [r[1] for r in results]
-    y_state = np.concatenate([r.y for r in rec], axis=0)[:m]  # (m, state)
-    t_final = np.concatenate([r.t for r in rec])[:m]
-    status = np.concatenate([r.status for r in rec])[:m]
-    steps = np.concatenate([r.steps for r in rec])[:m]
-    rejected = np.concatenate([r.rejected for r in rec])[:m]
+    y_state = np.concatenate([r.y for r in rec], axis=0)  # (m, state)
+    t_final = np.concatenate([r.t for r in rec])
+    status = np.concatenate([r.status for r in rec])
+    steps = np.concatenate([r.steps for r in rec])
+    rejected = np.concatenate([r.rejected for r in rec])
     steady = cat(2)
     t_steady = cat(3)
     saved = cat(4)
