@@ -1,5 +1,9 @@
 """Shared test helpers (strategies and small networks)."""
 
+import importlib.util
+import os
+import sys
+
 import numpy as np
 from hypothesis import strategies as st
 
@@ -132,3 +136,29 @@ def compilations(fn):
     finally:
         jax.monitoring.unregister_event_duration_listener(on)
     return out, count[0]
+
+
+BENCHMARKS = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"
+)
+
+
+def load_benchmark(name: str, *, register: bool = False):
+    """The script `benchmarks/<name>.py` as a module. Its folder is on `sys.path`
+    while it loads (its own imports); with `register` the module is also
+    `sys.modules[name]` and the folder stays on the path, so that worker processes
+    it spawns can import it by name."""
+    folder = os.path.abspath(BENCHMARKS)
+    sys.path.insert(0, folder)
+    try:
+        spec = importlib.util.spec_from_file_location(
+            name, os.path.join(folder, name + ".py")
+        )
+        module = importlib.util.module_from_spec(spec)
+        if register:
+            sys.modules[name] = module
+        spec.loader.exec_module(module)
+    finally:
+        if not register:
+            sys.path.remove(folder)
+    return module

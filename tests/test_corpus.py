@@ -4,38 +4,22 @@ are what their headers say (closed forms, conservation laws, computed results).
 
 numpy and scipy only: no JAX compilation here."""
 
-import importlib.util
-import os
 import re
-import sys
 
 import numpy as np
 import pytest
 
 import jaxcrn
 
+from .helpers import load_benchmark
+
 
 pytest.importorskip("scipy")
-
-BENCH = os.path.join(os.path.dirname(__file__), "..", "benchmarks")
-
-
-def _load(name):
-    sys.path.insert(0, os.path.abspath(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location(
-            name, os.path.join(BENCH, name + ".py")
-        )
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(os.path.abspath(BENCH))
-    return module
 
 
 @pytest.fixture(scope="module")
 def peers():
-    return _load("peers")
+    return load_benchmark("peers")
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +58,7 @@ def test_every_file_has_provenance_and_settings(corpus):
 
 
 def test_generated_files_are_reproducible():
-    make = _load("make_crns")
+    make = load_benchmark("make_crns")
     assert make.main(["--check"]) == 0
 
 

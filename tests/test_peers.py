@@ -2,7 +2,6 @@
 
 The script is loaded from its path; its top level imports numpy only."""
 
-import importlib.util
 import os
 import sys
 
@@ -12,23 +11,19 @@ import pytest
 
 from jaxcrn import compile_crn, nn_to_crn, parse_crn, reduce_crn, simulate_batch
 
+from .helpers import BENCHMARKS, load_benchmark
+
 
 pytest.importorskip("scipy")
-
-PATH = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "peers.py")
 
 
 @pytest.fixture(scope="module")
 def peers():
     # importable by name, so that the spawned worker processes find `_peer_worker`
-    sys.path.insert(0, os.path.dirname(os.path.abspath(PATH)))
-    spec = importlib.util.spec_from_file_location("peers", PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["peers"] = module
-    spec.loader.exec_module(module)
+    module = load_benchmark("peers", register=True)
     yield module
     sys.modules.pop("peers", None)
-    sys.path.remove(os.path.dirname(os.path.abspath(PATH)))
+    sys.path.remove(os.path.abspath(BENCHMARKS))
 
 
 @pytest.fixture(scope="module")
