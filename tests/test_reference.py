@@ -3,12 +3,13 @@
 The reference shares nothing with jaxcrn but the parsed reaction list: the
 benchmarks' NumPy mass action (`benchmarks/peers.py`: `network_spec`, `MassAction`,
 its right-hand side and analytic Jacobian), integrated by scipy's Radau at rtol
-1e-11.
-Each network is drawn from a seed (2-8 species, up to 11 reactions of order 0-3,
-stoichiometries up to 3, rates log-uniform over 1e-2..3e2, some species starting at
-zero, t1 log-uniform over 0.1..100), simulated for four initial states (and, in the
-rate test, four rate sets) by `simulate_batch` under its automatic plan and with
-Rodas5P, and every sample whose reference finished must be OK and within the
+1e-11. Each network is drawn from a seed (2-8 species, up to 11 reactions of order
+0-3, stoichiometries up to 3, rates log-uniform over 1e-2..3e2, some species
+starting at zero, t1 log-uniform over 0.1..100), simulated for four initial states
+(and, in the rate tests, four rate sets; in the last, with 1-2 freely decaying
+species, which the engine solves exactly) by `simulate_batch` under its automatic
+plan and with Rodas5P, and every sample whose reference finished must be OK and,
+at t1/10, t1/3 and t1 (saved from the steppers' dense output), within the
 tolerances' reach of it. A sample whose reference failed is not compared (Radau
 fails on some growth to 1e37 that jaxcrn follows correctly, and on blow-ups,
 which jaxcrn flags).
@@ -19,7 +20,7 @@ import warnings
 import numpy as np
 import pytest
 
-from jaxcrn import compile_crn, parse_crn, simulate_batch
+from jaxcrn import compile_crn, parse_crn, plan_batch, simulate_batch
 
 from .helpers import load_benchmark
 
@@ -56,6 +57,26 @@ def random_network(rng):
     return names, reactions, y0
 
 
+def with_free_decays(rng, n, reactions, y0, t1):
+    """1-2 species made freely decaying (never produced, consumed by first-order
+    reactions only, each with a decay of its own at a rate of 0.3-3 / t1, starting
+    at 0.1-10): what the engine solves exactly and, under per-sample rates, as a
+    forcing with one rate per reaction."""
+    free = set(rng.choice(n, size=min(n - 1, int(rng.integers(1, 3))), replace=False))
+    out = []
+    for a, b, k in reactions:
+        b = {s: c for s, c in b.items() if s not in free}
+        hit = [s for s in a if s in free]
+        a = {hit[0]: 1} if hit else a
+        if a != b:
+            out.append((a, b, k))
+    for s in sorted(int(v) for v in free):
+        k = 10 ** rng.uniform(-0.5, 0.5) / t1
+        out.append(({s: 1}, {(s + 1) % n: 1, (s + 2) % n: 2}, k))
+        y0[s] = 10 ** rng.uniform(-1, 1)
+    return out
+
+
 def crn_text(names, reactions, y0) -> str:
     def side(d):
         if not d:
@@ -67,9 +88,10 @@ def crn_text(names, reactions, y0) -> str:
     return "\n".join(lines) + "\n"
 
 
-def reference(peers, crn, y0, t1, rates):
-    """The state at t1 (in `crn.species` order) by scipy Radau on the benchmarks'
-    NumPy mass action (None: no finite solution, e.g. a blow-up)."""
+def reference(peers, crn, y0, times, rates):
+    """The states at `times` (`(times, species)`, `crn.species` order) by scipy
+    Radau on the benchmarks' NumPy mass action (None: no finite solution, e.g. a
+    blow-up)."""
     from scipy.integrate import solve_ivp
 
     kin = peers.MassAction(peers.network_spec(crn))
@@ -79,8 +101,9 @@ def reference(peers, crn, y0, t1, rates):
             warnings.simplefilter("ignore")
             sol = solve_ivp(
                 kin.rhs,
-                (0.0, t1),
+                (0.0, times[-1]),
                 y0,
+                t_eval=times,
                 method="Radau",
                 rtol=1e-11,
                 atol=1e-15,
@@ -88,9 +111,9 @@ def reference(peers, crn, y0, t1, rates):
             )
     except (ValueError, OverflowError, np.linalg.LinAlgError):
         return None
-    if not sol.success or not np.all(np.isfinite(sol.y[:, -1])):
+    if not sol.success or not np.all(np.isfinite(sol.y)):
         return None
-    return sol.y[:, -1]
+    return sol.y.T
 
 
 @pytest.fixture(scope="module")
@@ -99,10 +122,12 @@ def peers():
     return load_benchmark("peers")
 
 
-def check(peers, seed, per_sample_rates):
+def check(peers, seed, per_sample_rates, free_decays=False):
     rng = np.random.default_rng(seed)
     names, reactions, y0 = random_network(rng)
     t1 = float(10 ** rng.uniform(-1, 2))
+    if free_decays:
+        reactions = with_free_decays(rng, len(names), reactions, y0, t1)
     crn = parse_crn(crn_text(names, reactions, y0))
     net = compile_crn(crn)
     assert net.n_reactions == len(crn.reactions) == len(reactions)
@@ -118,8 +143,11 @@ def check(peers, seed, per_sample_rates):
     scales = np.ones((4, base.size))
     if per_sample_rates:
         scales = 10 ** rng.uniform(-1, 1, (4, base.size))
-    refs = [reference(peers, crn, start[b], t1, base * scales[b]) for b in range(4)]
+    times = np.array([t1 / 10, t1 / 3, t1])  # the trajectory, not only its end
+    refs = [reference(peers, crn, start[b], times, base * scales[b]) for b in range(4)]
     rates = np.asarray(net.rates)[None, :] * scales if per_sample_rates else None
+    if free_decays:
+        assert plan_batch(net, 4, rates=rates).exact_inputs
     for solver in (None, "rodas5p"):
         res = simulate_batch(
             net,
@@ -128,14 +156,15 @@ def check(peers, seed, per_sample_rates):
             y0=y0_net,
             rates=rates,
             solver=solver,
-            saveat=None,
+            saveat=times,
+            save="species",
             max_steps=20_000,
         )
         for b, ref in enumerate(refs):
             if ref is None:
                 continue
             status = int(res.status[b])
-            got = np.asarray(res.y_final[b])[cols]
+            got = np.asarray(res.ys[b])[:, cols]
             text = crn_text(names, reactions, y0s[b])
             where = f"seed {seed}, sample {b}, solver {solver}:\n{text}"
             assert status == 0, f"status {status} where the reference finished; {where}"
@@ -154,3 +183,8 @@ def test_random_networks_match_an_independent_reference(peers, seed):
 @pytest.mark.parametrize("seed", range(200, 206))
 def test_random_rate_sets_match_an_independent_reference(peers, seed):
     check(peers, seed, per_sample_rates=True)
+
+
+@pytest.mark.parametrize("seed", [302, 303, 304, 305])
+def test_free_decays_under_rate_sets_match_an_independent_reference(peers, seed):
+    check(peers, seed, per_sample_rates=True, free_decays=True)
