@@ -109,7 +109,7 @@ def reference(peers, crn, y0, times, rates):
                 atol=1e-15,
                 jac=kin.jac,
             )
-    except (ValueError, OverflowError, np.linalg.LinAlgError):
+    except (ValueError, OverflowError, RuntimeError, np.linalg.LinAlgError):
         return None
     if not sol.success or not np.all(np.isfinite(sol.y)):
         return None
