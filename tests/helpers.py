@@ -162,3 +162,9 @@ def load_benchmark(name: str, *, register: bool = False):
         if not register:
             sys.path.remove(folder)
     return module
+
+
+def forget_benchmark(name: str) -> None:
+    """Undo `load_benchmark(name, register=True)`."""
+    sys.modules.pop(name, None)
+    sys.path.remove(os.path.abspath(BENCHMARKS))

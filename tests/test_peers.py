@@ -2,16 +2,13 @@
 
 The script is loaded from its path; its top level imports numpy only."""
 
-import os
-import sys
-
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxcrn import compile_crn, nn_to_crn, parse_crn, reduce_crn, simulate_batch
 
-from .helpers import BENCHMARKS, load_benchmark
+from .helpers import forget_benchmark, load_benchmark
 
 
 pytest.importorskip("scipy")
@@ -22,8 +19,7 @@ def peers():
     # importable by name, so that the spawned worker processes find `_peer_worker`
     module = load_benchmark("peers", register=True)
     yield module
-    sys.modules.pop("peers", None)
-    sys.path.remove(os.path.abspath(BENCHMARKS))
+    forget_benchmark("peers")
 
 
 @pytest.fixture(scope="module")

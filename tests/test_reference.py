@@ -1,6 +1,6 @@
 """jaxcrn against an independent reference on random mass-action CRNs.
 
-The reference shares nothing with jaxcrn but the parsed reaction list: the
+The reference shares nothing with jaxcrn but the reaction list (a `CRN`): the
 benchmarks' NumPy mass action (`benchmarks/peers.py`: `network_spec`, `MassAction`,
 its right-hand side and analytic Jacobian), integrated by scipy's Radau at rtol
 1e-11. Each network is drawn from a seed (2-8 species, up to 11 reactions of order
@@ -20,9 +20,9 @@ import warnings
 import numpy as np
 import pytest
 
-from jaxcrn import compile_crn, parse_crn, plan_batch, simulate_batch
+from jaxcrn import CRN, compile_crn, format_crn, plan_batch, simulate_batch
 
-from .helpers import load_benchmark
+from .helpers import build_crn, load_benchmark
 
 
 pytestmark = pytest.mark.slow
@@ -77,15 +77,20 @@ def with_free_decays(rng, n, reactions, y0, t1):
     return out
 
 
-def crn_text(names, reactions, y0) -> str:
-    def side(d):
-        if not d:
-            return "0"
-        return " + ".join((f"{c} " if c > 1 else "") + names[s] for s, c in d.items())
+def network(names, reactions, y0) -> CRN:
+    """The drawn network as a `CRN` (through the tests' `build_crn`)."""
 
-    lines = [f"{side(a)} -> {side(b)} [k={float(k)!r}]" for a, b, k in reactions]
-    lines += [f"init {names[i]} = {float(v)!r}" for i, v in enumerate(y0) if v > 0]
-    return "\n".join(lines) + "\n"
+    def side(d):
+        return tuple((names[s], c) for s, c in d.items())
+
+    return build_crn(
+        (
+            tuple((side(a), side(b), float(k)) for a, b, k in reactions),
+            tuple((names[i], float(v)) for i, v in enumerate(y0) if v > 0),
+            (),
+            (),
+        )
+    )
 
 
 def reference(peers, crn, y0, times, rates):
@@ -128,7 +133,7 @@ def check(peers, seed, per_sample_rates, free_decays=False):
     t1 = float(10 ** rng.uniform(-1, 2))
     if free_decays:
         reactions = with_free_decays(rng, len(names), reactions, y0, t1)
-    crn = parse_crn(crn_text(names, reactions, y0))
+    crn = network(names, reactions, y0)
     net = compile_crn(crn)
     assert net.n_reactions == len(crn.reactions) == len(reactions)
     species = list(crn.species)  # the reference's order
@@ -165,8 +170,10 @@ def check(peers, seed, per_sample_rates, free_decays=False):
                 continue
             status = int(res.status[b])
             got = np.asarray(res.ys[b])[:, cols]
-            text = crn_text(names, reactions, y0s[b])
-            where = f"seed {seed}, sample {b}, solver {solver}:\n{text}"
+            where = (
+                f"seed {seed}, sample {b} (y0 {start[b]}), solver {solver}:\n"
+                f"{format_crn(crn, header=False)}"
+            )
             assert status == 0, f"status {status} where the reference finished; {where}"
             err = np.max(np.abs(got - ref) / (RTOL * np.abs(ref) + ATOL))
             assert err <= REACH, f"scaled error {err:.3g}; {where}"
