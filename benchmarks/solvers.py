@@ -21,7 +21,7 @@ factorisation serves several steps, beside `rodas5p`; the final states are
 checked against Rodas5P at rtol 1e-10 (`peers.check_states`, the file's tol):
 
     python benchmarks/solvers.py --models none --crns egfr_net,mapk_huang_ferrell
-        --solvers rodas5p,ros34pw2 --samples 32 [--rtol 1e-6 --atol 1e-9]
+        --solvers rodas5p,ros34pw2,bdf --samples 32 [--rtol 1e-6 --atol 1e-9]
         [--lanes 8]
 """
 
@@ -82,6 +82,7 @@ def main() -> None:
         "tsit5": "tsit5",
         "rodas5p": "rodas5p",
         "ros34pw2": "ros34pw2",
+        "bdf": "bdf",
         "dopri5": diffrax.Dopri5(),
         "kvaerno5": diffrax.Kvaerno5(),
     }

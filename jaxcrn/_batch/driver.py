@@ -38,7 +38,13 @@ from .._simulate import (
 from . import lanes as L
 from .distributed import Processes
 from .plan import BatchPlan, bucket, plan_batch
-from .steppers import DiffraxStepper, Rodas5PStepper, RosWStepper, Tsit5Stepper
+from .steppers import (
+    BDFStepper,
+    DiffraxStepper,
+    Rodas5PStepper,
+    RosWStepper,
+    Tsit5Stepper,
+)
 from .store import META, Store, digest, fingerprint_of
 from .system import (
     Forcing,
@@ -375,6 +381,8 @@ def _steppers(plan: BatchPlan, ctl):
         return Rodas5PStepper(unroll=plan.unroll), None
     if plan.stepper == "ros34pw2":
         return RosWStepper(), None
+    if plan.stepper == "bdf":
+        return BDFStepper(), None
     return DiffraxStepper.of(plan.solver, ctl.rtol, ctl.atol), None
 
 
@@ -456,8 +464,9 @@ def simulate_batch(
             are added on top); default the `init` values.
         rates: rate constants `(batch, reactions)` (one set per sample) or
             `(reactions,)`; default `network.rates`.
-        solver: None (automatic), "tsit5", "rodas5p", "ros34pw2", `Rodas5P()`,
-            `diffrax.Tsit5()` or any diffrax adaptive solver; see `plan_batch`.
+        solver: None (automatic), "tsit5", "rodas5p", "ros34pw2", "bdf",
+            `Rodas5P()`, `diffrax.Tsit5()` or any diffrax adaptive solver; see
+            `plan_batch`.
         rtol, atol: step-size tolerances: each step's error estimate is kept
             within `atol + rtol * |y|` for every species. `atol` is in the
             network's concentration units: in molar units 1e-9 is a nanomolar,

@@ -29,7 +29,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from .._simulate import Status
 from .._solvers._common import growth_step_limit, hairer_initial_step
-from .steppers import AbstractStepper, lane_where
+from .steppers import AbstractStepper, error_norm, lane_where
 from .system import LaneParams, LaneSystem
 
 
@@ -267,15 +267,6 @@ def initial_carry(
     )
 
 
-def _step_factor(enorm, accept, finite, exponent):
-    """The integral controller's factor: 0.9 enorm^-exponent, within [0.2, 10]
-    after an accepted step, [0.2, 0.9] after a rejected one, 0.2 after a
-    non-finite one."""
-    factor = 0.9 * jnp.where(enorm > 0, enorm, 1e-10) ** (-exponent)
-    factor = jnp.where(accept, jnp.clip(factor, 0.2, 10.0), jnp.clip(factor, 0.2, 0.9))
-    return jnp.where(finite, factor, 0.2)
-
-
 def _body(system, stepper, queue, saving, ctl, stop_when_steady, carry: Carry) -> Carry:
     ln, rec = carry.lanes, carry.record
     n = queue.size
@@ -304,18 +295,17 @@ def _body(system, stepper, queue, saving, ctl, stop_when_steady, carry: Carry) -
     stop_steady = active & steady0 & stop_when_steady
 
     # error norm and acceptance (0 * y1 makes the norm NaN where y1 is not finite)
-    scale = ctl.atol + ctl.rtol * jnp.maximum(jnp.abs(y), jnp.abs(st.y1))
-    e2 = jnp.mean(jnp.square(st.error / scale) + 0.0 * st.y1, axis=0)
-    finite = jnp.isfinite(e2)
-    enorm = jnp.where(finite, jnp.sqrt(e2), jnp.inf)
+    enorm = error_norm(st.error, y, st.y1, ctl)
+    finite = jnp.isfinite(enorm)
     took = active & ~stop_steady
     accept = took & (enorm <= 1.0)
-    factor = _step_factor(enorm, accept, finite, 1.0 / stepper.error_order)
+    factor, state_new = stepper.control(
+        enorm, accept, took, finite, st.state, ln.stepper_state
+    )
     # after a step shortened to hit t1, keep the proposal
     h_new = jnp.where(accept & (t_next >= ctl.t1), ln.h, h * factor)
     y_new = jnp.where(accept[None, :], st.y1, y)
     t_new = jnp.where(accept, t_next, t0)
-    state_new = stepper.keep(accept, took, st.state, ln.stepper_state)
     steps = ln.steps + took.astype(jnp.int32)
     rejected = ln.rejected + (took & ~accept).astype(jnp.int32)
     flag = stepper.status(state_new)

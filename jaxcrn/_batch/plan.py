@@ -14,7 +14,7 @@ from .system import build_system, common_decay, free_decay_split
 
 __all__ = ["BatchPlan", "plan_batch"]
 
-SOLVERS = ("auto", "tsit5", "rodas5p", "ros34pw2")
+SOLVERS = ("auto", "tsit5", "rodas5p", "ros34pw2", "bdf")
 # solver="auto" starts every network with Tsit5 and continues each sample that
 # Tsit5 finds stiff with Rodas5P, whatever its size: a large network that is not
 # stiff then takes explicit steps, not factorisations (egfr_net, 356 species: 33.6
@@ -63,7 +63,8 @@ class BatchPlan:
     Attributes:
         batch: samples.
         stepper: the method: "tsit5", "rodas5p", "ros34pw2" (a Rosenbrock-W
-            method whose factorisations serve several steps), "tsit5 -> rodas5p"
+            method whose factorisations serve several steps), "bdf" (variable-order
+            BDF with a modified Newton iteration), "tsit5 -> rodas5p"
             (Tsit5, each sample it finds stiff continued by Rodas5P) or
             "diffrax:<Solver>".
         linear_solve: how implicit steps solve `(I/(gamma h) - J) x = b`: "block
@@ -233,7 +234,9 @@ def plan_batch(
             Rodas5P; Rodas5P for rate ensembles whose rates differ 10x or more
             between samples),
             "tsit5", "rodas5p", "ros34pw2" (3rd order, 4 solves a step, one
-            factorisation for several steps: see `RosWStepper`), a
+            factorisation for several steps: see `RosWStepper`), "bdf" (orders
+            1-5, 1-4 solves a step, each lane's factorisation kept for several
+            steps: see `BDFStepper`), a
             `jaxcrn.Rodas5P()` or `diffrax.Tsit5()`, or any
             other `diffrax.AbstractAdaptiveSolver` (stepped one lane per `vmap`
             slot; slower).

@@ -9,6 +9,9 @@ The scheduler (`lanes.py`) owns the loop; a stepper is a small object with
   (`Status.STIFF`: Tsit5 found the problem stiff),
 - `interpolate(dense, theta, project)`: the dense output at step fraction `theta`,
   mapped by the linear `project` (state rows -> saved values),
+- `control(enorm, accept, took, finite, new, old) -> (factor, state)`: the next
+  step size as a factor of this one, and the state each lane keeps (by default
+  the integral controller on `error_order` and `keep`),
 - `keep(accept, took, new, old)` and `reload(load, fresh, current)`: which state
   each lane keeps after a step and after lanes take new samples (by default the
   new state where the step was accepted, the fresh one where a lane was loaded).
@@ -19,6 +22,7 @@ are pytrees whose arrays have the lane axis last. Adding a method is a file in
 """
 
 import abc
+import dataclasses
 from typing import Any, ClassVar
 
 import diffrax
@@ -30,12 +34,13 @@ import optimistix as optx
 from jaxtyping import Array
 
 from .._simulate import Status
-from .._solvers import rodas5p, ros34pw2, tsit5
+from .._solvers import bdf, rodas5p, ros34pw2, tsit5
 from .system import LaneParams, LaneSystem
 
 
 __all__ = [
     "AbstractStepper",
+    "BDFStepper",
     "DiffraxStepper",
     "Rodas5PStepper",
     "RosWStepper",
@@ -76,6 +81,12 @@ class AbstractStepper(eqx.Module):
     @abc.abstractmethod
     def interpolate(self, dense, theta, project) -> Array: ...
 
+    def control(self, enorm, accept, took, finite, new, old):
+        """After a step with error norm `enorm` (per lane; `finite`: the step's
+        values were), the factor for the next step size and the state to keep."""
+        factor = step_factor(enorm, accept, finite, 1.0 / self.error_order)
+        return factor, self.keep(accept, took, new, old)
+
     def keep(self, accept, took, new, old):
         """The state after a step: `new` where the step was `accept`ed (`took`:
         the lane was stepped at all)."""
@@ -85,6 +96,23 @@ class AbstractStepper(eqx.Module):
     def reload(self, load, fresh, current):
         """The state after lanes `load` took new samples (`fresh`: `init`)."""
         return lane_where(load, fresh, current)
+
+
+def error_norm(error, y0, y1, ctl):
+    """Per lane, the RMS of `error` scaled by `atol + rtol max(|y0|, |y1|)`; inf
+    where it or `y1` is not finite."""
+    scale = ctl.atol + ctl.rtol * jnp.maximum(jnp.abs(y0), jnp.abs(y1))
+    e2 = jnp.mean(jnp.square(error / scale) + 0.0 * y1, axis=0)
+    return jnp.where(jnp.isfinite(e2), jnp.sqrt(e2), jnp.inf)
+
+
+def step_factor(enorm, accept, finite, exponent):
+    """The integral controller's factor: 0.9 enorm^-exponent, within [0.2, 10]
+    after an accepted step, [0.2, 0.9] after a rejected one, 0.2 after a
+    non-finite one."""
+    factor = 0.9 * jnp.where(enorm > 0, enorm, 1e-10) ** (-exponent)
+    factor = jnp.where(accept, jnp.clip(factor, 0.2, 10.0), jnp.clip(factor, 0.2, 0.9))
+    return jnp.where(finite, factor, 0.2)
 
 
 def lane_where(mask, new, old, *, first: bool = False):
@@ -315,6 +343,302 @@ class RosWStepper(AbstractStepper):
         return ros34pw2.hermite(
             _row(theta), project(y0), project(y1), project(f0), project(f1), h
         )
+
+
+# -- BDF (NDF, orders 1-5) with a modified Newton iteration ---------------------------
+
+
+class _BDFState(eqx.Module):
+    d: Array  # (bdf.ROWS, state, lanes) backward differences, scaled for h_d
+    order: Array  # (lanes,) int
+    h_d: Array  # (lanes,) the step size `d` is scaled for
+    n_equal: Array  # (lanes,) accepted steps at this step size and order
+    factors: Any  # of lam_f I - J (lam_f = 1 / c_f), one per lane (any layout)
+    c_f: Array  # (lanes,)
+    age: Array  # (lanes,) steps the lane's factors have served
+    stale: Array  # (lanes,) must refactor before the next step
+    live: Array  # (lanes,) the lane holds a sample (its triggers count)
+    fresh: Array  # (lanes,) the factors were made in this step
+    failed: Array  # (lanes,) the Newton iteration did not converge in this step
+    n_iter: Array  # (lanes,) its iterations
+    e_lower: Array  # (lanes,) error norm at order k - 1 (inf: none)
+    e_higher: Array  # (lanes,) at order k + 1
+
+
+class BDFStepper(AbstractStepper):
+    """Variable-order BDF (the NDF variant of orders 1-5, as scipy's `BDF`) with a
+    modified Newton iteration on a factorisation of `(I/c - J)`, `c = h /
+    alpha_k`, that serves a lane for several steps: a lane refactors (at its
+    current state) when it starts, when its Newton iteration failed on old
+    factors, after `max_age` steps, or when its `c` has moved more than
+    `max_change` from the factored one (the correction is then scaled by `2 / (1 +
+    c / c_f)`, as CVODE's). Lanes refactor on their own: up to `compact` of them
+    are gathered and factored together (all lanes when more need it), so one
+    lane's new step size does not cost every lane a factorisation. Step size and
+    order as scipy's: the step size is kept for `k + 1` steps after a change, then
+    the order among `k - 1, k, k + 1` that allows the longest step is taken.
+    Dense output: the method's interpolating polynomial."""
+
+    max_age: int = eqx.field(static=True, default=20)
+    max_change: float = eqx.field(static=True, default=0.3)
+    compact: int = eqx.field(static=True, default=0)  # 0: a quarter of the lanes
+    min_gain: float = eqx.field(static=True, default=1.5)
+    name: ClassVar[str] = "bdf"
+    error_order: int = eqx.field(static=True, default=2)  # unused: `control`
+
+    def init(self, system, t, y, p, f0):
+        lanes = y.shape[1:]
+        dt = y.dtype
+        d = jnp.zeros((bdf.ROWS,) + y.shape, dt).at[0].set(y).at[1].set(f0)
+        shapes = jax.eval_shape(system.factor, y, p, jnp.ones(lanes, dt))
+        factors = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+        zero = jnp.zeros(lanes, jnp.int32)
+        ones = jnp.ones(lanes, bool)
+        inf = jnp.full(lanes, jnp.inf, dt)
+        return _BDFState(
+            d=d,
+            order=zero + 1,
+            h_d=jnp.ones(lanes, dt),  # d[1] = f0 is the first difference for h = 1
+            n_equal=zero,
+            factors=factors,
+            c_f=jnp.ones(lanes, dt),
+            age=zero,
+            stale=ones,
+            live=ones,
+            fresh=~ones,
+            failed=~ones,
+            n_iter=zero,
+            e_lower=inf,
+            e_higher=inf,
+        )
+
+    def _refactor(self, system, y, p, c, state, need):
+        """Fresh factors for the lanes that `need` them (and, when few do, for
+        some others of the gathered group): `(factors, c_f, fresh)`."""
+        n_lanes = y.shape[1]
+        m = self.compact or max(1, n_lanes // 4)
+        count = jnp.sum(need, dtype=jnp.int32)
+
+        def none():
+            return state.factors, state.c_f, jnp.zeros_like(need)
+
+        def every():
+            return system.factor(y, p, 1.0 / c), c, jnp.ones_like(need)
+
+        def some():
+            (idx,) = jnp.nonzero(need, size=m, fill_value=jnp.argmax(need))
+            sub_p = jax.tree_util.tree_map(lambda a: a[..., idx], p)
+            sub = system.factor(y[:, idx], sub_p, 1.0 / c[idx])
+
+            def put(full, part):
+                # the lane axis is where the shapes differ (a layout may put it
+                # first: a dense LU's batched matrices)
+                axes = [
+                    a
+                    for a, (u, v) in enumerate(zip(full.shape, part.shape, strict=True))
+                    if u != v
+                ]
+                if not axes:
+                    return part  # no lane axis: the same for every lane
+                (axis,) = axes
+                where = (slice(None),) * axis + (idx,)
+                return full.at[where].set(part)
+
+            factors = jax.tree_util.tree_map(put, state.factors, sub)
+            return factors, state.c_f.at[idx].set(c[idx]), need.at[idx].set(True)
+
+        if m >= n_lanes:
+            branch = jnp.where(count > 0, 2, 0)
+            return jax.lax.switch(branch, [none, none, every])
+        branch = jnp.where(count == 0, 0, jnp.where(count <= m, 1, 2))
+        return jax.lax.switch(branch, [none, some, every])
+
+    def step(self, system, t, h, y, p, state, ctl):
+        dt = y.dtype
+        # the history at this step's size (a step size set elsewhere, or after a
+        # rejection or an order change, rescales it)
+        moved = h != state.h_d
+        d = jax.lax.cond(
+            jnp.any(moved),
+            lambda: bdf.change_d(
+                state.d, state.order, jnp.where(moved, h / state.h_d, 1.0)
+            ),
+            lambda: state.d,
+        )
+        n_equal = jnp.where(moved, 0, state.n_equal)
+        k = state.order
+        alpha = bdf.table(bdf.ALPHA, k, dt)
+        c = h / alpha
+        y_pred, psi = bdf.predict(d, k)
+        f0 = system.rhs(_row(t), y, p)
+
+        ratio = c / state.c_f
+        need = state.live & (
+            state.stale
+            | (state.age >= self.max_age)
+            | (jnp.abs(ratio - 1.0) > self.max_change)
+        )
+        factors, c_f, fresh = self._refactor(system, y, p, c, state, need)
+        ratio = c / c_f
+        gain = _row(2.0 / (1.0 + ratio) / c_f)
+
+        scale = ctl.atol + ctl.rtol * jnp.abs(y_pred)
+        tol = bdf.newton_tol(ctl.rtol, jnp.finfo(dt).eps)
+        t1 = _row(t + h)
+        cb = _row(c)
+
+        def cond(carry):
+            it, _, _, _, conv, fail, _ = carry
+            return (it < bdf.NEWTON_MAXITER) & jnp.any(~conv & ~fail)
+
+        def body(carry):
+            it, yk, corr, dy_old, conv, fail, n_it = carry
+            run = ~conv & ~fail
+            fk = system.rhs(t1, yk, p)
+            dy = system.solve(factors, cb * fk - psi - corr) * gain
+            dy_norm = jnp.sqrt(jnp.mean(jnp.square(dy / scale), axis=0))
+            rate = dy_norm / jnp.where(it > 0, dy_old, 1.0)
+            left = (bdf.NEWTON_MAXITER - it).astype(dt)
+            diverge = (it > 0) & (
+                (rate >= 1.0) | (rate**left / (1.0 - rate) * dy_norm > tol)
+            )
+            diverge = diverge | ~jnp.isfinite(dy_norm)
+            take = run & ~diverge
+            yk = jnp.where(take[None, :], yk + dy, yk)
+            corr = jnp.where(take[None, :], corr + dy, corr)
+            done = (dy_norm == 0.0) | ((it > 0) & (rate / (1.0 - rate) * dy_norm < tol))
+            conv = conv | (take & done)
+            fail = fail | (run & diverge)
+            n_it = n_it + run.astype(jnp.int32)
+            return it + 1, yk, corr, jnp.where(take, dy_norm, dy_old), conv, fail, n_it
+
+        lanes = y.shape[1:]
+        start = (
+            jnp.zeros((), jnp.int32),
+            y_pred,
+            jnp.zeros_like(y),
+            jnp.ones(lanes, dt),
+            ~state.live,
+            jnp.zeros(lanes, bool),
+            jnp.zeros(lanes, jnp.int32),
+        )
+        _, y_new, corr, _, conv, _, n_it = jax.lax.while_loop(cond, body, start)
+        failed = ~conv & state.live
+        y_bad = ~jnp.all(jnp.isfinite(y_new), axis=0)
+        # a failed iteration proposes no step: its error says "reject" (10 x the
+        # tolerance), or is not finite where the values were not
+        err_scale = ctl.atol + ctl.rtol * jnp.abs(y)
+        error = bdf.table(bdf.ERROR_CONST, k, dt)[None, :] * corr
+        error = jnp.where(failed[None, :], 10.0 * err_scale, error)
+        y1 = jnp.where((failed & ~y_bad)[None, :], y, y_new)
+        y1 = jnp.where((failed & y_bad)[None, :], jnp.nan, y1)
+
+        d_new = bdf.update_d(d, corr, k)
+        e_lower = jnp.where(
+            k > 1,
+            error_norm(
+                bdf.table(bdf.ERROR_CONST, k - 1, dt)[None, :] * bdf.row_at(d_new, k),
+                y,
+                y1,
+                ctl,
+            ),
+            jnp.inf,
+        )
+        e_higher = jnp.where(
+            k < bdf.MAX_ORDER,
+            error_norm(
+                bdf.table(bdf.ERROR_CONST, jnp.minimum(k + 1, bdf.MAX_ORDER), dt)[
+                    None, :
+                ]
+                * bdf.row_at(d_new, k + 2),
+                y,
+                y1,
+                ctl,
+            ),
+            jnp.inf,
+        )
+        age = jnp.where(fresh, 0, state.age) + 1
+        new = _BDFState(
+            d=d_new,
+            order=k,
+            h_d=h,
+            n_equal=n_equal + 1,
+            factors=factors,
+            c_f=c_f,
+            age=age,
+            stale=state.stale & ~fresh,
+            live=state.live,
+            fresh=fresh,
+            failed=failed,
+            n_iter=n_it,
+            e_lower=e_lower,
+            e_higher=e_higher,
+        )
+        rows = tuple(d_new[j] for j in range(bdf.MAX_ORDER + 1))
+        return Step(y1, error, f0, (rows, k), new)
+
+    def control(self, enorm, accept, took, finite, new, old):
+        dt = enorm.dtype
+        k = new.order
+        it = 2 * bdf.NEWTON_MAXITER
+        safety = 0.9 * (it + 1) / (it + new.n_iter.astype(dt))
+        # accepted: keep the step size for k + 1 steps, then the best order
+        norms = jnp.stack([new.e_lower, enorm, new.e_higher])
+        expo = 1.0 / jnp.stack([k, k + 1, k + 2]).astype(dt)
+        cand = jnp.where(norms > 0, norms, 1e-10) ** (-expo)
+        cand = jnp.where(jnp.isfinite(norms), cand, 0.0)
+        best = jnp.argmax(cand, axis=0).astype(jnp.int32)
+        choose = new.n_equal >= k + 1
+        grow = jnp.minimum(10.0, safety * jnp.max(cand, axis=0))
+        # a small gain is not worth a new factorisation (CVODE's threshold)
+        change = choose & ((grow >= self.min_gain) | (grow < 1.0))
+        factor_ok = jnp.where(change, grow, 1.0)
+        order_ok = jnp.where(change, k + best - 1, k).astype(jnp.int32)
+        # rejected by the error test, by the Newton iteration, or not finite
+        expo_err = -1.0 / (k + 1).astype(dt)
+        factor_err = jnp.maximum(
+            0.2, safety * jnp.where(enorm > 0, enorm, 1e-10) ** expo_err
+        )
+        factor_newton = jnp.where(new.fresh, 0.5, 1.0)
+        factor_bad = jnp.where(new.fresh, 0.2, 1.0)
+        factor = jnp.where(
+            accept,
+            factor_ok,
+            jnp.where(
+                ~finite,
+                factor_bad,
+                jnp.where(new.failed, factor_newton, jnp.minimum(factor_err, 0.9)),
+            ),
+        )
+        # the factors are per lane but not all lane-last (a dense LU's are
+        # lane-first): whatever the step made is kept, for every lane
+        kept = lane_where(
+            accept,
+            dataclasses.replace(new, order=order_ok, factors=None),
+            dataclasses.replace(old, factors=None),
+        )
+        state = dataclasses.replace(
+            kept,
+            factors=new.factors,
+            c_f=new.c_f,
+            age=new.age,
+            stale=new.stale | (took & ~accept & ~new.fresh),
+            live=took,
+        )
+        return factor, state
+
+    def reload(self, load, fresh, current):
+        # a loaded lane refactors before its first step (`stale`)
+        kept = lane_where(
+            load,
+            dataclasses.replace(fresh, factors=None),
+            dataclasses.replace(current, factors=None),
+        )
+        return dataclasses.replace(kept, factors=current.factors)
+
+    def interpolate(self, dense, theta, project):
+        rows, k = dense
+        return bdf.dense_eval([project(r) for r in rows], k, theta)
 
 
 # -- any diffrax solver -------------------------------------------------------------
