@@ -128,6 +128,13 @@ def lane_where(mask, new, old, *, first: bool = False):
     return jax.tree_util.tree_map(sel, new, old, is_leaf=lambda x: x is None)
 
 
+def _no_factors(system, y, p):
+    """Zeros shaped as `system.factor`'s output for the lanes of `y`: the state of a
+    stepper that keeps factorisations, before its first one."""
+    shapes = jax.eval_shape(system.factor, y, p, jnp.ones(y.shape[1:], y.dtype))
+    return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+
 def _row(x):
     """Per-lane scalars `(lanes,)` as a row `(1, lanes)` against `(rows, lanes)`."""
     return x[None, :]
@@ -266,8 +273,7 @@ class RosWStepper(AbstractStepper):
 
     def init(self, system, t, y, p, f0):
         lam = jnp.ones(y.shape[1:], y.dtype)
-        shapes = jax.eval_shape(system.factor, y, p, lam)
-        factors = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+        factors = _no_factors(system, y, p)
         ones = jnp.ones(y.shape[1:], bool)
         return _RosWState(
             f0,
@@ -390,8 +396,7 @@ class BDFStepper(AbstractStepper):
         lanes = y.shape[1:]
         dt = y.dtype
         d = jnp.zeros((bdf.ROWS,) + y.shape, dt).at[0].set(y).at[1].set(f0)
-        shapes = jax.eval_shape(system.factor, y, p, jnp.ones(lanes, dt))
-        factors = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+        factors = _no_factors(system, y, p)
         zero = jnp.zeros(lanes, jnp.int32)
         ones = jnp.ones(lanes, bool)
         inf = jnp.full(lanes, jnp.inf, dt)
