@@ -13,6 +13,12 @@ at t1/10, t1/3 and t1 (saved from the steppers' dense output), within the
 tolerances' reach of it. A sample whose reference failed is not compared (Radau
 fails on some growth to 1e37 that jaxcrn follows correctly, and on blow-ups,
 which jaxcrn flags).
+
+Beside these small networks, stiff signalling cascades of the curated models'
+form (`signalling_network`: enzymatic steps through their complexes, rates over
+eight orders of magnitude, molecule counts up to 1e5), of 43 to 119 species, are
+compared the same way at t1/100, t1/10 and t1, under the automatic plan (rates off
+by 0.1% fail every one of them).
 """
 
 import warnings
@@ -54,6 +60,59 @@ def random_network(rng):
     if not reactions:
         reactions = [({0: 1}, {1: 1}, 1.0)]
     y0 = np.where(rng.random(n) < 0.25, 0.0, 10 ** rng.uniform(-3, 1, n))
+    return names, reactions, y0
+
+
+def signalling_network(rng, layers=(2, 6), width=(1, 4)):
+    """A stiff signalling cascade in the form of the curated models (BioModels,
+    BioNetGen): per layer and branch, an enzyme of the layer above phosphorylates a
+    substrate through its complex (`E + S <-> ES -> E + P`), a phosphatase reverses
+    it the same way, half the branches are phosphorylated twice, actives of a layer
+    may bind each other, and a few species are made and degraded. Rates span eight
+    orders of magnitude (binding 1e-5..1, unbinding 1e-3..1e2, catalysis 0.1..1e3),
+    enzymes, substrates and phosphatases start at 1e2..1e5 (molecule counts), the
+    complexes at 0: tens of species (the defaults) to hundreds (wider layers)."""
+    names: list[str] = []
+    reactions = []
+
+    def new(name):
+        names.append(name)
+        return len(names) - 1
+
+    def enzymatic(e, s, p):
+        c = new(f"C{len(names)}")
+        reactions.append(({e: 1, s: 1}, {c: 1}, float(10 ** rng.uniform(-4, 0))))
+        reactions.append(({c: 1}, {e: 1, s: 1}, float(10 ** rng.uniform(-2, 2))))
+        reactions.append(({c: 1}, {e: 1, p: 1}, float(10 ** rng.uniform(-1, 3))))
+
+    starts = []
+    above = [new(f"E{i}") for i in range(int(rng.integers(*width)))]
+    starts += above
+    for layer in range(int(rng.integers(*layers))):
+        active = []
+        for w in range(len(above) if layer else int(rng.integers(*width))):
+            e = above[int(rng.integers(len(above)))]
+            s, p, f = new(f"S{layer}_{w}"), new(f"P{layer}_{w}"), new(f"F{layer}_{w}")
+            starts += [s, f]
+            enzymatic(e, s, p)
+            enzymatic(f, p, s)
+            if rng.random() < 0.5:  # a second phosphorylation
+                pp = new(f"Q{layer}_{w}")
+                enzymatic(e, p, pp)
+                reactions.append(({pp: 1}, {p: 1}, float(10 ** rng.uniform(-2, 1))))
+                p = pp
+            active.append(p)
+        if len(active) >= 2 and rng.random() < 0.7:
+            a, b = (int(i) for i in rng.choice(active, 2, replace=False))
+            ab = new(f"AB{layer}")
+            reactions.append(({a: 1, b: 1}, {ab: 1}, float(10 ** rng.uniform(-5, -1))))
+            reactions.append(({ab: 1}, {a: 1, b: 1}, float(10 ** rng.uniform(-3, 1))))
+        above = active
+    for s in rng.choice(len(names), size=min(3, len(names)), replace=False):
+        reactions.append(({}, {int(s): 1}, float(10 ** rng.uniform(0, 3))))
+        reactions.append(({int(s): 1}, {}, float(10 ** rng.uniform(-3, -1))))
+    y0 = np.zeros(len(names))
+    y0[starts] = 10 ** rng.uniform(2, 5, len(starts))
     return names, reactions, y0
 
 
@@ -127,9 +186,17 @@ def peers():
     return load_benchmark("peers")
 
 
-def check(peers, seed, per_sample_rates, free_decays=False, solvers=(None, "rodas5p")):
+def check(
+    peers,
+    seed,
+    per_sample_rates,
+    free_decays=False,
+    solvers=(None, "rodas5p"),
+    draw=random_network,
+    times=(0.1, 1 / 3, 1.0),
+):
     rng = np.random.default_rng(seed)
-    names, reactions, y0 = random_network(rng)
+    names, reactions, y0 = draw(rng)
     t1 = float(10 ** rng.uniform(-1, 2))
     if free_decays:
         reactions = with_free_decays(rng, len(names), reactions, y0, t1)
@@ -148,7 +215,7 @@ def check(peers, seed, per_sample_rates, free_decays=False, solvers=(None, "roda
     scales = np.ones((4, base.size))
     if per_sample_rates:
         scales = 10 ** rng.uniform(-1, 1, (4, base.size))
-    times = np.array([t1 / 10, t1 / 3, t1])  # the trajectory, not only its end
+    times = t1 * np.asarray(times)  # the trajectory, not only its end
     refs = [reference(peers, crn, start[b], times, base * scales[b]) for b in range(4)]
     rates = np.asarray(net.rates)[None, :] * scales if per_sample_rates else None
     if free_decays:
@@ -208,3 +275,27 @@ def test_free_decays_under_rate_sets_match_an_independent_reference(peers, seed)
 )
 def test_bdf_matches_an_independent_reference(peers, seed, rates, decays):
     check(peers, seed, per_sample_rates=rates, free_decays=decays, solvers=("bdf",))
+
+
+# stiff signalling cascades (the class of the curated models) of 43, 65, 51 and 119
+# species, the last two under per-sample rate sets (a rate scan)
+@pytest.mark.parametrize(
+    "seed, rates, wide",
+    [(404, False, False), (415, False, False), (410, True, False), (403, True, True)],
+)
+def test_signalling_cascades_match_an_independent_reference(peers, seed, rates, wide):
+    def draw(rng):
+        return (
+            signalling_network(rng, (3, 6), (6, 12))
+            if wide
+            else signalling_network(rng)
+        )
+
+    check(
+        peers,
+        seed,
+        per_sample_rates=rates,
+        solvers=(None,),
+        draw=draw,
+        times=(0.01, 0.1, 1.0),
+    )
