@@ -13,16 +13,17 @@ samples (the test inputs repeated to N):
   (other ODEs: slower and stiffer rate sets take more steps).
 
 Every case is checked first: the argmax of every sample equals the network's
-(rate independence). Each record has the time per sample (the best of the timed
-calls after a first call that compiles) and `vs_inputs`/`vs_inputs_long`, the
-ratio of the case's time per sample to those of the input batches. A general CRN
-(`--crn-file`, a name in benchmarks/crns/ or a path) adds `inputs` (N inputs drawn
-by the file's `#@ sample` laws, at its rates, to its `#@ t1`) and `rates` (the
-same inputs, every rate of the file times a log-uniform factor in [1/F, F],
-`--factor`).
+(rate independence). Each record has the time per sample (the best of the
+`--repeats` timed calls after a first call that compiles) and `vs_inputs` /
+`vs_inputs_long`, the ratio of the case's time per sample to those of the input
+batches. A general CRN (`--crn-file`, a name in benchmarks/crns/ or a path) adds
+`inputs` (N inputs drawn by the file's `#@ sample` laws, at its rates, to its `#@
+t1`) and `rates` (the same inputs, every rate of the file times a log-uniform
+factor in [1/F, F], `--factor`).
 
     python benchmarks/ensemble.py [--models iris,virus] [--crn reduced] [--n 10000]
-        [--t1 50] [--solver auto] [--crn-file FILE --factor 10] [--out FILE]
+        [--t1 50] [--solver auto] [--repeats 3] [--crn-file FILE --factor 10]
+        [--out FILE]
 """
 
 import argparse
@@ -99,7 +100,11 @@ def main() -> None:
     ap.add_argument("--rtol", type=float, default=1e-6)
     ap.add_argument("--atol", type=float, default=1e-9)
     ap.add_argument(
-        "--repeats", type=int, default=1, help="timed calls after the first"
+        "--repeats",
+        type=int,
+        default=3,
+        help="timed calls after the first (the best counts; with 1, the ratios of "
+        "one run moved by up to 1.5x between runs on a shared 2-core machine)",
     )
     ap.add_argument("--crn-file", help="also a general CRN (corpus name or .crn)")
     ap.add_argument("--factor", type=float, default=10.0)
@@ -118,6 +123,7 @@ def main() -> None:
         "load_average": os.getloadavg()[0],
         "device": jax.devices()[0].device_kind,
         "jax": jax.__version__,
+        "repeats": args.repeats,
     }
     for name in [m for m in args.models.split(",") if m]:
         model = jaxcrn.load_model(
