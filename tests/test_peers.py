@@ -290,3 +290,85 @@ def test_scipy_reference_without_jaxcrn(peers, tmp_path):
     assert rec["reference"] == "scipy Radau rtol 1e-10 atol 1e-12"
     assert rec["max_scaled_err"] < 1e-4 and rec["samples"] == 3
     assert len(rec["machine"]["load_average_at_start"]) == 3
+
+
+def _point(tool, rtol, err, us, model="net"):
+    return dict(
+        model=model,
+        weights="-",
+        crn="general",
+        species=3,
+        reactions=2,
+        tool=tool,
+        status="ok",
+        rtol=rtol,
+        max_scaled_err=err,
+        per_sample_s=us * 1e-6,
+    )
+
+
+def test_matched_accuracy_compares_at_equal_error(peers):
+    """jaxcrn is compared with the fastest peer at the nominal rtol (A: jaxcrn's
+    cheapest setting at least as accurate) and at jaxcrn's nominal accuracy (B:
+    the cheapest peer setting at least as accurate, else a lower bound)."""
+    recs = [
+        _point("jaxcrn", 1e-4, 3e-6, 10.0),
+        _point("jaxcrn", 1e-6, 5e-9, 20.0),
+        _point("jaxcrn", 1e-8, 1e-10, 40.0),
+        _point("roadrunner", 1e-4, 1e-3, 50.0),
+        _point("roadrunner", 1e-6, 5e-6, 100.0),
+        _point("roadrunner", 1e-8, 1e-8, 400.0),
+        _point("roadrunner_adams", 1e-6, 1e-6, 150.0),
+        dict(_point("lsoda", 1e-6, 1e-9, 10.0), status="failed"),  # never counts
+    ]
+    (row,) = peers.matched_accuracy(recs, 1e-6)
+    assert row["peer"] == "roadrunner" and row["nominal_speedup"] == pytest.approx(5.0)
+    # A: roadrunner's 5e-6 at 100 us; jaxcrn's 1e-4 setting (3e-6) suffices
+    assert row["at_peer_accuracy_jaxcrn_rtol"] == 1e-4
+    assert row["at_peer_accuracy"] == pytest.approx(10.0)
+    # B: no peer setting reaches 5e-9; each peer's most accurate setting bounds
+    # its cost there, and the cheaper bound (Adams at 1e-6, 150 us) is reported
+    assert row["at_jaxcrn_accuracy_is_lower_bound"]
+    assert row["at_jaxcrn_accuracy"] == pytest.approx(7.5)
+    # with a peer setting that gets there, B is that setting, not a bound
+    recs.append(_point("roadrunner_adams", 1e-8, 1e-8 / 2, 300.0))
+    recs.append(_point("roadrunner_adams", 1e-9, 2e-8, 250.0))  # not accurate enough
+    recs[2] = _point("jaxcrn", 1e-8, 1e-10, 40.0)
+    recs[1] = _point("jaxcrn", 1e-6, 1e-8, 20.0)
+    (row,) = peers.matched_accuracy(recs, 1e-6)
+    assert not row["at_jaxcrn_accuracy_is_lower_bound"]
+    assert row["at_jaxcrn_accuracy_peer"] == "roadrunner_adams rtol 1e-08"
+    assert row["at_jaxcrn_accuracy"] == pytest.approx(15.0)
+    md = "\n".join(peers.markdown_matched([row], 1e-6))
+    assert "| net/-/general | 3 / 2 | roadrunner (5.0e-06, 100 µs) |" in md
+    # a network run at one tolerance only has no matched row
+    assert peers.matched_accuracy([r for r in recs if r["rtol"] == 1e-6], 1e-6) == []
+
+
+@pytest.mark.slow
+def test_rtol_ladder_end_to_end(peers, tmp_path):
+    """--rtols: every tool at each tolerance, against one reference; jaxcrn's
+    achieved error falls with its rtol, and the table compares at equal error."""
+    path = tmp_path / "chain.crn"
+    path.write_text(
+        "#@ t1: 4\n#@ sample a: uniform 1 2\nA -> B  [k=0.7]\nB <=> C  [kf=3, kr=1]\n"
+        "input a = A\n"
+    )
+    out, table = tmp_path / "r.jsonl", tmp_path / "r.md"
+    argv = ["--models", str(path), "--tools", "jaxcrn,lsoda", "--batch", "8"]
+    argv += ["--peer-samples", "4", "--ref-check", "0", "--repeats", "1"]
+    argv += ["--rtols", "1e-4,1e-8", "--out", str(out), "--table", str(table)]
+    assert peers.main(argv) == 0
+    import json
+
+    recs = list(map(json.loads, out.read_text().splitlines()))
+    got = sorted((r["tool"], r["rtol"]) for r in recs)
+    assert got == sorted(
+        (t, r) for t in ("jaxcrn", "lsoda") for r in (1e-4, 1e-6, 1e-8)
+    )
+    assert all(r["atol"] == pytest.approx(r["rtol"] * 1e-3) for r in recs)
+    assert all(r["status"] == "ok" for r in recs), [r["message"] for r in recs]
+    err = {r["rtol"]: r["max_scaled_err"] for r in recs if r["tool"] == "jaxcrn"}
+    assert err[1e-8] < err[1e-6] < err[1e-4], err
+    md = table.read_text()
+    assert "## At matched accuracy" in md and "| chain/-/general | 3 / 3 |" in md
