@@ -1045,6 +1045,15 @@ def matched_accuracy(records: list[dict], nominal: float) -> list[dict]:
     `--peer-samples`: a larger sample for jaxcrn, so both ratios lean against it.
     """
     out = []
+    runs = list(dict.fromkeys(r.get("run") for r in records if "rtol" in r))
+    if len(runs) > 1:  # each run of its own
+        return [
+            row
+            for run in runs
+            for row in matched_accuracy(
+                [r for r in records if r.get("run") == run], nominal
+            )
+        ]
     names = list(
         dict.fromkeys(
             r["model"] + "/" + r["weights"] + "/" + r["crn"]
@@ -1070,6 +1079,7 @@ def matched_accuracy(records: list[dict], nominal: float) -> list[dict]:
         best0 = min(peer0, key=lambda r: r["per_sample_s"])
         row = dict(
             network=key,
+            run=jx0.get("run"),
             model=jx0["model"],
             species=jx0["species"],
             reactions=jx0["reactions"],
@@ -1434,7 +1444,10 @@ def main(argv=None) -> int:
     mem_limit = int(
         args.peer_memory_gb * 2**30 if args.peer_memory_gb else 0.6 * mem_total
     )
-    settings = dict(rtol=args.rtol, atol=args.atol)
+    # `run`: when this run started, so that the records of one run can be told
+    # apart from other runs' in the same file (`matched_accuracy`)
+    run = datetime.datetime.now().isoformat(timespec="seconds")
+    settings = dict(rtol=args.rtol, atol=args.atol, run=run)
     out_file = None
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

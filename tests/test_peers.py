@@ -341,6 +341,15 @@ def test_matched_accuracy_compares_at_equal_error(peers):
     assert row["at_jaxcrn_accuracy"] == pytest.approx(15.0)
     md = "\n".join(peers.markdown_matched([row], 1e-6))
     assert "| net/-/general | 3 / 2 | roadrunner (5.0e-06, 100 µs) |" in md
+    # two runs in one file are compared each within itself
+    other = [dict(r, run="b", per_sample_s=2 * r["per_sample_s"]) for r in recs]
+    if_jaxcrn_slower = [
+        dict(r, per_sample_s=2 * r["per_sample_s"]) if r["tool"] == "jaxcrn" else r
+        for r in other
+    ]
+    a, b = peers.matched_accuracy(recs + if_jaxcrn_slower, 1e-6)
+    assert a == row and b["run"] == "b"
+    assert b["at_jaxcrn_accuracy"] == pytest.approx(row["at_jaxcrn_accuracy"] / 2)
     # a network run at one tolerance only has no matched row
     assert peers.matched_accuracy([r for r in recs if r["rtol"] == 1e-6], 1e-6) == []
 
