@@ -59,6 +59,14 @@ to themselves, and species that decayed to ~0 absolutely, at `tol * floor_rel * 
 runs `simulate_batch(net, x, t1, saveat=None, keep_states=True)` with its defaults
 (what it ran with, from the engine's planning function, is recorded as `plan`).
 
+Work-precision (`--rtols 1e-4,3e-5,1e-5,3e-6,1e-7,1e-8`): every tool also runs at
+each of these tolerances (atol in proportion, as `--atol` is to `--rtol`), against
+the one reference, and the table gains a section comparing jaxcrn with the peers at
+equal accuracy (`matched_accuracy`): a tool's accuracy is the largest scaled error
+of the samples it ran, so a ratio at one nominal rtol compares unequal work when
+one tool's answers are far more accurate than another's. `plot_precision.py` draws
+the diagrams. Records carry their `rtol`, `atol` and `run` (when the run started).
+
 Options with per-case values take a default and `KEY=VALUE` overrides, where KEY
 names a model, weights, CRN or tool, or several joined by `/`; the most specific
 KEY wins: `--peer-timeout 120,mnist14=90,mnist14/full/bdf=300`; a corpus CRN is

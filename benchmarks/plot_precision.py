@@ -3,7 +3,8 @@
     python benchmarks/plot_precision.py results/precision_general.jsonl \
         --png results/figures/work_precision [--force]
 
-One panel per network run at several tolerances: each tool's time per sample
+One panel per network of one run (the last in the files, or `--run`) at several
+tolerances: each tool's time per sample
 against the largest scaled error it reached (log-log), one point per rtol, joined in
 rtol order; a tool keeps its colour across panels. Points that failed their check
 are left out. The numbers behind the diagram, jaxcrn against the peers at equal
@@ -39,6 +40,11 @@ def main(argv=None) -> int:
     ap.add_argument("jsonl", nargs="+")
     ap.add_argument("--png", required=True, help="file stem: writes STEM.png")
     ap.add_argument("--rtol", type=float, default=1e-6, help="the nominal rtol")
+    ap.add_argument(
+        "--run",
+        help="the run to draw (its start time, a record's 'run'; default: "
+        "the last run in the files)",
+    )
     ap.add_argument("--force", action="store_true", help="overwrite the figure")
     args = ap.parse_args(argv)
     try:
@@ -50,7 +56,12 @@ def main(argv=None) -> int:
         from jaxcrn import plot
     except ImportError:
         raise SystemExit('needs matplotlib: pip install -e ".[plot]"') from None
-    rows = matched_accuracy(load(args.jsonl), args.rtol)
+    recs = load(args.jsonl)
+    runs = list(dict.fromkeys(r.get("run") for r in recs))
+    run = args.run or (runs[-1] if runs else None)
+    if args.run and args.run not in runs:
+        raise SystemExit(f"--run {args.run}: the runs in the files are {runs}")
+    rows = matched_accuracy([r for r in recs if r.get("run") == run], args.rtol)
     if not rows:
         raise SystemExit(
             "no network run at several tolerances (peers.py --rtols) with a passing "

@@ -195,6 +195,43 @@ def test_performance_general_table_is_the_records():
             _agrees(row["steps (median)"], r["steps_median"], f"{row['CRN']} steps")
 
 
+def test_performance_matched_accuracy_table_is_the_records():
+    """Every row of the work-precision table: the three ratios are
+    `peers.matched_accuracy` of the last run in results/precision_general.jsonl,
+    and so are the errors and jaxcrn's rtol at the peer's error."""
+    from .helpers import load_benchmark
+
+    peers = load_benchmark("peers")
+    header, rows = _table_rows("**At matched accuracy**", "| CRN |")
+    cols = [c.strip() for c in header.strip().strip("|").split("|")]
+    with open(os.path.join(ROOT, "results", "precision_general.jsonl")) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    last = records[-1]["run"]
+    matched = {
+        r["model"]: r
+        for r in peers.matched_accuracy([r for r in records if r["run"] == last], 1e-6)
+    }
+    assert len(rows) >= 12 and len(rows) == len(matched)
+    for cells in rows:
+        row = dict(zip(cols, cells, strict=True))
+        m = matched[row["CRN"]]
+        name = row["CRN"]
+        assert row["best peer at rtol 1e-6"].startswith(m["peer"]), name
+        for col, key in (
+            ("its error", "peer_err"),
+            ("jaxcrn's error at rtol 1e-6", "jaxcrn_err"),
+        ):
+            assert float(row[col]) == pytest.approx(m[key], rel=0.051), (name, col)
+        _agrees(row["ratio at rtol 1e-6"], m["nominal_speedup"], name)
+        assert float(row["jaxcrn's rtol at the peer's error"]) == pytest.approx(
+            m["at_peer_accuracy_jaxcrn_rtol"]
+        ), name
+        _agrees(row["ratio at the peer's error"], m["at_peer_accuracy"], name)
+        shown = row["ratio at jaxcrn's error"]
+        assert shown.startswith(">") == m["at_jaxcrn_accuracy_is_lower_bound"], name
+        _agrees(shown.lstrip("> "), m["at_jaxcrn_accuracy"], name)
+
+
 def test_performance_compiled_table_is_the_records():
     """Every compiled-network row: jaxcrn's time and its ratio to the best peer are
     the last jaxcrn record of that model, weights and CRN in results/peers.jsonl."""
