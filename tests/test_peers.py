@@ -341,6 +341,12 @@ def test_matched_accuracy_compares_at_equal_error(peers):
     assert row["at_jaxcrn_accuracy"] == pytest.approx(15.0)
     md = "\n".join(peers.markdown_matched([row], 1e-6))
     assert "| net/-/general | 3 / 2 | roadrunner (5.0e-06, 100 µs) |" in md
+    # at the peer's error, a cheaper peer setting at least as accurate counts too
+    cheaper = _point("roadrunner", 3e-6, 4e-6, 80.0)
+    (row2,) = peers.matched_accuracy(recs + [cheaper], 1e-6)
+    assert row2["at_peer_accuracy_peer"] == "roadrunner rtol 3e-06"
+    assert row2["at_peer_accuracy"] == pytest.approx(8.0)
+    assert row2["nominal_speedup"] == row["nominal_speedup"]
     # two runs in one file are compared each within itself
     other = [dict(r, run="b", per_sample_s=2 * r["per_sample_s"]) for r in recs]
     if_jaxcrn_slower = [
