@@ -1167,7 +1167,9 @@ def markdown_matched(rows: list[dict], nominal: float) -> list[str]:
         "accuracy: jaxcrn rtol, time | ratio | at jaxcrn's accuracy: peer | ratio |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    several = len({r.get("run") for r in rows}) > 1
     for r in rows:
+        name = r["network"] + (f" (run {r.get('run')})" if several else "")
         if "at_peer_accuracy" in r:
             a = (
                 f"{r['at_peer_accuracy_jaxcrn_rtol']:g}, "
@@ -1180,7 +1182,7 @@ def markdown_matched(rows: list[dict], nominal: float) -> list[str]:
             f"{r['at_jaxcrn_accuracy']:.3g}x"
         )
         lines.append(
-            f"| {r['network']} | {r['species']} / {r['reactions']} | {r['peer']} "
+            f"| {name} | {r['species']} / {r['reactions']} | {r['peer']} "
             f"({r['peer_err']:.1e}, {fmt_time(r['peer_s'])}) | "
             f"{r['jaxcrn_err']:.1e}, {fmt_time(r['jaxcrn_s'])} | "
             f"{r['nominal_speedup']:.3g}x | {a} | {ar} | "
