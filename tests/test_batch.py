@@ -1,6 +1,7 @@
 """The batch engine: one lane scheduler, its steppers, the plan, the kinetics layouts
 on lane arrays, against closed forms, `jax.vmap(simulate)` and each other."""
 
+import math
 import os
 
 import diffrax
@@ -581,6 +582,17 @@ def test_plan_is_printable_and_rejects_unknown_values(iris_nets, dimerisation):
         assert (
             auto.lanes == 32 and auto.stiff_lanes == 4 and "(4 in Rodas5P)" in str(auto)
         )
+        # Tsit5 hands a sample over only far from t1, in proportion to what a
+        # dense factorisation (n^3 / 3) costs against six right-hand sides (401
+        # species, 800 reactions of one reactant, 1,600 net stoichiometry entries)
+        ratio = (401**3 / 3) / (6 * (2 * 800 + 1600))
+        assert auto.stiff_far == math.ceil(50 * ratio) > 50
+        assert f"{ratio:.3g} Tsit5 steps" in auto.details["stiff switch"]
+        from jaxcrn._batch.driver import _steppers
+
+        assert _steppers(auto, None)[0].far == auto.stiff_far
+    sparse = plan_batch(compile_crn(parse_crn(DIMERISATION)), 100)
+    assert sparse.stiff_far == 50 and "stiff switch" not in sparse.details
     with pytest.raises(ValueError, match="'auto', 'tsit5', 'rodas5p'"):
         plan_batch(dimerisation, 10, solver="rodas")
     with pytest.raises(ValueError, match="lanes must be a positive integer"):

@@ -374,7 +374,10 @@ class _Halted(Exception):
 
 def _steppers(plan: BatchPlan, ctl):
     if plan.stepper == "tsit5 -> rodas5p":
-        return Tsit5Stepper(detect_stiff=True), Rodas5PStepper(unroll=plan.unroll)
+        return (
+            Tsit5Stepper(detect_stiff=True, far=plan.stiff_far),
+            Rodas5PStepper(unroll=plan.unroll),
+        )
     if plan.stepper == "tsit5":
         return Tsit5Stepper(), None
     if plan.stepper == "rodas5p":

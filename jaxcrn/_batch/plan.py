@@ -1,6 +1,7 @@
 """Every automatic choice of a batch simulation, made once: `plan_batch`."""
 
 import dataclasses
+import math
 import os
 
 import diffrax
@@ -50,6 +51,18 @@ CPU_CHUNK_STATE_NUMBERS = 1 << 22
 DENSE_LU_LANE_NUMBERS = 1 << 20
 # saved values of one chunk (samples x times x values) at most this many numbers
 SAVED_BUDGET = 32_000_000
+# Tsit5 hands a sample to Rodas5P when it has taken stability-limited steps and t1
+# is at least this many such steps away (`Tsit5Stepper.far`; tuned on networks
+# whose Rodas5P step costs a few Tsit5 steps: 50 made IRIS and virus to t1 = 500
+# 1.4-1.8x faster than 500) ...
+STIFF_FAR = 50
+# ... times, with a dense LU, how much more a step's factorisation costs (n^3 / 3
+# multiply-adds) than a Tsit5 step's six right-hand sides: egfr_net (356 species,
+# not stiff at rtol 1e-6) at rtol 1e-4 switched at 50 and took 102 ms per sample
+# against 11.9 ms on Tsit5 alone (283 steps), while fceri_ji (354 species, stiff)
+# needs ~95,000 Tsit5 steps and must switch (2.8 s per sample on Tsit5 alone,
+# 109-430 ms switched)
+
 # Rodas5P's 8 stages are unrolled (faster to run) when one linear solve is at most
 # this many sequential levels; beyond, they run in a loop, so the solve is compiled
 # once instead of 8 times (compilation grows with the levels of the schedule)
@@ -109,6 +122,9 @@ class BatchPlan:
     solver: object = dataclasses.field(default=None, repr=False, compare=False)
     device_objects: tuple = dataclasses.field(default=(), repr=False, compare=False)
     unroll: bool = dataclasses.field(default=True, repr=False, compare=False)
+    # "tsit5 -> rodas5p": how many stability-limited steps from t1 a sample must
+    # be for Tsit5 to hand it over (`Tsit5Stepper.far`; larger with a dense LU)
+    stiff_far: int = dataclasses.field(default=STIFF_FAR, repr=False, compare=False)
     common_decay: bool = dataclasses.field(default=True, repr=False, compare=False)
     # planned with rate constants per sample (a given plan's calls keep even one
     # rate row per sample, so that they run the plan's program)
@@ -344,6 +360,16 @@ def plan_batch(
     elif isinstance(kin, LayeredKinetics):
         solve_levels = len(kin.waves)
     unroll = solve_levels <= UNROLL_MAX_SOLVE_LEVELS
+    stiff_far = STIFF_FAR
+    if "->" in stepper and linear == "dense LU":
+        t = kin.tables
+        rhs = t.n_reactions * (t.max_order + 1) + len(t.net_c)
+        ratio = (t.n_species**3 / 3) / (6 * max(rhs, 1))
+        stiff_far = max(STIFF_FAR, math.ceil(STIFF_FAR * ratio))
+        details["stiff switch"] = (
+            f"at {stiff_far} stability-limited steps from t1 (a factorisation costs "
+            f"{ratio:.3g} Tsit5 steps)"
+        )
     if "rodas5p" in stepper:
         details["rodas5p stages"] = "unrolled" if unroll else "looped (long solve)"
 
@@ -425,5 +451,6 @@ def plan_batch(
         solver=solver,
         device_objects=devs,
         unroll=unroll,
+        stiff_far=stiff_far,
         rates_per_sample=rates is not None and np.ndim(rates) == 2,
     )

@@ -153,9 +153,11 @@ class Tsit5Stepper(AbstractStepper):
     """Tsitouras' 5(4) pair, FSAL. With `detect_stiff`, Hairer's test ends a lane
     with `Status.STIFF` after 15 accepted steps in a row at the edge of the stability
     region (`h |lambda| > 3.0`) with t1 more than `far` such steps away (a mildly
-    stiff tail costs less than switching methods). `far` = 50: with 500, IRIS and
-    virus CRNs run to t1 = 500 (a rate scan's horizon) stayed on Tsit5 at 1.4-1.8x
-    the time of switching (`benchmarks/ensemble.py`, inputs_long)."""
+    stiff tail costs less than switching methods). `far` = 50 by default: with 500,
+    IRIS and virus CRNs run to t1 = 500 (a rate scan's horizon) stayed on Tsit5 at
+    1.4-1.8x the time of switching (`benchmarks/ensemble.py`, inputs_long). The plan
+    raises it where an implicit step costs many explicit ones (a dense LU:
+    `plan.STIFF_FAR`)."""
 
     detect_stiff: bool = eqx.field(static=True, default=False)
     far: int = eqx.field(static=True, default=50)
