@@ -13,26 +13,11 @@ matplotlib (the `plot` extra).
 """
 
 import argparse
-import json
 import math
 import sys
 
+from _jsonl import read
 from peers import TOOLS, matched_accuracy
-
-
-def load(paths) -> list[dict]:
-    recs = []
-    for path in paths:
-        with open(path) as f:
-            for i, line in enumerate(f, 1):
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    recs.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise SystemExit(f"{path}:{i}: not a JSON line ({e.msg})") from None
-    return [r for r in recs if r.get("benchmark") == "peers"]
 
 
 def main(argv=None) -> int:
@@ -56,7 +41,7 @@ def main(argv=None) -> int:
         from jaxcrn import plot
     except ImportError:
         raise SystemExit('needs matplotlib: pip install -e ".[plot]"') from None
-    recs = load(args.jsonl)
+    recs = read(args.jsonl, "peers")
     runs = list(dict.fromkeys(r.get("run") for r in recs))
     run = args.run or (runs[-1] if runs else None)
     if args.run and args.run not in runs:

@@ -13,25 +13,11 @@ drawn, and for repeated batch sizes the fastest setting is kept. Needs matplotli
 """
 
 import argparse
-import json
 import os
 import sys
 from collections import defaultdict
 
-
-def load(paths):
-    recs = []
-    for path in paths:
-        with open(path) as f:
-            for i, line in enumerate(f, 1):
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    recs.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise SystemExit(f"{path}:{i}: not a JSON line ({e.msg})") from None
-    return [r for r in recs if r.get("benchmark") == "batch_sweep"]
+from _jsonl import read
 
 
 # batch_sweep.py records from before it recorded the engine (results/gpu/, commit
@@ -76,7 +62,7 @@ def main(argv=None) -> int:
         from jaxcrn import plot
     except ImportError:
         raise SystemExit('needs matplotlib: pip install -e ".[plot]"') from None
-    data = series(load(args.jsonl))
+    data = series(read(args.jsonl, "batch_sweep"))
     if not data:
         raise SystemExit("no passing batch_sweep records in " + ", ".join(args.jsonl))
     models = [m for m in ("iris", "virus", "mnist14") if m in data]
