@@ -38,6 +38,9 @@ def test_corpus_covers_the_issue(corpus):
     signalling |= {"egfr_simple", "fricker_2010", "egfr_net", "fceri_ji"}
     assert signalling <= set(corpus)
     assert sorted(sizes[n] for n in signalling)[-2:] >= [350, 350]
+    # and generated stiff signalling cascades of hundreds of species
+    cascades = sorted(sizes[n] for n in corpus if n.startswith("cascade"))
+    assert len(cascades) >= 3 and cascades[0] >= 100 and cascades[-1] >= 500
 
 
 def test_every_file_has_provenance_and_settings(corpus):

@@ -195,23 +195,32 @@ def test_performance_general_table_is_the_records():
             _agrees(row["steps (median)"], r["steps_median"], f"{row['CRN']} steps")
 
 
-def test_performance_matched_accuracy_table_is_the_records():
-    """Every row of the work-precision table: the three ratios are
-    `peers.matched_accuracy` of the last run in results/precision_general.jsonl,
-    and so are the errors and jaxcrn's rtol at the peer's error."""
+@pytest.mark.parametrize(
+    "section, records_file, n_rows",
+    [
+        ("**At matched accuracy**", "precision_general.jsonl", 12),
+        ("**Stiff signalling cascades of hundreds", "peers_cascades.jsonl", 4),
+    ],
+)
+def test_performance_matched_accuracy_table_is_the_records(
+    section, records_file, n_rows
+):
+    """Every row of a work-precision table: the three ratios are
+    `peers.matched_accuracy` of the last run in its records file, and so are the
+    errors and jaxcrn's rtol at the peer's error."""
     from .helpers import load_benchmark
 
     peers = load_benchmark("peers")
-    header, rows = _table_rows("**At matched accuracy**", "| CRN |")
+    header, rows = _table_rows(section, "| CRN |")
     cols = [c.strip() for c in header.strip().strip("|").split("|")]
-    with open(os.path.join(ROOT, "results", "precision_general.jsonl")) as f:
+    with open(os.path.join(ROOT, "results", records_file)) as f:
         records = [json.loads(line) for line in f if line.strip()]
     last = records[-1]["run"]
     matched = {
         r["model"]: r
         for r in peers.matched_accuracy([r for r in records if r["run"] == last], 1e-6)
     }
-    assert len(rows) >= 12 and len(rows) == len(matched)
+    assert len(rows) >= n_rows and len(rows) == len(matched)
     for cells in rows:
         row = dict(zip(cols, cells, strict=True))
         m = matched[row["CRN"]]

@@ -64,56 +64,10 @@ def random_network(rng):
 
 
 def signalling_network(rng, layers=(2, 6), width=(1, 4)):
-    """A stiff signalling cascade in the form of the curated models (BioModels,
-    BioNetGen): per layer and branch, an enzyme of the layer above phosphorylates a
-    substrate through its complex (`E + S <-> ES -> E + P`), a phosphatase reverses
-    it the same way, half the branches are phosphorylated twice, actives of a layer
-    may bind each other, and a few species are made and degraded. Rates span eight
-    orders of magnitude (binding 1e-5..1, unbinding 1e-3..1e2, catalysis 0.1..1e3),
-    enzymes, substrates and phosphatases start at 1e2..1e5 (molecule counts), the
-    complexes at 0: tens of species (the defaults) to hundreds (wider layers)."""
-    names: list[str] = []
-    reactions = []
-
-    def new(name):
-        names.append(name)
-        return len(names) - 1
-
-    def enzymatic(e, s, p):
-        c = new(f"C{len(names)}")
-        reactions.append(({e: 1, s: 1}, {c: 1}, float(10 ** rng.uniform(-4, 0))))
-        reactions.append(({c: 1}, {e: 1, s: 1}, float(10 ** rng.uniform(-2, 2))))
-        reactions.append(({c: 1}, {e: 1, p: 1}, float(10 ** rng.uniform(-1, 3))))
-
-    starts = []
-    above = [new(f"E{i}") for i in range(int(rng.integers(*width)))]
-    starts += above
-    for layer in range(int(rng.integers(*layers))):
-        active = []
-        for w in range(len(above) if layer else int(rng.integers(*width))):
-            e = above[int(rng.integers(len(above)))]
-            s, p, f = new(f"S{layer}_{w}"), new(f"P{layer}_{w}"), new(f"F{layer}_{w}")
-            starts += [s, f]
-            enzymatic(e, s, p)
-            enzymatic(f, p, s)
-            if rng.random() < 0.5:  # a second phosphorylation
-                pp = new(f"Q{layer}_{w}")
-                enzymatic(e, p, pp)
-                reactions.append(({pp: 1}, {p: 1}, float(10 ** rng.uniform(-2, 1))))
-                p = pp
-            active.append(p)
-        if len(active) >= 2 and rng.random() < 0.7:
-            a, b = (int(i) for i in rng.choice(active, 2, replace=False))
-            ab = new(f"AB{layer}")
-            reactions.append(({a: 1, b: 1}, {ab: 1}, float(10 ** rng.uniform(-5, -1))))
-            reactions.append(({ab: 1}, {a: 1, b: 1}, float(10 ** rng.uniform(-3, 1))))
-        above = active
-    for s in rng.choice(len(names), size=min(3, len(names)), replace=False):
-        reactions.append(({}, {int(s): 1}, float(10 ** rng.uniform(0, 3))))
-        reactions.append(({int(s): 1}, {}, float(10 ** rng.uniform(-3, -1))))
-    y0 = np.zeros(len(names))
-    y0[starts] = 10 ** rng.uniform(2, 5, len(starts))
-    return names, reactions, y0
+    """A stiff signalling cascade: `signalling_cascade` of the benchmark corpus's
+    generator (`benchmarks/make_crns.py`), which also writes the corpus's
+    `cascade*.crn` files."""
+    return load_benchmark("make_crns").signalling_cascade(rng, layers, width)
 
 
 def with_free_decays(rng, n, reactions, y0, t1):
