@@ -34,6 +34,11 @@ def _rate(k: float) -> str:
     return f"{k:.4g}"
 
 
+def _side(counts: dict[str, int]) -> str:
+    """One side of a reaction in `.crn` syntax (`2 A + B`; `0` when empty)."""
+    return " + ".join(n if c == 1 else f"{c} {n}" for n, c in counts.items()) or "0"
+
+
 def random_reversible(
     n_species: int, n_pairs: int, *, n_inputs: int = 5, seed: int, t1: float, name: str
 ) -> str:
@@ -108,10 +113,10 @@ def random_reversible(
         assert sum(mass[list(lhs)]) == sum(mass[list(rhs)])
 
     def side(species):
-        counts: dict[int, int] = {}
+        counts: dict[str, int] = {}
         for s in species:
-            counts[s] = counts.get(s, 0) + 1
-        return " + ".join(f"S{s}" if c == 1 else f"{c} S{s}" for s, c in counts.items())
+            counts[f"S{s}"] = counts.get(f"S{s}", 0) + 1
+        return _side(counts)
 
     lines = [
         f"# {name}: a fixed-seed random mass-conserving reversible network, "
@@ -204,7 +209,7 @@ def cascade_crn(seed: int, layers, width, *, t1: float = 1000.0) -> str:
     top = next(i for i, nm in enumerate(names) if nm.startswith("E") and i in used)
 
     def side(d):
-        return " + ".join((f"{c} " if c != 1 else "") + names[s] for s, c in d.items())
+        return _side({names[s]: c for s, c in d.items()})
 
     n = len(names)
     lines = [
@@ -224,7 +229,7 @@ def cascade_crn(seed: int, layers, width, *, t1: float = 1000.0) -> str:
         f"#@ sample e: loguniform {y0[top] / 10:.4g} {y0[top] * 10:.4g}",
     ]
     for lhs, rhs, k in reactions:
-        lines.append(f"{side(lhs) or '0'} -> {side(rhs) or '0'}  [k={k:.6g}]")
+        lines.append(f"{side(lhs)} -> {side(rhs)}  [k={k:.6g}]")
     lines += [
         f"init {names[i]} = {v:.6g}" for i, v in enumerate(y0) if v > 0 and i != top
     ]

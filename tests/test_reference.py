@@ -33,6 +33,8 @@ from .helpers import build_crn, load_benchmark
 
 pytestmark = pytest.mark.slow
 
+_MAKE_CRNS = load_benchmark("make_crns")  # numpy only: the corpus's generators
+
 # rtol, atol of the runs; the answers are compared at 300x these (a global error is
 # the local tolerance times a modest factor; 1e-6 relative is what is asked)
 RTOL, ATOL = 1e-6, 1e-9
@@ -67,7 +69,7 @@ def signalling_network(rng, layers=(2, 6), width=(1, 4)):
     """A stiff signalling cascade: `signalling_cascade` of the benchmark corpus's
     generator (`benchmarks/make_crns.py`), which also writes the corpus's
     `cascade*.crn` files."""
-    return load_benchmark("make_crns").signalling_cascade(rng, layers, width)
+    return _MAKE_CRNS.signalling_cascade(rng, layers, width)
 
 
 def with_free_decays(rng, n, reactions, y0, t1):
